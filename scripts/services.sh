@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Starts, on loopback, every server corekit's tests talk to; installs what is missing first.
+#
+#   scripts/services.sh up [SERVICE...]      start (only those whose port does not answer)
+#   scripts/services.sh down [SERVICE...]    stop the ones this script started
+#   scripts/services.sh status [SERVICE...]  which ports answer
+#
+# Services: redis rabbitmq nats (default: all). A server already answering on its port is left
+# alone. State (data dirs, logs, pid files) lives in $COREKIT_SERVICES_DIR
+# (default: ${XDG_STATE_HOME:-$HOME/.local/state}/corekit-services).
+set -euo pipefail
+
+ALL_SERVICES=(redis rabbitmq nats)
+STATE_DIR="${COREKIT_SERVICES_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/corekit-services}"
+READY_TIMEOUT="${COREKIT_SERVICES_TIMEOUT:-120}"
+mkdir -p "$STATE_DIR"
+
+log() { printf 'services: %s\n' "$*" >&2; }
+die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+APT_UPDATED=""
+apt_install() {
+  command -v apt-get >/dev/null || die "cannot install $* (no apt-get): install it by hand"
+  if [ -z "$APT_UPDATED" ]; then
+    log "apt-get update"
+    $SUDO apt-get update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+  log "installing $*"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+# Runs a command detached, its pid in $STATE_DIR/NAME.pid and output in $STATE_DIR/NAME.log.
+spawn() {
+  local name=$1; shift
+  setsid "$@" >"$STATE_DIR/$name.log" 2>&1 < /dev/null &
+  echo $! >"$STATE_DIR/$name.pid"
+}
+
+# Waits until CHECK succeeds, or fails naming the service and its log.
+wait_ready() {
+  local name=$1; shift
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      [ -f "$STATE_DIR/$name.log" ] && tail -n 20 "$STATE_DIR/$name.log" >&2
+      die "$name did not become ready within ${READY_TIMEOUT}s (log: $STATE_DIR/$name.log)"
+    fi
+    sleep 0.5
+  done
+  log "$name ready"
+}
+
+# --- one block per service: port, up ---------------------------------------------------------
+
+redis_port=6379
+redis_up() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  redis-server --daemonize yes --bind 127.0.0.1 --port $redis_port --save "" --appendonly no \
+    --dir "$STATE_DIR" --pidfile "$STATE_DIR/redis.pid" --logfile "$STATE_DIR/redis.log"
+  wait_ready redis redis-cli -p $redis_port ping
+}
+
+rabbitmq_port=5672
+rabbitmq_up() {
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  # Without these it binds every interface; the tests need loopback only.
+  RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 ERL_EPMD_ADDRESS=127.0.0.1 \
+    rabbitmq-server -detached
+  touch "$STATE_DIR/rabbitmq.started"
+  # await_startup fails while the node is still booting: retry it. (Logs: /var/log/rabbitmq;
+  # the server drops to its own user, so it cannot log into our state dir.)
+  wait_ready rabbitmq rabbitmqctl await_startup --timeout 5
+  wait_ready rabbitmq port_open $rabbitmq_port
+}
+
+nats_port=4222
+nats_up() {
+  command -v nats-server >/dev/null || apt_install nats-server
+  mkdir -p "$STATE_DIR/nats"
+  spawn nats nats-server -a 127.0.0.1 -p $nats_port -js -sd "$STATE_DIR/nats"
+  wait_ready nats port_open $nats_port
+}
+
+# --- commands ----------------------------------------------------------------------------------
+
+port_of() { local v="${1}_port"; echo "${!v}"; }
+
+cmd_up() {
+  local s
+  for s in "$@"; do
+    if port_open "$(port_of "$s")"; then
+      log "$s already answers on 127.0.0.1:$(port_of "$s")"
+    else
+      log "starting $s"
+      "${s}_up"
+    fi
+  done
+}
+
+cmd_down() {
+  local s pid
+  for s in "$@"; do
+    if [ -f "$STATE_DIR/$s.pid" ]; then
+      pid=$(cat "$STATE_DIR/$s.pid")
+      kill "$pid" 2>/dev/null && log "stopped $s (pid $pid)" || true
+      rm -f "$STATE_DIR/$s.pid"
+    elif [ "$s" = rabbitmq ] && [ -f "$STATE_DIR/rabbitmq.started" ]; then
+      rabbitmqctl stop >/dev/null 2>&1 && log "stopped rabbitmq" || true
+      rm -f "$STATE_DIR/rabbitmq.started"
+    else
+      log "$s was not started by this script; leaving it alone"
+    fi
+  done
+}
+
+cmd_status() {
+  local s
+  for s in "$@"; do
+    if port_open "$(port_of "$s")"; then echo "$s: up (127.0.0.1:$(port_of "$s"))"
+    else echo "$s: down (127.0.0.1:$(port_of "$s"))"; fi
+  done
+}
+
+main() {
+  local cmd=${1:-}; shift || true
+  local services=("$@")
+  [ ${#services[@]} -gt 0 ] || services=("${ALL_SERVICES[@]}")
+  local s
+  for s in "${services[@]}"; do
+    declare -F "${s}_up" >/dev/null || die "unknown service '$s' (known: ${ALL_SERVICES[*]})"
+  done
+  case "$cmd" in
+    up) cmd_up "${services[@]}" ;;
+    down) cmd_down "${services[@]}" ;;
+    status) cmd_status "${services[@]}" ;;
+    *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  esac
+}
+
+main "$@"

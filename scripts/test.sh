@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: starts (installing where missing) every server the tests need, then runs
+# every test with every feature. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Keep the build outside the clone so a fresh clone (CI's) reuses it.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/corekit/target}"
+scripts/services.sh up
+cargo test --all-features "$@"

@@ -1,0 +1,37 @@
+//! # corekit
+//!
+//! The building blocks almost every production backend service needs, behind one crate and
+//! cargo features: **cache**, **queue**, **storage**, **email**, **observability** and
+//! **scheduler**. Every module is configured from environment variables with documented defaults
+//! (or a builder in code), returns the one [`Error`] type, and is independent of the others:
+//! enabling one backend pulls in only that backend's client.
+//!
+//! ## Feature flags
+//!
+//! | feature | enables | talks to |
+//! |---|---|---|
+//! | *(always)* | [`Error`], [`config`] | |
+//!
+//! Modules land one at a time; this table lists what exists in this version. The
+//! [`CHANGELOG`](https://github.com/corekit-rs/corekit/blob/main/CHANGELOG.md) says what each
+//! release added.
+//!
+//! ## Errors
+//!
+//! Every fallible call returns [`Error`]. Match on [`Error::kind`] ([`ErrorKind::NotFound`],
+//! [`ErrorKind::Timeout`], ...) and use [`Error::is_retryable`] to decide whether to try again.
+//!
+//! ## Configuration
+//!
+//! Each module's config struct implements [`config::EnvConfig`]: `from_env()` reads variables
+//! under the module's prefix, `from_env_prefixed()` under another one, and invalid values fail
+//! at startup naming the variable, the value and what was expected. Secrets are
+//! [`config::Secret`] and never printed.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
+#![deny(clippy::unwrap_used)]
+
+pub mod config;
+pub mod error;
+
+pub use error::{BoxError, Error, ErrorKind, Result};

@@ -1,0 +1,126 @@
+//! Shared by every integration-test binary: where the real servers are, and a clear failure when
+//! one is not there.
+//!
+//! Each server's address comes from an environment variable, defaulting to the port
+//! `scripts/services.sh` starts it on. A server that does not answer fails the test with the
+//! command that starts it: nothing is skipped, in CI or out.
+#![allow(dead_code)]
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// A server the tests talk to.
+pub struct Server {
+    /// The name `scripts/services.sh` knows it by.
+    pub service: &'static str,
+    /// The variable that overrides the address.
+    pub env_var: &'static str,
+    /// The address the services script uses.
+    pub default: &'static str,
+}
+
+pub const REDIS: Server = Server {
+    service: "redis",
+    env_var: "COREKIT_TEST_REDIS_URL",
+    default: "redis://127.0.0.1:6379",
+};
+pub const RABBITMQ: Server = Server {
+    service: "rabbitmq",
+    env_var: "COREKIT_TEST_AMQP_URL",
+    default: "amqp://guest:guest@127.0.0.1:5672/%2f",
+};
+pub const NATS: Server = Server {
+    service: "nats",
+    env_var: "COREKIT_TEST_NATS_URL",
+    default: "nats://127.0.0.1:4222",
+};
+
+impl Server {
+    /// The server's URL, after checking that its port answers.
+    ///
+    /// # Panics
+    /// When nothing answers, with the command that starts it.
+    pub fn require(&self) -> String {
+        let url = std::env::var(self.env_var).unwrap_or_else(|_| self.default.to_owned());
+        let addr = host_port(&url);
+        if !answers(&addr) {
+            panic!(
+                "{} is not reachable at {addr} (from {}={url:?} or the default): start it with \
+                 `scripts/services.sh up {}`",
+                self.service, self.env_var, self.service
+            );
+        }
+        url
+    }
+}
+
+/// `host:port` out of `scheme://user:pw@host:port/path`.
+pub fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, h)| h)
+        .to_owned()
+}
+
+/// Whether a TCP connection to `addr` succeeds within a second.
+pub fn answers(addr: &str) -> bool {
+    addr.to_socket_addrs()
+        .ok()
+        .into_iter()
+        .flatten()
+        .any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+}
+
+/// A port on loopback that nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A name no other test run uses, for keys, topics and buckets.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_parses_urls() {
+        assert_eq!(host_port("redis://127.0.0.1:6379"), "127.0.0.1:6379");
+        assert_eq!(
+            host_port("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "127.0.0.1:5672"
+        );
+        assert_eq!(host_port("localhost:1"), "localhost:1");
+    }
+
+    #[test]
+    fn a_closed_port_does_not_answer() {
+        assert!(!answers(&format!("127.0.0.1:{}", free_port())));
+    }
+
+    #[test]
+    #[should_panic(expected = "scripts/services.sh up redis")]
+    fn a_missing_server_fails_with_the_start_command() {
+        let server = Server {
+            env_var: "COREKIT_TEST_NOTHING_HERE",
+            default: "redis://127.0.0.1:1",
+            ..REDIS
+        };
+        server.require();
+    }
+}
