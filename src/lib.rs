@@ -35,3 +35,10 @@ pub mod config;
 pub mod error;
 
 pub use error::{BoxError, Error, ErrorKind, Result};
+
+#[cfg(any(feature = "cache-memory", feature = "cache-redis"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "cache-memory", feature = "cache-redis")))
+)]
+pub mod cache;

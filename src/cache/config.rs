@@ -1,0 +1,281 @@
+//! `CACHE_*` configuration.
+
+use super::AnyStore;
+use crate::config::{self as cfg, ConfigIssue, EnvConfig, Secret};
+use crate::{Error, Result};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Which store [`Cache::from_env`](super::Cache::from_env) builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheBackend {
+    /// [`MemoryStore`](super::MemoryStore) (feature `cache-memory`).
+    #[default]
+    Memory,
+    /// [`RedisStore`](super::RedisStore) (feature `cache-redis`).
+    Redis,
+    /// [`TieredStore`](super::TieredStore) (features `cache-memory` and `cache-redis`).
+    Tiered,
+}
+
+/// Cache settings; every field has the default listed in the [module docs](super).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct CacheConfig {
+    /// `CACHE_BACKEND`.
+    pub backend: CacheBackend,
+    /// `CACHE_REDIS_URL`; a secret because it may carry a password.
+    pub redis_url: Secret,
+    /// `CACHE_DEFAULT_TTL`; `None` (or `0`) keeps entries until evicted.
+    #[serde(with = "cfg::option_duration")]
+    pub default_ttl: Option<Duration>,
+    /// `CACHE_TTL_JITTER`.
+    pub ttl_jitter: f64,
+    /// `CACHE_PREFIX`.
+    pub prefix: String,
+    /// `CACHE_VERSION`.
+    pub version: Option<String>,
+    /// `CACHE_MAX_ENTRIES`.
+    pub max_entries: u64,
+    /// `CACHE_MAX_BYTES`.
+    #[serde(deserialize_with = "option_size")]
+    pub max_bytes: Option<u64>,
+    /// `CACHE_MAX_KEY_LEN`.
+    pub max_key_len: usize,
+    /// `CACHE_MAX_VALUE_SIZE`.
+    #[serde(with = "cfg::size")]
+    pub max_value_size: u64,
+    /// `CACHE_REDIS_POOL_SIZE`.
+    pub redis_pool_size: usize,
+    /// `CACHE_CONNECT_TIMEOUT`.
+    #[serde(with = "cfg::duration")]
+    pub connect_timeout: Duration,
+    /// `CACHE_COMMAND_TIMEOUT`.
+    #[serde(with = "cfg::duration")]
+    pub command_timeout: Duration,
+    /// `CACHE_NEAR_TTL`.
+    #[serde(with = "cfg::duration")]
+    pub near_ttl: Duration,
+    /// `CACHE_NEAR_MAX_ENTRIES`.
+    pub near_max_entries: u64,
+    /// `CACHE_INVALIDATION_CHANNEL`.
+    pub invalidation_channel: String,
+}
+
+fn option_size<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u64>, D::Error> {
+    use serde::de::Error as _;
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    cfg::parse_size(&s).map(Some).map_err(D::Error::custom)
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            backend: CacheBackend::Memory,
+            redis_url: Secret::new("redis://127.0.0.1:6379"),
+            default_ttl: Some(Duration::from_secs(3600)),
+            ttl_jitter: 0.0,
+            prefix: String::new(),
+            version: None,
+            max_entries: 10_000,
+            max_bytes: None,
+            max_key_len: 1024,
+            max_value_size: 16 << 20,
+            redis_pool_size: 2,
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(1),
+            near_ttl: Duration::from_secs(60),
+            near_max_entries: 10_000,
+            invalidation_channel: "corekit:cache:invalidate".into(),
+        }
+    }
+}
+
+impl EnvConfig for CacheConfig {
+    const PREFIX: &'static str = "CACHE_";
+    const SECRETS: &'static [&'static str] = &["redis_url"];
+
+    fn validate(&self) -> std::result::Result<(), ConfigIssue> {
+        if !(0.0..1.0).contains(&self.ttl_jitter) {
+            return Err(ConfigIssue::new(
+                "ttl_jitter",
+                self.ttl_jitter.to_string(),
+                "a fraction from 0 up to (not including) 1",
+            ));
+        }
+        let positive: [(&'static str, u64); 5] = [
+            ("max_entries", self.max_entries),
+            ("max_key_len", self.max_key_len as u64),
+            ("max_value_size", self.max_value_size),
+            ("redis_pool_size", self.redis_pool_size as u64),
+            ("near_max_entries", self.near_max_entries),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigIssue::new(field, "0", "a number above 0"));
+        }
+        if self.max_bytes == Some(0) {
+            return Err(ConfigIssue::new(
+                "max_bytes",
+                "0",
+                "a size above 0, or unset",
+            ));
+        }
+        for (field, d) in [
+            ("connect_timeout", self.connect_timeout),
+            ("command_timeout", self.command_timeout),
+            ("near_ttl", self.near_ttl),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigIssue::new(field, "0s", "a duration above zero"));
+            }
+        }
+        if self.backend != CacheBackend::Memory {
+            let url = self.redis_url.expose();
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("redis-sentinel://")
+                || url.starts_with("redis-cluster://"))
+            {
+                return Err(ConfigIssue::new(
+                    "redis_url",
+                    url,
+                    "a URL like redis://[user:password@]host:6379[/db] or rediss://",
+                ));
+            }
+        }
+        if self.invalidation_channel.is_empty() {
+            return Err(ConfigIssue::new(
+                "invalidation_channel",
+                "",
+                "a channel name",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl CacheConfig {
+    /// Builds the configured store.
+    pub(super) async fn connect(&self) -> Result<AnyStore> {
+        match self.backend {
+            #[cfg(feature = "cache-memory")]
+            CacheBackend::Memory => Ok(AnyStore::Memory(self.memory_store(self.max_entries))),
+            #[cfg(feature = "cache-redis")]
+            CacheBackend::Redis => Ok(AnyStore::Redis(self.redis_store().await?)),
+            #[cfg(all(feature = "cache-memory", feature = "cache-redis"))]
+            CacheBackend::Tiered => {
+                let near = super::MemoryStore::new(self.near_max_entries);
+                let far = self.redis_store().await?;
+                let store = super::TieredStore::builder(near, far)
+                    .near_ttl(self.near_ttl)
+                    .channel(self.invalidation_channel.clone())
+                    .build()
+                    .await?;
+                Ok(AnyStore::Tiered(store))
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(Error::config(format!(
+                "CACHE_BACKEND={other:?} needs the cargo feature {}",
+                match other {
+                    CacheBackend::Memory => "cache-memory",
+                    CacheBackend::Redis => "cache-redis",
+                    CacheBackend::Tiered => "cache-memory and cache-redis",
+                }
+            ))),
+        }
+    }
+
+    #[cfg(feature = "cache-memory")]
+    fn memory_store(&self, max_entries: u64) -> super::MemoryStore {
+        match self.max_bytes {
+            Some(bytes) => super::MemoryStore::with_max_bytes(bytes),
+            None => super::MemoryStore::new(max_entries),
+        }
+    }
+
+    #[cfg(feature = "cache-redis")]
+    async fn redis_store(&self) -> Result<super::RedisStore> {
+        super::RedisStore::builder(self.redis_url.expose())
+            .pool_size(self.redis_pool_size)
+            .connect_timeout(self.connect_timeout)
+            .command_timeout(self.command_timeout)
+            .build()
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<CacheConfig> {
+        CacheConfig::from_vars(
+            "CACHE_",
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.backend, CacheBackend::Memory);
+        assert_eq!(c.default_ttl, Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn variables_parse() {
+        let c = load(&[
+            ("CACHE_BACKEND", "redis"),
+            ("CACHE_REDIS_URL", "redis://:pw@127.0.0.1:6379/2"),
+            ("CACHE_DEFAULT_TTL", "30s"),
+            ("CACHE_TTL_JITTER", "0.1"),
+            ("CACHE_MAX_BYTES", "64MiB"),
+            ("CACHE_PREFIX", "svc"),
+            ("CACHE_VERSION", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.backend, CacheBackend::Redis);
+        assert_eq!(c.default_ttl, Some(Duration::from_secs(30)));
+        assert_eq!(c.max_bytes, Some(64 << 20));
+        assert_eq!(c.version.as_deref(), Some("3"));
+        assert!(!format!("{c:?}").contains("pw"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = load(&[("CACHE_DEFAULT_TTL", "ten")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            r#"invalid configuration: CACHE_DEFAULT_TTL="ten": expected a duration like 30s, 250ms or 5m"#
+        );
+        let e = load(&[("CACHE_BACKEND", "memcached")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(r#"CACHE_BACKEND="memcached""#), "{e}");
+        let e = load(&[("CACHE_TTL_JITTER", "1.5")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(r#"CACHE_TTL_JITTER="1.5""#), "{e}");
+        let e = load(&[("CACHE_MAX_ENTRIES", "0")]).unwrap_err().to_string();
+        assert!(e.contains(r#"CACHE_MAX_ENTRIES="0""#), "{e}");
+        let e = load(&[
+            ("CACHE_BACKEND", "redis"),
+            ("CACHE_REDIS_URL", "http://u:pw@h"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(r#"CACHE_REDIS_URL="***""#),
+            "secret redacted: {e}"
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! In-process store on `quick_cache`, with per-entry TTL built on top.
+
+use super::{CacheStore, Purge, Ttl};
+use crate::{Error, Result};
+use bytes::Bytes;
+use quick_cache::sync::Cache as Qc;
+use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+#[derive(Clone)]
+struct Entry {
+    value: Bytes,
+    expires_at: Option<Instant>,
+}
+
+impl Entry {
+    fn live(&self, now: impl FnOnce() -> Instant) -> bool {
+        self.expires_at.is_none_or(|at| at > now())
+    }
+}
+
+/// Weight per entry: 1 (bounded by entries) or key + value bytes (bounded by bytes).
+#[derive(Clone)]
+struct EntryWeighter {
+    by_bytes: bool,
+}
+
+/// Per-entry bookkeeping quick_cache keeps besides key and value, counted in byte mode.
+const ENTRY_OVERHEAD: u64 = 48;
+
+impl Weighter<String, Entry> for EntryWeighter {
+    fn weight(&self, key: &String, val: &Entry) -> u64 {
+        if self.by_bytes {
+            key.len() as u64 + val.value.len() as u64 + ENTRY_OVERHEAD
+        } else {
+            1
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Evictions(Arc<AtomicU64>);
+
+impl Lifecycle<String, Entry> for Evictions {
+    type RequestState = ();
+    fn on_evict(&self, _state: &mut (), _key: String, _val: Entry) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+const LOCK_STRIPES: usize = 64;
+
+struct Shared {
+    cache: Qc<String, Entry, EntryWeighter, DefaultHashBuilder, Evictions>,
+    evictions: Evictions,
+    // Writers of one key take its stripe so read-modify-write (incr, set_if_absent, expire)
+    // is atomic against other writers; readers never lock.
+    locks: Box<[Mutex<()>]>,
+    hasher: DefaultHashBuilder,
+}
+
+/// An in-process cache store, bounded by entry count or by bytes, with per-entry TTL.
+///
+/// Expired entries are never returned; they are dropped when read, when evicted, or by
+/// [`delete_expired`](CacheStore::delete_expired). Eviction is quick_cache's S3-FIFO. Cloning
+/// shares the store.
+#[derive(Clone)]
+pub struct MemoryStore {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("len", &self.len())
+            .field("capacity", &self.shared.cache.capacity())
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// A store holding about `max_entries` entries.
+    pub fn new(max_entries: u64) -> Self {
+        Self::build(max_entries.max(1), false)
+    }
+
+    /// A store holding about `max_bytes` of keys and values (plus ~48 bytes per entry).
+    pub fn with_max_bytes(max_bytes: u64) -> Self {
+        Self::build(max_bytes.max(1), true)
+    }
+
+    fn build(capacity: u64, by_bytes: bool) -> Self {
+        let estimated_items = if by_bytes {
+            (capacity / 256).max(16)
+        } else {
+            capacity
+        };
+        let evictions = Evictions::default();
+        let options = OptionsBuilder::new()
+            .estimated_items_capacity(usize::try_from(estimated_items).unwrap_or(usize::MAX))
+            .weight_capacity(capacity)
+            .build();
+        // The builder only fails for zero capacities, excluded above.
+        let cache = match options {
+            Ok(options) => Qc::with_options(
+                options,
+                EntryWeighter { by_bytes },
+                DefaultHashBuilder::default(),
+                evictions.clone(),
+            ),
+            Err(_) => Qc::with(
+                16,
+                capacity,
+                EntryWeighter { by_bytes },
+                DefaultHashBuilder::default(),
+                evictions.clone(),
+            ),
+        };
+        Self {
+            shared: Arc::new(Shared {
+                cache,
+                evictions,
+                locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+                hasher: DefaultHashBuilder::default(),
+            }),
+        }
+    }
+
+    /// Entries currently held (expired ones included until purged).
+    pub fn len(&self) -> usize {
+        self.shared.cache.len()
+    }
+
+    /// True when the store holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.shared.cache.is_empty()
+    }
+
+    fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
+        let i = (self.shared.hasher.hash_one(key) as usize) % LOCK_STRIPES;
+        // A panic while holding a stripe cannot leave the cache inconsistent: take it anyway.
+        self.shared.locks[i]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn live(&self, key: &str) -> Option<Entry> {
+        let entry = self.shared.cache.get(key)?;
+        if entry.expires_at.is_none() {
+            return Some(entry);
+        }
+        if entry.live(Instant::now) {
+            Some(entry)
+        } else {
+            let at = entry.expires_at;
+            self.shared.cache.remove_if(key, |e| e.expires_at == at);
+            None
+        }
+    }
+
+    fn insert(&self, key: &str, value: Bytes, ttl: Option<Duration>) {
+        let expires_at = ttl.map(|t| Instant::now() + t);
+        self.shared
+            .cache
+            .insert(key.to_owned(), Entry { value, expires_at });
+    }
+}
+
+impl CacheStore for MemoryStore {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        Ok(self.live(key).map(|e| e.value))
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        let _guard = self.lock(key);
+        self.insert(key, value, ttl);
+        Ok(())
+    }
+
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
+        let _guard = self.lock(key);
+        if self.live(key).is_some() {
+            return Ok(false);
+        }
+        self.insert(key, value, ttl);
+        Ok(true)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let _guard = self.lock(key);
+        let was_live = self.live(key).is_some();
+        self.shared.cache.remove(key);
+        Ok(was_live)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.live(key).is_some())
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Ttl>> {
+        Ok(self.live(key).map(|e| match e.expires_at {
+            None => Ttl::Persistent,
+            Some(at) => Ttl::Expires(at.saturating_duration_since(Instant::now())),
+        }))
+    }
+
+    async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
+        let _guard = self.lock(key);
+        match self.live(key) {
+            Some(entry) => {
+                self.insert(key, entry.value, ttl);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
+        let _guard = self.lock(key);
+        let existing = self.live(key);
+        let (current, expires_at) = match &existing {
+            Some(e) => {
+                let n = std::str::from_utf8(&e.value)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        Error::invalid_input(format!("the value at key {key:?} is not an integer"))
+                    })?;
+                (n, e.expires_at)
+            }
+            None => (0, None),
+        };
+        let next = current.checked_add(delta).ok_or_else(|| {
+            Error::invalid_input(format!("incrementing key {key:?} overflows i64"))
+        })?;
+        let expires_at = expires_at.or_else(|| ttl.map(|t| Instant::now() + t));
+        self.shared.cache.insert(
+            key.to_owned(),
+            Entry {
+                value: Bytes::from(next.to_string()),
+                expires_at,
+            },
+        );
+        Ok(next)
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        Ok(keys.iter().map(|k| self.live(k).map(|e| e.value)).collect())
+    }
+
+    async fn set_many(&self, entries: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
+        for (key, value) in entries {
+            let _guard = self.lock(&key);
+            self.insert(&key, value, ttl);
+        }
+        Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+        let mut n = 0;
+        for key in keys {
+            if self.delete(key).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let now = Instant::now();
+        let removed = AtomicU64::new(0);
+        self.shared.cache.retain(|k, e| {
+            if k.starts_with(prefix) {
+                if e.live(|| now) {
+                    removed.fetch_add(1, Ordering::Relaxed);
+                }
+                false
+            } else {
+                true
+            }
+        });
+        Ok(removed.into_inner())
+    }
+
+    async fn delete_expired(&self) -> Result<Purge> {
+        let now = Instant::now();
+        let removed = AtomicU64::new(0);
+        self.shared.cache.retain(|_, e| {
+            let keep = e.live(|| now);
+            if !keep {
+                removed.fetch_add(1, Ordering::Relaxed);
+            }
+            keep
+        });
+        Ok(Purge::Removed(removed.into_inner()))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn evictions(&self) -> u64 {
+        self.shared.evictions.0.load(Ordering::Relaxed)
+    }
+}

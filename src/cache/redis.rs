@@ -1,0 +1,347 @@
+//! Redis store on `fred`: a small pool of auto-pipelined connections.
+
+use super::{CacheStore, Purge, Ttl, glob_escape};
+use crate::{Error, ErrorKind, Result};
+use bytes::Bytes;
+use fred::clients::Pool;
+use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
+use fred::types::config::{Config, ReconnectPolicy};
+use fred::types::{Expiration, SetOptions, Value};
+use std::time::Duration;
+
+/// Adds to a counter and, when it has no expiry yet, sets one: atomic, one round trip.
+const INCR_SCRIPT: &str = r"
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return v";
+
+/// Keys removed per `UNLINK` while scanning a prefix.
+const SCAN_BATCH: u32 = 500;
+
+/// A Redis cache store.
+///
+/// Commands are auto-pipelined over `pool_size` connections; every command is bounded by the
+/// command timeout, including time spent waiting for a reconnect, so a Redis that goes away
+/// yields [`ErrorKind::Timeout`] or [`ErrorKind::Unavailable`] (both retryable) and the store
+/// recovers by itself when Redis is back (exponential backoff, 100 ms to 2 s).
+#[derive(Clone)]
+pub struct RedisStore {
+    pool: Pool,
+}
+
+/// Builds a [`RedisStore`]; from [`RedisStore::builder`].
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    pool_size: usize,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    config: Option<Config>,
+}
+
+impl RedisStoreBuilder {
+    /// Connections in the pool (default 2).
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+
+    /// How long connecting may take (default 5 s).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// Bound on each command, reconnect waits included (default 1 s).
+    pub fn command_timeout(mut self, t: Duration) -> Self {
+        self.command_timeout = t;
+        self
+    }
+
+    /// Uses a full fred [`Config`] (cluster, sentinel, TLS) instead of the URL.
+    pub fn fred_config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Connects.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a URL fred cannot parse (password redacted);
+    /// [`ErrorKind::Unavailable`] when Redis does not answer within the connect timeout.
+    pub async fn build(self) -> Result<RedisStore> {
+        let config = match self.config {
+            Some(c) => c,
+            None => Config::from_url(&self.url).map_err(|e| {
+                Error::config(format!(
+                    "redis URL {:?} is not valid: {}",
+                    crate::config::redact_url(&self.url),
+                    e.details()
+                ))
+            })?,
+        };
+        let connect_timeout = self.connect_timeout;
+        let command_timeout = self.command_timeout;
+        let pool = fred::types::Builder::from_config(config)
+            .with_connection_config(|c| {
+                c.connection_timeout = connect_timeout;
+                c.internal_command_timeout = command_timeout.max(Duration::from_secs(1));
+                // Commands wait (bounded by the command timeout) for a reconnect instead of
+                // failing at once, so a brief blip costs latency, not errors.
+                c.max_command_attempts = 3;
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = command_timeout;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .build_pool(self.pool_size)
+            .map_err(|e| map_err(e, "connect"))?;
+        pool.connect();
+        match tokio::time::timeout(connect_timeout, pool.wait_for_connect()).await {
+            Ok(Ok(())) => Ok(RedisStore { pool }),
+            Ok(Err(e)) => {
+                let _ = pool.quit().await;
+                Err(map_err(e, "connect"))
+            }
+            Err(_) => {
+                let _ = pool.quit().await;
+                Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "no connection to {} within {connect_timeout:?}",
+                        crate::config::redact_url(&self.url)
+                    ),
+                )
+                .with_backend("redis")
+                .with_operation("connect"))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("pool_size", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A builder for the Redis at `url` (`redis://[user:password@]host:port[/db]`).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(1),
+            config: None,
+        }
+    }
+
+    /// Connects to `url` with the defaults.
+    ///
+    /// # Errors
+    /// As [`RedisStoreBuilder::build`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder(url).build().await
+    }
+
+    /// The fred pool, for commands the cache API does not cover (Go CDK's `As()`).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+/// Maps a fred error to corekit's kinds; server replies that reject the value become
+/// `InvalidInput`.
+pub(super) fn map_err(e: fred::error::Error, op: &'static str) -> Error {
+    use fred::error::ErrorKind as F;
+    let details = e.details().to_string();
+    let kind = match e.kind() {
+        F::Timeout => ErrorKind::Timeout,
+        F::IO | F::Canceled | F::Backpressure | F::Routing | F::Cluster | F::Sentinel => {
+            ErrorKind::Unavailable
+        }
+        F::Auth => ErrorKind::PermissionDenied,
+        F::Config | F::Url => ErrorKind::Config,
+        F::NotFound => ErrorKind::NotFound,
+        F::InvalidArgument | F::InvalidCommand => ErrorKind::InvalidInput,
+        _ if details.contains("not an integer") || details.contains("WRONGTYPE") => {
+            ErrorKind::InvalidInput
+        }
+        _ => ErrorKind::Backend,
+    };
+    Error::new(kind, "")
+        .with_backend("redis")
+        .with_operation(op)
+        .with_source(e)
+}
+
+fn px(ttl: Option<Duration>) -> Option<Expiration> {
+    ttl.map(|t| Expiration::PX(millis(t)))
+}
+
+fn millis(t: Duration) -> i64 {
+    // Redis rejects 0 ms; a sub-millisecond TTL means "expire almost at once".
+    i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+impl CacheStore for RedisStore {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        self.pool.get(key).await.map_err(|e| map_err(e, "get"))
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        self.pool
+            .set::<(), _, _>(key, value, px(ttl), None, false)
+            .await
+            .map_err(|e| map_err(e, "set"))
+    }
+
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
+        let reply: Value = self
+            .pool
+            .set(key, value, px(ttl), Some(SetOptions::NX), false)
+            .await
+            .map_err(|e| map_err(e, "set_if_absent"))?;
+        Ok(!reply.is_null())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let n: i64 = self.pool.del(key).await.map_err(|e| map_err(e, "delete"))?;
+        Ok(n > 0)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let n: i64 = self
+            .pool
+            .exists(key)
+            .await
+            .map_err(|e| map_err(e, "exists"))?;
+        Ok(n > 0)
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Ttl>> {
+        let ms: i64 = self.pool.pttl(key).await.map_err(|e| map_err(e, "ttl"))?;
+        Ok(match ms {
+            -2 => None,
+            -1 => Some(Ttl::Persistent),
+            ms => Some(Ttl::Expires(Duration::from_millis(ms.max(0) as u64))),
+        })
+    }
+
+    async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
+        match ttl {
+            Some(t) => {
+                let n: i64 = self
+                    .pool
+                    .pexpire(key, millis(t), None)
+                    .await
+                    .map_err(|e| map_err(e, "expire"))?;
+                Ok(n == 1)
+            }
+            None => {
+                // PERSIST answers 0 both for a missing key and one without a TTL.
+                let _: i64 = self
+                    .pool
+                    .persist(key)
+                    .await
+                    .map_err(|e| map_err(e, "expire"))?;
+                self.exists(key).await
+            }
+        }
+    }
+
+    async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
+        match ttl {
+            None => self
+                .pool
+                .incr_by(key, delta)
+                .await
+                .map_err(|e| map_err(e, "incr")),
+            Some(t) => self
+                .pool
+                .eval(INCR_SCRIPT, vec![key], vec![delta, millis(t)])
+                .await
+                .map_err(|e| map_err(e, "incr")),
+        }
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if keys.len() == 1 {
+            return Ok(vec![self.get(&keys[0]).await?]);
+        }
+        self.pool
+            .mget(keys.to_vec())
+            .await
+            .map_err(|e| map_err(e, "get_many"))
+    }
+
+    async fn set_many(&self, entries: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
+        // fred pipelines concurrent commands on one connection: one round trip in effect.
+        let writes = entries.into_iter().map(|(k, v)| async move {
+            self.pool
+                .set::<(), _, _>(k, v, px(ttl), None, false)
+                .await
+                .map_err(|e| map_err(e, "set_many"))
+        });
+        futures_util::future::try_join_all(writes).await?;
+        Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let n: i64 = self
+            .pool
+            .del(keys.to_vec())
+            .await
+            .map_err(|e| map_err(e, "delete_many"))?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let pattern = glob_escape(prefix);
+        // SCAN needs one server for the whole iteration.
+        let client = self.pool.next_connected();
+        let mut cursor = "0".to_owned();
+        let mut removed = 0u64;
+        loop {
+            let (next, keys): (String, Vec<String>) = client
+                .scan_page(cursor, pattern.clone(), Some(SCAN_BATCH), None)
+                .await
+                .map_err(|e| map_err(e, "delete_prefix"))?;
+            if !keys.is_empty() {
+                let n: i64 = client
+                    .unlink(keys)
+                    .await
+                    .map_err(|e| map_err(e, "delete_prefix"))?;
+                removed += n.max(0) as u64;
+            }
+            if next == "0" {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn delete_expired(&self) -> Result<Purge> {
+        Ok(Purge::NotNeeded)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let _: String = self.pool.ping(None).await.map_err(|e| map_err(e, "ping"))?;
+        Ok(())
+    }
+}

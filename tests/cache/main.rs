@@ -1,0 +1,12 @@
+//! The cache module against every backend: the conformance suite on memory, Redis and the
+//! two-tier store (real redis-server), plus each backend's own behaviour and faults.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod conformance;
+mod from_env;
+mod memory;
+mod redis;
+mod redis_faults;
+mod tiered;

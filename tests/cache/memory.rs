@@ -1,0 +1,37 @@
+use corekit::cache::{Cache, CacheStore, MemoryStore};
+
+type Store = MemoryStore;
+
+async fn new_store() -> Store {
+    MemoryStore::new(100_000)
+}
+
+crate::cache_suite!(keeps_expired: true);
+
+#[tokio::test]
+async fn bounded_by_entries_and_counts_evictions() {
+    let cache = Cache::new(MemoryStore::new(100));
+    for i in 0..1000 {
+        cache.set(&format!("k{i}"), &i).await.unwrap();
+    }
+    let len = cache.store().len();
+    assert!(len <= 110, "holds about 100 entries, not {len}");
+    let stats = cache.stats();
+    assert!(stats.evictions >= 890, "{stats:?}");
+    assert_eq!(cache.store().evictions(), stats.evictions);
+}
+
+#[tokio::test]
+async fn bounded_by_bytes() {
+    let cache = Cache::new(MemoryStore::with_max_bytes(64 * 1024));
+    let value = "x".repeat(1000);
+    for i in 0..1000 {
+        cache.set(&format!("k{i}"), &value).await.unwrap();
+    }
+    // ~1 KiB per entry in a 64 KiB store.
+    let len = cache.store().len();
+    assert!(
+        (30..=70).contains(&len),
+        "a 64 KiB store holds ~60 1 KiB entries, not {len}"
+    );
+}

@@ -1,0 +1,99 @@
+//! A Redis that goes away: bounded, retryable errors, then recovery without a new client.
+//! Runs its own redis-server on a free port so it can kill and restart it.
+
+use crate::support;
+use corekit::cache::{Cache, RedisStore};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct RedisProcess {
+    child: Child,
+}
+
+impl RedisProcess {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/services.sh up redis installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !support::answers(&format!("127.0.0.1:{port}")) {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {port} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child }
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_gives_bounded_retryable_errors_then_recovers() {
+    let port = support::free_port();
+    let server = RedisProcess::start(port);
+    let timeout = Duration::from_millis(500);
+    let store = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+        .connect_timeout(Duration::from_secs(2))
+        .command_timeout(timeout)
+        .build()
+        .await
+        .unwrap();
+    let cache = Cache::builder(store).prefix("faults").build().unwrap();
+    cache.set("k", &1).await.unwrap();
+
+    server.kill();
+    for i in 0..5 {
+        let started = Instant::now();
+        let result = cache.get::<i32>("k").await;
+        let took = started.elapsed();
+        let err = result.expect_err("a dead server cannot answer");
+        assert!(err.is_retryable(), "call {i}: {err} ({:?})", err.kind());
+        assert!(
+            took < timeout + Duration::from_millis(1500),
+            "call {i} took {took:?}: not bounded"
+        );
+    }
+    assert!(cache.stats().errors >= 5);
+
+    let _server = RedisProcess::start(port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match cache.set("k", &2).await {
+            Ok(()) => break,
+            Err(e) if Instant::now() < deadline => {
+                assert!(e.is_retryable(), "{e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("no recovery within 15 s: {e}"),
+        }
+    }
+    assert_eq!(
+        cache.get::<i32>("k").await.unwrap(),
+        Some(2),
+        "same handle works again"
+    );
+}

@@ -1,0 +1,97 @@
+use crate::support;
+use corekit::cache::{Cache, CacheStore, MemoryStore, RedisStore, TieredStore};
+use std::time::{Duration, Instant};
+
+type Store = TieredStore;
+
+async fn new_store() -> Store {
+    tiered(&support::unique("chan")).await
+}
+
+async fn tiered(channel: &str) -> TieredStore {
+    let far = RedisStore::connect(&support::REDIS.require())
+        .await
+        .unwrap();
+    TieredStore::builder(MemoryStore::new(10_000), far)
+        .channel(channel)
+        .build()
+        .await
+        .unwrap()
+}
+
+crate::cache_suite!(keeps_expired: true);
+
+/// Polls `check` for up to two seconds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}: not within 2 s");
+}
+
+#[tokio::test]
+async fn writes_on_one_instance_invalidate_the_near_copy_on_another() {
+    let channel = support::unique("chan");
+    let prefix = support::unique("tier");
+    let a = Cache::builder(tiered(&channel).await)
+        .prefix(&prefix)
+        .build()
+        .unwrap();
+    let b = Cache::builder(tiered(&channel).await)
+        .prefix(&prefix)
+        .build()
+        .unwrap();
+    let key = format!("{prefix}:k");
+
+    a.set("k", &1).await.unwrap();
+    assert_eq!(b.get::<i32>("k").await.unwrap(), Some(1));
+    assert!(
+        b.store().near().exists(&key).await.unwrap(),
+        "b now holds a near copy"
+    );
+
+    a.set("k", &2).await.unwrap();
+    eventually("b drops its stale copy after a's update", || async {
+        !b.store().near().exists(&key).await.unwrap()
+    })
+    .await;
+    assert_eq!(b.get::<i32>("k").await.unwrap(), Some(2));
+
+    a.delete("k").await.unwrap();
+    eventually("b drops its copy after a's delete", || async {
+        !b.store().near().exists(&key).await.unwrap()
+    })
+    .await;
+    assert_eq!(b.get::<i32>("k").await.unwrap(), None);
+
+    b.set("p1", &1).await.unwrap();
+    assert_eq!(a.get::<i32>("p1").await.unwrap(), Some(1));
+    b.clear().await.unwrap();
+    eventually("a drops its copies after b's clear", || async {
+        a.store().near().is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn near_copy_never_outlives_the_redis_key() {
+    let cache = Cache::builder(new_store().await)
+        .prefix(support::unique("tier"))
+        .build()
+        .unwrap();
+    cache
+        .set_with_ttl("short", &1, Some(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    assert_eq!(cache.get::<i32>("short").await.unwrap(), Some(1));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cache.get::<i32>("short").await.unwrap(), None);
+}
