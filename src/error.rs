@@ -106,6 +106,11 @@ impl fmt::Display for ErrorKind {
 /// leaving out the parts that are unknown. Config errors read
 /// `invalid configuration: CACHE_DEFAULT_TTL="ten": expected a duration like 30s, 250ms or 5m`.
 pub struct Error {
+    // Boxed so `Result<T, Error>` stays small on the hot path.
+    inner: Box<Inner>,
+}
+
+struct Inner {
     kind: ErrorKind,
     backend: Option<Cow<'static, str>>,
     operation: Option<Cow<'static, str>>,
@@ -118,12 +123,14 @@ impl Error {
     /// An error of `kind` with a message saying what failed and, where it helps, what to do.
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            kind,
-            backend: None,
-            operation: None,
-            message: message.into(),
-            retryable: None,
-            source: None,
+            inner: Box::new(Inner {
+                kind,
+                backend: None,
+                operation: None,
+                message: message.into(),
+                retryable: None,
+                source: None,
+            }),
         }
     }
 
@@ -150,77 +157,79 @@ impl Error {
 
     /// Names the backend the error came from (`"redis"`, `"s3"`, ...).
     pub fn with_backend(mut self, backend: impl Into<Cow<'static, str>>) -> Self {
-        self.backend = Some(backend.into());
+        self.inner.backend = Some(backend.into());
         self
     }
 
     /// Names the operation that failed (`"get"`, `"publish"`, ...).
     pub fn with_operation(mut self, operation: impl Into<Cow<'static, str>>) -> Self {
-        self.operation = Some(operation.into());
+        self.inner.operation = Some(operation.into());
         self
     }
 
     /// Keeps `source` as the underlying cause.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(source.into());
+        self.inner.source = Some(source.into());
         self
     }
 
     /// Overrides [`is_retryable`](Self::is_retryable) where the backend knows better than the kind
     /// (an HTTP 503 reported as [`ErrorKind::Backend`], say).
     pub fn with_retryable(mut self, retryable: bool) -> Self {
-        self.retryable = Some(retryable);
+        self.inner.retryable = Some(retryable);
         self
     }
 
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// The backend the error came from, when known.
     pub fn backend(&self) -> Option<&str> {
-        self.backend.as_deref()
+        self.inner.backend.as_deref()
     }
 
     /// The operation that failed, when known.
     pub fn operation(&self) -> Option<&str> {
-        self.operation.as_deref()
+        self.inner.operation.as_deref()
     }
 
     /// The message, without backend, operation or cause.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.inner.message
     }
 
     /// Whether the same call may succeed if tried again unchanged: true for timeouts and
     /// unavailable servers, false for invalid input, not-found and the like, unless the backend
     /// said otherwise with [`with_retryable`](Self::with_retryable).
     pub fn is_retryable(&self) -> bool {
-        self.retryable.unwrap_or_else(|| self.kind.is_retryable())
+        self.inner
+            .retryable
+            .unwrap_or_else(|| self.inner.kind.is_retryable())
     }
 
     /// True for [`ErrorKind::NotFound`].
     pub fn is_not_found(&self) -> bool {
-        self.kind == ErrorKind::NotFound
+        self.inner.kind == ErrorKind::NotFound
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.backend, &self.operation) {
-            (None, None) if self.kind == ErrorKind::Config => {
+        match (&self.inner.backend, &self.inner.operation) {
+            (None, None) if self.inner.kind == ErrorKind::Config => {
                 f.write_str("invalid configuration")?
             }
-            (None, None) => write!(f, "{}", self.kind)?,
-            (Some(b), None) => write!(f, "{b} {}", self.kind.phrase())?,
-            (None, Some(op)) => write!(f, "{op} {}", self.kind.phrase())?,
-            (Some(b), Some(op)) => write!(f, "{b} {op} {}", self.kind.phrase())?,
+            (None, None) => write!(f, "{}", self.inner.kind)?,
+            (Some(b), None) => write!(f, "{b} {}", self.inner.kind.phrase())?,
+            (None, Some(op)) => write!(f, "{op} {}", self.inner.kind.phrase())?,
+            (Some(b), Some(op)) => write!(f, "{b} {op} {}", self.inner.kind.phrase())?,
         }
-        if !self.message.is_empty() {
-            write!(f, ": {}", self.message)?;
+        if !self.inner.message.is_empty() {
+            write!(f, ": {}", self.inner.message)?;
         }
-        if let Some(source) = &self.source {
+        if let Some(source) = &self.inner.source {
             write!(f, ": {source}")?;
         }
         Ok(())
@@ -230,18 +239,18 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind);
-        if let Some(b) = &self.backend {
+        d.field("kind", &self.inner.kind);
+        if let Some(b) = &self.inner.backend {
             d.field("backend", b);
         }
-        if let Some(op) = &self.operation {
+        if let Some(op) = &self.inner.operation {
             d.field("operation", op);
         }
-        d.field("message", &self.message);
-        if let Some(r) = self.retryable {
+        d.field("message", &self.inner.message);
+        if let Some(r) = self.inner.retryable {
             d.field("retryable", &r);
         }
-        if let Some(s) = &self.source {
+        if let Some(s) = &self.inner.source {
             d.field("source", s);
         }
         d.finish()
@@ -250,7 +259,8 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.inner
+            .source
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
     }

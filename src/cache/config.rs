@@ -88,7 +88,7 @@ impl Default for CacheConfig {
             max_bytes: None,
             max_key_len: 1024,
             max_value_size: 16 << 20,
-            redis_pool_size: 2,
+            redis_pool_size: 1,
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(1),
             near_ttl: Duration::from_secs(60),

@@ -147,11 +147,16 @@ impl MemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    #[inline]
     fn live(&self, key: &str) -> Option<Entry> {
         let entry = self.shared.cache.get(key)?;
-        if entry.expires_at.is_none() {
-            return Some(entry);
+        match entry.expires_at {
+            None => Some(entry),
+            Some(_) => self.check_expiry(key, entry),
         }
+    }
+
+    fn check_expiry(&self, key: &str, entry: Entry) -> Option<Entry> {
         if entry.live(Instant::now) {
             Some(entry)
         } else {
@@ -176,6 +181,11 @@ impl CacheStore for MemoryStore {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         Ok(self.live(key).map(|e| e.value))
+    }
+
+    #[inline]
+    fn get_local(&self, key: &str) -> Option<Option<Bytes>> {
+        Some(self.live(key).map(|e| e.value))
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {

@@ -50,7 +50,7 @@
 //! | `CACHE_MAX_BYTES` | *(none)* | memory store bound (bytes of keys + values); takes over from entries when set |
 //! | `CACHE_MAX_KEY_LEN` | `1024` | longer keys are `InvalidInput` |
 //! | `CACHE_MAX_VALUE_SIZE` | `16MiB` | larger values are `InvalidInput` |
-//! | `CACHE_REDIS_POOL_SIZE` | `2` | Redis connections (each auto-pipelines) |
+//! | `CACHE_REDIS_POOL_SIZE` | `1` | Redis connections; each auto-pipelines, and one was fastest in our benches |
 //! | `CACHE_CONNECT_TIMEOUT` | `5s` | Redis connect timeout |
 //! | `CACHE_COMMAND_TIMEOUT` | `1s` | bound on every Redis command, reconnect waits included |
 //! | `CACHE_NEAR_TTL` | `60s` | tiered: longest time a near copy is kept |
@@ -91,6 +91,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use stats::Counters;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -130,6 +131,16 @@ pub trait CacheStore: Send + Sync + 'static {
 
     /// The value at `key`, or `None` when missing or expired.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+
+    /// Answers a lookup from process memory without I/O, when the store can: `Some(found)`
+    /// settles it, `None` means "ask [`get`](Self::get)". The memory store always answers; the
+    /// tiered store answers near hits; Redis never does. [`Cache`] tries this first, so
+    /// in-process hits skip the async call and its span (they are still counted in
+    /// [`CacheStats`]).
+    fn get_local(&self, key: &str) -> Option<Option<Bytes>> {
+        let _ = key;
+        None
+    }
 
     /// Stores `value` at `key`, expiring after `ttl` (`None`: never).
     fn set(
@@ -240,6 +251,9 @@ impl CacheStore for AnyStore {
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         dispatch!(self, s => s.get(key).await)
+    }
+    fn get_local(&self, key: &str) -> Option<Option<Bytes>> {
+        dispatch!(self, s => s.get_local(key))
     }
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         dispatch!(self, s => s.set(key, value, ttl).await)
@@ -519,25 +533,33 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         &self.inner.namespace
     }
 
-    fn key(&self, key: &str, op: &'static str) -> Result<String> {
-        if key.is_empty() {
-            return Err(Error::invalid_input("cache keys cannot be empty").with_operation(op));
-        }
-        if key.len() > self.inner.max_key_len {
-            return Err(Error::invalid_input(format!(
-                "key of {} bytes is longer than the {}-byte limit",
-                key.len(),
-                self.inner.max_key_len
-            ))
-            .with_operation(op));
+    #[inline]
+    fn key<'k>(&self, key: &'k str, op: &'static str) -> Result<Cow<'k, str>> {
+        if key.is_empty() || key.len() > self.inner.max_key_len {
+            return Err(self.bad_key(key, op));
         }
         if self.inner.namespace.is_empty() {
-            return Ok(key.to_owned());
+            return Ok(Cow::Borrowed(key));
         }
         let mut full = String::with_capacity(self.inner.namespace.len() + key.len());
         full.push_str(&self.inner.namespace);
         full.push_str(key);
-        Ok(full)
+        Ok(Cow::Owned(full))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_key(&self, key: &str, op: &'static str) -> Error {
+        let message = if key.is_empty() {
+            "cache keys cannot be empty".to_owned()
+        } else {
+            format!(
+                "key of {} bytes is longer than the {}-byte limit",
+                key.len(),
+                self.inner.max_key_len
+            )
+        };
+        Error::invalid_input(message).with_operation(op)
     }
 
     fn check_size(&self, len: usize, key: &str, op: &'static str) -> Result<()> {
@@ -565,13 +587,24 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     where
         F: Future<Output = Result<T>>,
     {
-        let span = tracing::debug_span!(
-            "cache",
-            otel.name = op,
-            db.system = self.inner.store.name(),
-            db.operation = op
-        );
-        match fut.instrument(span).await {
+        // Building even a disabled span costs more than a memory-store hit: check the level
+        // filter (one atomic load) first.
+        let span = if tracing::level_enabled!(tracing::Level::DEBUG) {
+            tracing::debug_span!(
+                "cache",
+                otel.name = op,
+                db.system = self.inner.store.name(),
+                db.operation = op
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let result = if span.is_none() {
+            fut.await
+        } else {
+            fut.instrument(span).await
+        };
+        match result {
             Ok(v) => Ok(v),
             Err(e) => {
                 self.inner.counters.error();
@@ -629,7 +662,10 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// As [`get`](Self::get), without decoding.
     pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>> {
         let full = self.key(key, "get")?;
-        let found = self.call("get", self.inner.store.get(&full)).await?;
+        let found = match self.inner.store.get_local(&full) {
+            Some(found) => found,
+            None => self.call("get", self.inner.store.get(&full)).await?,
+        };
         if found.is_some() {
             self.inner.counters.hit();
         } else {
@@ -774,7 +810,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     pub async fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
         let full = keys
             .iter()
-            .map(|k| self.key(k, "get_many"))
+            .map(|k| self.key(k, "get_many").map(Cow::into_owned))
             .collect::<Result<Vec<_>>>()?;
         let found = self
             .call("get_many", self.inner.store.get_many(&full))
@@ -803,7 +839,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         let mut encoded = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             encoded.push((
-                self.key(key, "set_many")?,
+                self.key(key, "set_many")?.into_owned(),
                 self.encode(key, value, "set_many")?,
             ));
         }
@@ -822,7 +858,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     pub async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         let full = keys
             .iter()
-            .map(|k| self.key(k, "delete_many"))
+            .map(|k| self.key(k, "delete_many").map(Cow::into_owned))
             .collect::<Result<Vec<_>>>()?;
         self.call("delete_many", self.inner.store.delete_many(&full))
             .await
@@ -895,7 +931,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             if let Some(value) = self.get::<T>(key).await? {
                 return Ok(value);
             }
-            let full = self.key(key, "get_or_set")?;
+            let full = self.key(key, "get_or_set")?.into_owned();
             let waiting = {
                 let mut flights = self
                     .inner

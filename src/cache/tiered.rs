@@ -221,6 +221,11 @@ impl CacheStore for TieredStore {
         Ok(value)
     }
 
+    fn get_local(&self, key: &str) -> Option<Option<Bytes>> {
+        // A near miss is not an answer: Redis may hold the key.
+        self.inner.near.get_local(key).flatten().map(Some)
+    }
+
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         self.inner.far.set(key, value.clone(), ttl).await?;
         self.invalidate('K', key, "set").await?;
