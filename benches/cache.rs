@@ -252,16 +252,27 @@ fn redis(c: &mut Criterion) {
         .build()
         .unwrap();
     let url = redis_url();
-    let (cache, raw) = rt.block_on(async {
-        let builder = RedisStore::builder(url.clone()).pool_size(pool_size());
-        let store = builder.build().await.unwrap();
+    let (cache, untimed, raw) = rt.block_on(async {
+        let store = RedisStore::builder(url.clone())
+            .pool_size(pool_size())
+            .build()
+            .await
+            .unwrap();
         let cache = Cache::builder(store).default_ttl(None).build().unwrap();
+        // CACHE_COMMAND_TIMEOUT=0: no bound on a call, to show what the bound costs.
+        let store = RedisStore::builder(url.clone())
+            .pool_size(pool_size())
+            .command_timeout(Duration::ZERO)
+            .build()
+            .await
+            .unwrap();
+        let untimed = Cache::builder(store).default_ttl(None).build().unwrap();
         let raw =
             fred::types::Builder::from_config(fred::types::config::Config::from_url(&url).unwrap())
                 .build_pool(pool_size())
                 .unwrap();
         raw.init().await.unwrap();
-        (cache, raw)
+        (cache, untimed, raw)
     });
     let value = Bytes::from(vec![7u8; 100]);
     rt.block_on(async {
@@ -280,6 +291,23 @@ fn redis(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter("corekit"), |b| {
             b.to_async(&rt).iter_custom(|iters| {
                 let cache = cache_get.clone();
+                run_tasks(tasks, iters, move |i| {
+                    let cache = cache.clone();
+                    async move {
+                        black_box(
+                            cache
+                                .get_bytes(&format!("bench:{}", i % 1000))
+                                .await
+                                .unwrap(),
+                        );
+                    }
+                })
+            })
+        });
+        let untimed_get = untimed.clone();
+        group.bench_function(BenchmarkId::from_parameter("corekit_timeout_off"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let cache = untimed_get.clone();
                 run_tasks(tasks, iters, move |i| {
                     let cache = cache.clone();
                     async move {
@@ -317,6 +345,24 @@ fn redis(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| {
                 let cache = cache_set.clone();
                 let value = v1.clone();
+                run_tasks(tasks, iters, move |i| {
+                    let cache = cache.clone();
+                    let value = value.clone();
+                    async move {
+                        cache
+                            .set_bytes(&format!("bench:{}", i % 1000), value, None)
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+        });
+        let untimed_set = untimed.clone();
+        let v3 = value.clone();
+        group.bench_function(BenchmarkId::from_parameter("corekit_timeout_off"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let cache = untimed_set.clone();
+                let value = v3.clone();
                 run_tasks(tasks, iters, move |i| {
                     let cache = cache.clone();
                     let value = value.clone();

@@ -4,6 +4,7 @@
 //! cargo run --example quickstart
 //! ```
 
+use corekit::cache::{Cache, MemoryStore};
 use corekit::config::{self, EnvConfig};
 use serde::Deserialize;
 use std::time::Duration;
@@ -30,11 +31,11 @@ impl EnvConfig for AppConfig {
     const PREFIX: &'static str = "QUICKSTART_";
 }
 
-fn main() -> corekit::Result<()> {
+#[tokio::main]
+async fn main() -> corekit::Result<()> {
     // 1. Configuration: QUICKSTART_REQUEST_TIMEOUT=2s overrides the default.
     let app = AppConfig::from_env()?;
     println!("config: {app:?}");
-
     // A bad value is caught at startup and names the variable.
     let bad = AppConfig::from_vars(
         "QUICKSTART_",
@@ -44,6 +45,18 @@ fn main() -> corekit::Result<()> {
         println!("rejected: {err}");
     }
 
-    println!("{}", app.greeting);
+    // 2. Cache: the in-process store (swap in Redis with CACHE_BACKEND=redis and Cache::from_env).
+    let cache = Cache::builder(MemoryStore::new(10_000))
+        .prefix("quickstart")
+        .default_ttl(Some(Duration::from_secs(60)))
+        .build()?;
+    let greeting: String = cache
+        .get_or_set("greeting", None, || async {
+            Ok::<_, std::io::Error>(app.greeting.clone())
+        })
+        .await?;
+    println!("cache: {greeting} (hits so far: {})", cache.stats().hits);
+    let again: Option<String> = cache.get("greeting").await?;
+    println!("cache: second read {again:?}, stats {:?}", cache.stats());
     Ok(())
 }

@@ -11,8 +11,14 @@
 //! | feature | enables | talks to |
 //! |---|---|---|
 //! | *(always)* | [`Error`], [`config`] | |
+//! | `cache-memory` *(default)* | `cache` with `MemoryStore` (quick_cache, bounded, per-entry TTL) | nothing: in-process |
+//! | `cache-redis` | `cache` with `RedisStore` (fred, auto-pipelined) | Redis 6+ |
+//! | `cache-memory` + `cache-redis` | `cache::TieredStore`: memory in front of Redis, invalidated across instances by pub/sub | Redis |
+//! | `cache` | both cache backends | |
+//! | `full` | every module and backend | |
 //!
-//! Modules land one at a time; this table lists what exists in this version. The
+//! Modules land one at a time; this table lists what exists in this version (queue, storage,
+//! email, observability and scheduler are planned). The
 //! [`CHANGELOG`](https://github.com/corekit-rs/corekit/blob/main/CHANGELOG.md) says what each
 //! release added.
 //!

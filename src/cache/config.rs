@@ -129,7 +129,6 @@ impl EnvConfig for CacheConfig {
         }
         for (field, d) in [
             ("connect_timeout", self.connect_timeout),
-            ("command_timeout", self.command_timeout),
             ("near_ttl", self.near_ttl),
         ] {
             if d.is_zero() {

@@ -52,7 +52,7 @@
 //! | `CACHE_MAX_VALUE_SIZE` | `16MiB` | larger values are `InvalidInput` |
 //! | `CACHE_REDIS_POOL_SIZE` | `1` | Redis connections; each auto-pipelines, and one was fastest in our benches |
 //! | `CACHE_CONNECT_TIMEOUT` | `5s` | Redis connect timeout |
-//! | `CACHE_COMMAND_TIMEOUT` | `1s` | bound on every Redis command, reconnect waits included |
+//! | `CACHE_COMMAND_TIMEOUT` | `1s` | bound on every Redis command, reconnect waits included; `0` removes the bound (a little faster, see BENCHMARKS.md, but a hung server then blocks callers) |
 //! | `CACHE_NEAR_TTL` | `60s` | tiered: longest time a near copy is kept |
 //! | `CACHE_NEAR_MAX_ENTRIES` | `10000` | tiered: near tier bound |
 //! | `CACHE_INVALIDATION_CHANNEL` | `corekit:cache:invalidate` | tiered: Redis pub/sub channel |

@@ -83,7 +83,8 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Bound on each command, reconnect waits included (default 1 s).
+    /// Bound on each command, reconnect waits included (default 1 s). Zero removes the bound:
+    /// slightly faster, but a server that stops answering then blocks callers.
     pub fn command_timeout(mut self, t: Duration) -> Self {
         self.command_timeout = t;
         self

@@ -38,6 +38,14 @@ impl RedisProcess {
         Self { child }
     }
 
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
     fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -96,4 +104,48 @@ async fn redis_restart_gives_bounded_retryable_errors_then_recovers() {
         Some(2),
         "same handle works again"
     );
+}
+
+/// A server that accepts connections but never answers (SIGSTOP): calls still end within the
+/// bound, and the store recovers once it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_redis_gives_bounded_errors_then_recovers() {
+    let port = support::free_port();
+    let server = RedisProcess::start(port);
+    let timeout = Duration::from_millis(500);
+    let store = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+        .command_timeout(timeout)
+        .build()
+        .await
+        .unwrap();
+    let cache = Cache::builder(store).prefix("hung").build().unwrap();
+    cache.set("k", &1).await.unwrap();
+
+    server.signal("-STOP");
+    for i in 0..3 {
+        let started = Instant::now();
+        let result = cache.get::<i32>("k").await;
+        let took = started.elapsed();
+        let err = result.expect_err("a stopped server cannot answer");
+        assert!(err.is_retryable(), "call {i}: {err} ({:?})", err.kind());
+        assert!(
+            took < timeout * 2 + Duration::from_millis(1000),
+            "call {i} took {took:?}"
+        );
+    }
+    server.signal("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match cache.get::<i32>("k").await {
+            Ok(v) => {
+                assert_eq!(v, Some(1));
+                break;
+            }
+            Err(e) if Instant::now() < deadline => {
+                assert!(e.is_retryable(), "{e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("no recovery within 15 s: {e}"),
+        }
+    }
 }
