@@ -15,10 +15,11 @@
 //! | `cache-redis` | `cache` with `RedisStore` (fred, auto-pipelined) | Redis 6+ |
 //! | `cache-memory` + `cache-redis` | `cache::TieredStore`: memory in front of Redis, invalidated across instances by pub/sub | Redis |
 //! | `cache` | both cache backends | |
+//! | `scheduler` | `scheduler`: cron (5/6 fields, aliases, time zones, DST-correct), fluent intervals, one-shots, overlap/misfire policies, panic isolation, graceful shutdown | nothing: in-process |
 //! | `full` | every module and backend | |
 //!
 //! Modules land one at a time; this table lists what exists in this version (queue, storage,
-//! email, observability and scheduler are planned). The
+//! email and observability are planned, and the scheduler's durable Redis jobs). The
 //! [`CHANGELOG`](https://github.com/corekit-rs/corekit/blob/main/CHANGELOG.md) says what each
 //! release added.
 //!
@@ -48,3 +49,7 @@ pub use error::{BoxError, Error, ErrorKind, Result};
     doc(cfg(any(feature = "cache-memory", feature = "cache-redis")))
 )]
 pub mod cache;
+
+#[cfg(feature = "scheduler")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scheduler")))]
+pub mod scheduler;

@@ -1,0 +1,646 @@
+//! Cron and interval jobs that fire on time, survive panics and shut down cleanly.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use corekit::scheduler::{Job, Schedule, Scheduler, every};
+//! use std::time::Duration;
+//!
+//! let scheduler = Scheduler::new();
+//! let id = scheduler.add(Job::new("cleanup", every(1).hour(), || async {
+//!     // cache.delete_expired().await ...
+//! }))?;
+//! scheduler.add(Job::new(
+//!     "nightly-report",
+//!     Schedule::cron("30 2 * * *")?.in_timezone("Europe/Berlin")?,
+//!     || async { Ok::<(), std::io::Error>(()) },
+//! ))?;
+//! assert!(scheduler.next_run(id).is_some());
+//! scheduler.shutdown(Duration::from_secs(5)).await?;
+//! # Ok::<(), corekit::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Timing
+//!
+//! Each job has its own task that sleeps on a tokio timer until the exact instant of its next
+//! run, so jobs fire within the timer's resolution (about a millisecond) instead of on a
+//! polling tick (`tokio-cron-scheduler` checks every 500 ms). Cron expressions are parsed and
+//! evaluated with `croner`, the parser `tokio-cron-scheduler` uses, here with 5-field
+//! expressions accepted (tokio-cron-scheduler 0.15 requires 6) and errors that quote the
+//! expression. Time zones come from `chrono-tz`; see [`Schedule::in_timezone`] for
+//! daylight-saving behaviour.
+//!
+//! # Configuration
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `SCHEDULER_TIMEZONE` | `UTC` | zone for schedules that name none |
+//! | `SCHEDULER_SHUTDOWN_TIMEOUT` | `30s` | how long [`Scheduler::shutdown_default`] waits for running jobs |
+//!
+//! Not yet in this module: background job queues with retries, Redis-backed durable jobs and
+//! `single_instance` locking across a fleet.
+
+mod schedule;
+
+pub use schedule::{Every, Schedule, every};
+
+use crate::config::{self as cfg, ConfigIssue, EnvConfig};
+use crate::{BoxError, Error, ErrorKind, Result};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use futures_util::FutureExt;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tracing::Instrument;
+
+/// What a job's function returns: `()` or a `Result` whose error is logged and counted.
+pub trait JobOutput: Send + 'static {
+    /// The failure, if any.
+    fn into_result(self) -> std::result::Result<(), BoxError>;
+}
+
+impl JobOutput for () {
+    fn into_result(self) -> std::result::Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError> + Send + 'static> JobOutput for std::result::Result<(), E> {
+    fn into_result(self) -> std::result::Result<(), BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = std::result::Result<(), BoxError>> + Send>>;
+type JobFn = Arc<dyn Fn() -> BoxFuture + Send + Sync>;
+
+/// What happens when a run is due while the previous run of the same job is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overlap {
+    /// Skip the tick (counted in [`JobInfo::skipped`]). The default.
+    #[default]
+    Skip,
+    /// Start another run alongside.
+    Allow,
+    /// Remember one tick and run it as soon as the current run ends.
+    QueueOne,
+}
+
+/// What happens to ticks that were missed because the scheduler's task ran late (a blocked
+/// runtime, a suspended process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Misfire {
+    /// Forget them and wait for the next tick. The default.
+    #[default]
+    Skip,
+    /// Run once now for all of them, then carry on.
+    RunOnce,
+}
+
+/// A job to add: a name, a [`Schedule`], a function, and policies.
+pub struct Job {
+    name: String,
+    schedule: Schedule,
+    run: JobFn,
+    overlap: Overlap,
+    misfire: Misfire,
+    timeout: Option<Duration>,
+}
+
+impl Job {
+    /// A job running `f` on `schedule`. `f` returns a future of `()` or `Result<(), E>`.
+    pub fn new<F, Fut>(name: impl Into<String>, schedule: Schedule, f: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: JobOutput,
+    {
+        let run: JobFn = Arc::new(move || {
+            let fut = f();
+            Box::pin(async move { fut.await.into_result() })
+        });
+        Self {
+            name: name.into(),
+            schedule,
+            run,
+            overlap: Overlap::default(),
+            misfire: Misfire::default(),
+            timeout: None,
+        }
+    }
+
+    /// Sets the [`Overlap`] policy.
+    pub fn overlap(mut self, overlap: Overlap) -> Self {
+        self.overlap = overlap;
+        self
+    }
+
+    /// Sets the [`Misfire`] policy.
+    pub fn misfire(mut self, misfire: Misfire) -> Self {
+        self.misfire = misfire;
+        self
+    }
+
+    /// Cancels a run that takes longer than `timeout` (counted as a failure).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// A job's handle, from [`Scheduler::add`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(u64);
+
+/// A snapshot of one job, from [`Scheduler::job`] and [`Scheduler::list`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JobInfo {
+    /// The job's handle.
+    pub id: JobId,
+    /// The job's name.
+    pub name: String,
+    /// Its schedule, as text.
+    pub schedule: String,
+    /// When it runs next (`None` when paused or finished).
+    pub next_run: Option<DateTime<Utc>>,
+    /// Whether it is paused.
+    pub paused: bool,
+    /// Runs that returned normally.
+    pub succeeded: u64,
+    /// Runs that returned an error, panicked or timed out.
+    pub failed: u64,
+    /// Of the failures, how many panicked.
+    pub panicked: u64,
+    /// Ticks skipped because a run was still going ([`Overlap::Skip`]) or missed ([`Misfire::Skip`]).
+    pub skipped: u64,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    panicked: AtomicU64,
+    skipped: AtomicU64,
+}
+
+struct JobState {
+    name: String,
+    schedule: Schedule,
+    paused: AtomicBool,
+    removed: AtomicBool,
+    resume: Notify,
+    next_run: Mutex<Option<DateTime<Utc>>>,
+    last_error: Mutex<Option<String>>,
+    counters: Counters,
+    running: AtomicUsize,
+    queued: AtomicBool,
+}
+
+/// Where the scheduler reads the time.
+#[derive(Clone, Copy)]
+enum Clock {
+    Wall,
+    /// Starts at a given instant and advances with tokio's clock (pausable in tests).
+    Virtual {
+        start: DateTime<Utc>,
+        at: tokio::time::Instant,
+    },
+}
+
+impl Clock {
+    fn now(&self) -> DateTime<Utc> {
+        match self {
+            Clock::Wall => Utc::now(),
+            Clock::Virtual { start, at } => {
+                *start + chrono::Duration::from_std(at.elapsed()).unwrap_or_default()
+            }
+        }
+    }
+}
+
+struct Inner {
+    clock: Clock,
+    jobs: Mutex<HashMap<JobId, Arc<JobState>>>,
+    next_id: AtomicU64,
+    tz: Tz,
+    shutdown_timeout: Duration,
+    stop: watch::Sender<bool>,
+    running: AtomicUsize,
+    idle: Notify,
+}
+
+/// Runs [`Job`]s on their schedules. Cloning shares the scheduler.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `SCHEDULER_*` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct SchedulerConfig {
+    /// `SCHEDULER_TIMEZONE`.
+    pub timezone: String,
+    /// `SCHEDULER_SHUTDOWN_TIMEOUT`.
+    #[serde(with = "cfg::duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            timezone: "UTC".into(),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl EnvConfig for SchedulerConfig {
+    const PREFIX: &'static str = "SCHEDULER_";
+
+    fn validate(&self) -> std::result::Result<(), ConfigIssue> {
+        if schedule::parse_tz(&self.timezone).is_err() {
+            return Err(ConfigIssue::new(
+                "timezone",
+                self.timezone.clone(),
+                "an IANA time zone like UTC or Europe/Berlin",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Scheduler {
+    /// A scheduler in UTC with a 30 s shutdown timeout.
+    pub fn new() -> Self {
+        Self::build(Tz::UTC, Duration::from_secs(30))
+    }
+
+    /// A scheduler configured from `SCHEDULER_*` variables.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] naming the variable.
+    pub fn from_env() -> Result<Self> {
+        Self::from_config(&SchedulerConfig::from_env()?)
+    }
+
+    /// A scheduler from an explicit config (validated like the environment).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] naming the setting.
+    pub fn from_config(config: &SchedulerConfig) -> Result<Self> {
+        config
+            .validate()
+            .map_err(|i| i.into_error(SchedulerConfig::PREFIX, &[]))?;
+        let tz = schedule::parse_tz(&config.timezone)?;
+        Ok(Self::build(tz, config.shutdown_timeout))
+    }
+
+    /// A scheduler whose clock starts at `start` and advances with tokio's clock, for tests
+    /// that pause time (`#[tokio::test(start_paused = true)]`) and for simulations: a month of
+    /// cron ticks runs in milliseconds. Must be called inside a tokio runtime.
+    pub fn with_virtual_clock(start: DateTime<Utc>) -> Self {
+        Self::build_with(
+            Tz::UTC,
+            Duration::from_secs(30),
+            Clock::Virtual {
+                start,
+                at: tokio::time::Instant::now(),
+            },
+        )
+    }
+
+    fn build(tz: Tz, shutdown_timeout: Duration) -> Self {
+        Self::build_with(tz, shutdown_timeout, Clock::Wall)
+    }
+
+    fn build_with(tz: Tz, shutdown_timeout: Duration, clock: Clock) -> Self {
+        let (stop, _) = watch::channel(false);
+        Self {
+            inner: Arc::new(Inner {
+                clock,
+                jobs: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                tz,
+                shutdown_timeout,
+                stop,
+                running: AtomicUsize::new(0),
+                idle: Notify::new(),
+            }),
+        }
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Arc<JobState>>> {
+        self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a job; it starts firing at once. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unavailable`] after [`shutdown`](Self::shutdown);
+    /// [`ErrorKind::InvalidInput`] for an empty name.
+    pub fn add(&self, job: Job) -> Result<JobId> {
+        if *self.inner.stop.borrow() {
+            return Err(
+                Error::new(ErrorKind::Unavailable, "the scheduler has shut down")
+                    .with_operation("add"),
+            );
+        }
+        if job.name.trim().is_empty() {
+            return Err(Error::invalid_input("job names cannot be empty").with_operation("add"));
+        }
+        let id = JobId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let state = Arc::new(JobState {
+            name: job.name.clone(),
+            schedule: job.schedule.clone().with_default_tz(self.inner.tz),
+            paused: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
+            resume: Notify::new(),
+            next_run: Mutex::new(None),
+            last_error: Mutex::new(None),
+            counters: Counters::default(),
+            running: AtomicUsize::new(0),
+            queued: AtomicBool::new(false),
+        });
+        let added = self.inner.clock.now();
+        *lock(&state.next_run) = state.schedule.next_after(added, added);
+        self.jobs().insert(id, state.clone());
+        let driver = Driver {
+            scheduler: self.inner.clone(),
+            state,
+            run: job.run,
+            overlap: job.overlap,
+            misfire: job.misfire,
+            timeout: job.timeout,
+            added,
+        };
+        tokio::spawn(driver.drive());
+        Ok(id)
+    }
+
+    /// Removes a job: no further runs start (a running one finishes). False if unknown.
+    pub fn remove(&self, id: JobId) -> bool {
+        match self.jobs().remove(&id) {
+            Some(state) => {
+                state.removed.store(true, Ordering::SeqCst);
+                state.resume.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops a job firing until [`resume`](Self::resume). False if unknown.
+    pub fn pause(&self, id: JobId) -> bool {
+        self.jobs()
+            .get(&id)
+            .map(|s| s.paused.store(true, Ordering::SeqCst))
+            .is_some()
+    }
+
+    /// Lets a paused job fire again from its next tick. False if unknown.
+    pub fn resume(&self, id: JobId) -> bool {
+        self.jobs()
+            .get(&id)
+            .map(|s| {
+                s.paused.store(false, Ordering::SeqCst);
+                s.resume.notify_one();
+            })
+            .is_some()
+    }
+
+    /// When the job runs next; `None` if unknown, paused or finished.
+    pub fn next_run(&self, id: JobId) -> Option<DateTime<Utc>> {
+        let jobs = self.jobs();
+        let state = jobs.get(&id)?;
+        if state.paused.load(Ordering::SeqCst) {
+            return None;
+        }
+        *lock(&state.next_run)
+    }
+
+    /// A snapshot of one job.
+    pub fn job(&self, id: JobId) -> Option<JobInfo> {
+        self.jobs().get(&id).map(|s| info(id, s))
+    }
+
+    /// Every job, by id.
+    pub fn list(&self) -> Vec<JobInfo> {
+        let mut all: Vec<JobInfo> = self.jobs().iter().map(|(id, s)| info(*id, s)).collect();
+        all.sort_by_key(|j| j.id);
+        all
+    }
+
+    /// Runs currently in progress, across jobs.
+    pub fn running(&self) -> usize {
+        self.inner.running.load(Ordering::SeqCst)
+    }
+
+    /// Stops firing, then waits up to `deadline` for running jobs to finish.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Timeout`] saying how many runs were still going at the deadline (they keep
+    /// running; the scheduler no longer waits for them).
+    pub async fn shutdown(&self, deadline: Duration) -> Result<()> {
+        self.inner.stop.send_replace(true);
+        for state in self.jobs().values() {
+            state.resume.notify_one();
+        }
+        let wait = async {
+            loop {
+                let idle = self.inner.idle.notified();
+                if self.inner.running.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        match tokio::time::timeout(deadline, wait).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{} job run(s) still going after {deadline:?}",
+                    self.inner.running.load(Ordering::SeqCst)
+                ),
+            )
+            .with_operation("shutdown")),
+        }
+    }
+
+    /// [`shutdown`](Self::shutdown) with the configured `SCHEDULER_SHUTDOWN_TIMEOUT`.
+    ///
+    /// # Errors
+    /// As [`shutdown`](Self::shutdown).
+    pub async fn shutdown_default(&self) -> Result<()> {
+        self.shutdown(self.inner.shutdown_timeout).await
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn info(id: JobId, s: &JobState) -> JobInfo {
+    let paused = s.paused.load(Ordering::SeqCst);
+    JobInfo {
+        id,
+        name: s.name.clone(),
+        schedule: s.schedule.to_string(),
+        next_run: if paused { None } else { *lock(&s.next_run) },
+        paused,
+        succeeded: s.counters.succeeded.load(Ordering::Relaxed),
+        failed: s.counters.failed.load(Ordering::Relaxed),
+        panicked: s.counters.panicked.load(Ordering::Relaxed),
+        skipped: s.counters.skipped.load(Ordering::Relaxed),
+        last_error: lock(&s.last_error).clone(),
+    }
+}
+
+/// One job's timing loop.
+struct Driver {
+    scheduler: Arc<Inner>,
+    state: Arc<JobState>,
+    run: JobFn,
+    overlap: Overlap,
+    misfire: Misfire,
+    timeout: Option<Duration>,
+    added: DateTime<Utc>,
+}
+
+/// Ticks later than this are misfires rather than timer jitter.
+const MISFIRE_GRACE: Duration = Duration::from_secs(1);
+
+impl Driver {
+    async fn drive(self) {
+        let mut stop = self.scheduler.stop.subscribe();
+        let mut planned = *lock(&self.state.next_run);
+        while let Some(tick) = planned {
+            // Sleep until the tick on the monotonic clock: tokio's timer, no polling.
+            let wait = (tick - self.scheduler.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+                _ = self.state.resume.notified() => {
+                    if self.state.removed.load(Ordering::SeqCst) { return; }
+                    continue;
+                }
+            }
+            // The wall clock can lag the timer slightly: never fire before the tick.
+            let now = self.scheduler.clock.now();
+            if now < tick {
+                continue;
+            }
+            if self.state.removed.load(Ordering::SeqCst) || *stop.borrow() {
+                return;
+            }
+            let late = (now - tick).to_std().unwrap_or(Duration::ZERO);
+            let next = self.state.schedule.next_after(now.max(tick), self.added);
+            *lock(&self.state.next_run) = next;
+            if self.state.paused.load(Ordering::SeqCst) {
+                planned = next;
+                continue;
+            }
+            if late > MISFIRE_GRACE && self.misfire == Misfire::Skip {
+                self.state.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.fire();
+            }
+            planned = next;
+        }
+        // A finished one-shot leaves the table once its run is done.
+        *lock(&self.state.next_run) = None;
+    }
+
+    fn fire(&self) {
+        let state = &self.state;
+        if state.running.load(Ordering::SeqCst) > 0 {
+            match self.overlap {
+                Overlap::Skip => {
+                    state.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Overlap::QueueOne => {
+                    if state.queued.swap(true, Ordering::SeqCst) {
+                        state.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return;
+                }
+                Overlap::Allow => {}
+            }
+        }
+        state.running.fetch_add(1, Ordering::SeqCst);
+        self.scheduler.running.fetch_add(1, Ordering::SeqCst);
+        let run = self.run.clone();
+        let state = self.state.clone();
+        let scheduler = self.scheduler.clone();
+        let timeout = self.timeout;
+        let span = tracing::info_span!("scheduler.job", job.name = %state.name);
+        tokio::spawn(
+            async move {
+                loop {
+                    run_once(&run, &state, timeout).await;
+                    // QueueOne: a tick arrived meanwhile; run it now.
+                    if !state.queued.swap(false, Ordering::SeqCst) {
+                        break;
+                    }
+                }
+                state.running.fetch_sub(1, Ordering::SeqCst);
+                if scheduler.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    scheduler.idle.notify_waiters();
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn run_once(run: &JobFn, state: &JobState, timeout: Option<Duration>) {
+    // A panic in the job is caught here, so the schedule keeps firing.
+    let fut = AssertUnwindSafe(run()).catch_unwind();
+    let outcome = match timeout {
+        Some(t) => match tokio::time::timeout(t, fut).await {
+            Ok(r) => r,
+            Err(_) => Ok(Err(format!("timed out after {t:?}").into())),
+        },
+        None => fut.await,
+    };
+    let failure = match outcome {
+        Ok(Ok(())) => {
+            state.counters.succeeded.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => {
+            state.counters.panicked.fetch_add(1, Ordering::Relaxed);
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic".to_owned());
+            format!("panicked: {message}")
+        }
+    };
+    state.counters.failed.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(job = %state.name, error = %failure, "scheduled job failed");
+    *lock(&state.last_error) = Some(failure);
+}
