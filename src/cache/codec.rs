@@ -55,3 +55,40 @@ impl Codec for Postcard {
         Ok(postcard::from_bytes(bytes)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Sample {
+        id: u64,
+        name: String,
+        tags: Vec<String>,
+    }
+
+    fn round_trip<C: Codec>(codec: C) -> usize {
+        let value = Sample {
+            id: 7,
+            name: "Ada".into(),
+            tags: vec!["a".into()],
+        };
+        let bytes = codec.encode(&value).unwrap();
+        assert_eq!(codec.decode::<Sample>(&bytes).unwrap(), value);
+        assert!(
+            codec.decode::<Sample>(b"\xff\xff").is_err(),
+            "{} rejects garbage",
+            codec.name()
+        );
+        bytes.len()
+    }
+
+    #[test]
+    fn both_codecs_round_trip_and_postcard_is_smaller() {
+        let json = round_trip(Json);
+        let postcard = round_trip(Postcard);
+        assert!(postcard < json, "postcard {postcard} bytes vs json {json}");
+        assert_eq!(Json.name(), "json");
+        assert_eq!(Postcard.name(), "postcard");
+    }
+}

@@ -40,8 +40,10 @@
 //! Not yet in this module: background job queues with retries, Redis-backed durable jobs and
 //! `single_instance` locking across a fleet.
 
+mod jobs;
 mod schedule;
 
+pub use jobs::{DeadJob, JobQueue, JobQueueConfig, JobStats};
 pub use schedule::{Every, Schedule, every};
 
 use crate::config::{self as cfg, ConfigIssue, EnvConfig};
@@ -614,9 +616,19 @@ impl Driver {
     }
 }
 
-async fn run_once(run: &JobFn, state: &JobState, timeout: Option<Duration>) {
-    // A panic in the job is caught here, so the schedule keeps firing.
-    let fut = AssertUnwindSafe(run()).catch_unwind();
+/// Why a run failed.
+pub(crate) struct Failure {
+    message: String,
+    panicked: bool,
+}
+
+/// Runs one attempt of a job: a panic is caught (so the caller's loop keeps going) and a
+/// timeout cancels it; both become failures.
+pub(crate) async fn run_guarded(
+    fut: BoxFuture,
+    timeout: Option<Duration>,
+) -> std::result::Result<(), Failure> {
+    let fut = AssertUnwindSafe(fut).catch_unwind();
     let outcome = match timeout {
         Some(t) => match tokio::time::timeout(t, fut).await {
             Ok(r) => r,
@@ -624,23 +636,38 @@ async fn run_once(run: &JobFn, state: &JobState, timeout: Option<Duration>) {
         },
         None => fut.await,
     };
-    let failure = match outcome {
-        Ok(Ok(())) => {
-            state.counters.succeeded.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        Ok(Err(e)) => e.to_string(),
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Failure {
+            message: e.to_string(),
+            panicked: false,
+        }),
         Err(panic) => {
-            state.counters.panicked.fetch_add(1, Ordering::Relaxed);
             let message = panic
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic".to_owned());
-            format!("panicked: {message}")
+            Err(Failure {
+                message: format!("panicked: {message}"),
+                panicked: true,
+            })
         }
-    };
-    state.counters.failed.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!(job = %state.name, error = %failure, "scheduled job failed");
-    *lock(&state.last_error) = Some(failure);
+    }
+}
+
+async fn run_once(run: &JobFn, state: &JobState, timeout: Option<Duration>) {
+    match run_guarded(run(), timeout).await {
+        Ok(()) => {
+            state.counters.succeeded.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(failure) => {
+            if failure.panicked {
+                state.counters.panicked.fetch_add(1, Ordering::Relaxed);
+            }
+            state.counters.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(job = %state.name, error = %failure.message, "scheduled job failed");
+            *lock(&state.last_error) = Some(failure.message);
+        }
+    }
 }

@@ -293,3 +293,4 @@ fn config_from_env_names_bad_values() {
         .to_string();
     assert!(e.contains(r#"SCHEDULER_SHUTDOWN_TIMEOUT="soon""#), "{e}");
 }
+mod jobs;

@@ -1,0 +1,397 @@
+//! Background jobs: typed payloads on named queues, a bounded worker pool, retries with
+//! backoff, and dead jobs kept with their last error.
+
+use crate::{BoxError, Error, ErrorKind, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, mpsc};
+
+type Handler = Arc<dyn Fn(Arc<[u8]>) -> super::BoxFuture + Send + Sync>;
+
+/// Settings for a [`JobQueue`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JobQueueConfig {
+    /// Jobs running at once, across queues. Default 16.
+    pub concurrency: usize,
+    /// Attempts per job, the first included, before it is dead. Default 5.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles per attempt. Default 1 s.
+    pub backoff_base: Duration,
+    /// Longest delay between attempts. Default 5 min.
+    pub backoff_max: Duration,
+    /// Cancels an attempt that runs longer (counted as a failure). Default none.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for JobQueueConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            max_attempts: 5,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            timeout: None,
+        }
+    }
+}
+
+impl JobQueueConfig {
+    /// Sets [`concurrency`](Self::concurrency).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+    /// Sets [`max_attempts`](Self::max_attempts).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+    /// Sets [`backoff_base`](Self::backoff_base) and [`backoff_max`](Self::backoff_max).
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.backoff_base = base;
+        self.backoff_max = max;
+        self
+    }
+    /// Sets [`timeout`](Self::timeout).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The delay before attempt `attempt + 1`, with full jitter: a random point in
+    /// `[0, min(max, base * 2^(attempt-1))]`, so retries of many jobs do not line up.
+    pub fn backoff_for(&self, attempt: u32) -> Duration {
+        let exp = self.backoff_base.saturating_mul(
+            1u32.checked_shl(attempt.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        );
+        let cap = exp.min(self.backoff_max);
+        cap.mul_f64(jitter())
+    }
+}
+
+fn jitter() -> f64 {
+    // xorshift on a per-thread seed: cheap, and good enough to spread retries.
+    use std::cell::Cell;
+    thread_local!(static SEED: Cell<u64> = Cell::new(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64 | 1)
+            .unwrap_or(0x9E37_79B9_7F4A_7C15)
+    ));
+    SEED.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
+/// A job that used up its attempts, from [`JobQueue::dead`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeadJob {
+    /// The id [`JobQueue::enqueue`] returned.
+    pub id: u64,
+    /// The queue it was on.
+    pub queue: String,
+    /// The payload as JSON.
+    pub payload: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last attempt's error.
+    pub last_error: String,
+}
+
+/// Counters of a [`JobQueue`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobStats {
+    /// Jobs enqueued.
+    pub enqueued: u64,
+    /// Jobs that succeeded (on any attempt).
+    pub succeeded: u64,
+    /// Failed attempts that were retried.
+    pub retried: u64,
+    /// Jobs that used up their attempts.
+    pub dead: u64,
+    /// Attempts running now.
+    pub running: u64,
+}
+
+struct Envelope {
+    id: u64,
+    queue: Arc<str>,
+    payload: Arc<[u8]>,
+    attempt: u32,
+}
+
+struct Shared {
+    config: JobQueueConfig,
+    handlers: Mutex<HashMap<String, Handler>>,
+    tx: mpsc::UnboundedSender<Envelope>,
+    next_id: AtomicU64,
+    enqueued: AtomicU64,
+    succeeded: AtomicU64,
+    retried: AtomicU64,
+    dead_count: AtomicU64,
+    // Attempts running plus retries waiting for their delay: shutdown waits for both.
+    in_flight: AtomicUsize,
+    idle: Notify,
+    dead: Mutex<Vec<DeadJob>>,
+    stopping: AtomicBool,
+}
+
+/// An in-process background job queue: `enqueue` typed jobs to named queues, a worker pool
+/// runs them with at most `concurrency` at once, failed attempts are retried with exponential
+/// backoff and jitter, and jobs that use up their attempts are kept as [`DeadJob`]s.
+///
+/// Jobs live in memory: they do not survive a restart (a durable Redis backend is planned).
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use corekit::scheduler::{JobQueue, JobQueueConfig};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Welcome { email: String }
+///
+/// let jobs = JobQueue::new(JobQueueConfig::default().concurrency(8));
+/// jobs.register("welcome", |job: Welcome| async move {
+///     println!("sending to {}", job.email);
+///     Ok::<(), std::io::Error>(())
+/// });
+/// jobs.enqueue("welcome", &Welcome { email: "ada@example.com".into() })?;
+/// jobs.shutdown(std::time::Duration::from_secs(5)).await?;
+/// # Ok::<(), corekit::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct JobQueue {
+    shared: Arc<Shared>,
+}
+
+impl JobQueue {
+    /// Starts the worker pool. Must be called inside a tokio runtime.
+    pub fn new(config: JobQueueConfig) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let config = JobQueueConfig {
+            concurrency: config.concurrency.max(1),
+            max_attempts: config.max_attempts.max(1),
+            ..config
+        };
+        let shared = Arc::new(Shared {
+            config,
+            handlers: Mutex::new(HashMap::new()),
+            tx,
+            next_id: AtomicU64::new(1),
+            enqueued: AtomicU64::new(0),
+            succeeded: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            dead_count: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            dead: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+        });
+        tokio::spawn(dispatch(Arc::downgrade(&shared), rx));
+        Self { shared }
+    }
+
+    /// Sets the handler for `queue`. Payloads are JSON-decoded into `T`; a payload that does
+    /// not decode fails its attempt like a handler error.
+    pub fn register<T, F, Fut, E>(&self, queue: &str, handler: F)
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let erased: Handler = Arc::new(move |payload: Arc<[u8]>| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                let job: T = serde_json::from_slice(&payload)
+                    .map_err(|e| -> BoxError { format!("payload does not decode: {e}").into() })?;
+                handler(job).await.map_err(Into::into)
+            })
+        });
+        lock(&self.shared.handlers).insert(queue.to_owned(), erased);
+    }
+
+    /// Queues a job; returns its id.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a queue with no handler or a payload that does not
+    /// serialize; [`ErrorKind::Unavailable`] after shutdown.
+    pub fn enqueue<T: Serialize + ?Sized>(&self, queue: &str, job: &T) -> Result<u64> {
+        if self.shared.stopping.load(Ordering::SeqCst) {
+            return Err(
+                Error::new(ErrorKind::Unavailable, "the job queue has shut down")
+                    .with_operation("enqueue"),
+            );
+        }
+        if !lock(&self.shared.handlers).contains_key(queue) {
+            return Err(Error::invalid_input(format!(
+                "no handler is registered for queue {queue:?}"
+            ))
+            .with_operation("enqueue"));
+        }
+        let payload = serde_json::to_vec(job).map_err(|e| {
+            Error::invalid_input(format!("job for queue {queue:?} does not serialize"))
+                .with_operation("enqueue")
+                .with_source(e)
+        })?;
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        self.shared.enqueued.fetch_add(1, Ordering::Relaxed);
+        self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        let envelope = Envelope {
+            id,
+            queue: Arc::from(queue),
+            payload: Arc::from(payload),
+            attempt: 1,
+        };
+        if self.shared.tx.send(envelope).is_err() {
+            finish(&self.shared);
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "the job queue's dispatcher has stopped",
+            )
+            .with_operation("enqueue"));
+        }
+        Ok(id)
+    }
+
+    /// Jobs that used up their attempts, oldest first.
+    pub fn dead(&self) -> Vec<DeadJob> {
+        lock(&self.shared.dead).clone()
+    }
+
+    /// The queue's counters.
+    pub fn stats(&self) -> JobStats {
+        let s = &self.shared;
+        JobStats {
+            enqueued: s.enqueued.load(Ordering::Relaxed),
+            succeeded: s.succeeded.load(Ordering::Relaxed),
+            retried: s.retried.load(Ordering::Relaxed),
+            dead: s.dead_count.load(Ordering::Relaxed),
+            running: s.in_flight.load(Ordering::SeqCst) as u64,
+        }
+    }
+
+    /// Stops accepting jobs and waits up to `deadline` for queued, running and retrying jobs.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Timeout`] with the number still in flight.
+    pub async fn shutdown(&self, deadline: Duration) -> Result<()> {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        let wait = async {
+            loop {
+                let idle = self.shared.idle.notified();
+                if self.shared.in_flight.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(deadline, wait).await.map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{} job(s) still queued, running or waiting to retry after {deadline:?}",
+                    self.shared.in_flight.load(Ordering::SeqCst)
+                ),
+            )
+            .with_operation("shutdown")
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn finish(shared: &Shared) {
+    if shared.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+        shared.idle.notify_waiters();
+    }
+}
+
+/// Takes jobs off the channel and runs each under a concurrency permit.
+async fn dispatch(shared: std::sync::Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Envelope>) {
+    let permits = match shared.upgrade() {
+        Some(s) => Arc::new(Semaphore::new(s.config.concurrency)),
+        None => return,
+    };
+    while let Some(envelope) = rx.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            run_attempt(&shared, envelope).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn run_attempt(shared: &Arc<Shared>, envelope: Envelope) {
+    let handler = lock(&shared.handlers).get(&*envelope.queue).cloned();
+    let outcome: std::result::Result<(), String> = match handler {
+        None => Err(format!(
+            "no handler is registered for queue {:?}",
+            envelope.queue
+        )),
+        Some(handler) => {
+            super::run_guarded(handler(envelope.payload.clone()), shared.config.timeout)
+                .await
+                .map_err(|f| f.message)
+        }
+    };
+    match outcome {
+        Ok(()) => {
+            shared.succeeded.fetch_add(1, Ordering::Relaxed);
+            finish(shared);
+        }
+        Err(error) if envelope.attempt < shared.config.max_attempts => {
+            shared.retried.fetch_add(1, Ordering::Relaxed);
+            let delay = shared.config.backoff_for(envelope.attempt);
+            tracing::debug!(queue = %envelope.queue, job = envelope.id, attempt = envelope.attempt, ?delay, %error, "job failed; retrying");
+            let tx = shared.tx.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let retry = Envelope {
+                    attempt: envelope.attempt + 1,
+                    ..envelope
+                };
+                // The dispatcher lives as long as the queue; if it is gone, count the job done.
+                if tx.send(retry).is_err() {
+                    finish(&shared);
+                }
+            });
+        }
+        Err(error) => {
+            tracing::warn!(queue = %envelope.queue, job = envelope.id, attempts = envelope.attempt, %error, "job is dead");
+            shared.dead_count.fetch_add(1, Ordering::Relaxed);
+            lock(&shared.dead).push(DeadJob {
+                id: envelope.id,
+                queue: envelope.queue.to_string(),
+                payload: String::from_utf8_lossy(&envelope.payload).into_owned(),
+                attempts: envelope.attempt,
+                last_error: error,
+            });
+            finish(shared);
+        }
+    }
+}
