@@ -15,7 +15,8 @@
 //! | `cache-redis` | `cache` with `RedisStore` (fred, auto-pipelined) | Redis 6+ |
 //! | `cache-memory` + `cache-redis` | `cache::TieredStore`: memory in front of Redis, invalidated across instances by pub/sub | Redis |
 //! | `cache` | both cache backends | |
-//! | `scheduler` | `scheduler`: cron (5/6 fields, aliases, time zones, DST-correct), fluent intervals, one-shots, overlap/misfire policies, panic isolation, graceful shutdown | nothing: in-process |
+//! | `scheduler` | `scheduler`: cron (5/6 fields, aliases, time zones, DST-correct), fluent intervals, one-shots, overlap/misfire policies, panic isolation, graceful shutdown, in-process background jobs with retries | nothing: in-process |
+//! | `scheduler-redis` | `scheduler::RedisTickLock`: `single_instance` jobs run once per tick across a fleet | Redis |
 //! | `full` | every module and backend | |
 //!
 //! Modules land one at a time; this table lists what exists in this version (queue, storage,

@@ -37,11 +37,19 @@
 //! | `SCHEDULER_TIMEZONE` | `UTC` | zone for schedules that name none |
 //! | `SCHEDULER_SHUTDOWN_TIMEOUT` | `30s` | how long [`Scheduler::shutdown_default`] waits for running jobs |
 //!
-//! Not yet in this module: background job queues with retries, Redis-backed durable jobs and
-//! `single_instance` locking across a fleet.
+//! Background jobs: [`JobQueue`] (in-process). Fleet-wide single runs:
+//! [`Job::single_instance`] with a [`TickLock`] such as `RedisTickLock` (feature
+//! `scheduler-redis`). Not yet in this module: a durable (Redis-backed) job queue, so queued
+//! background jobs do not survive a restart.
 
 mod jobs;
+#[cfg(feature = "scheduler-redis")]
+mod redis;
 mod schedule;
+
+#[cfg(feature = "scheduler-redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scheduler-redis")))]
+pub use redis::RedisTickLock;
 
 pub use jobs::{DeadJob, JobQueue, JobQueueConfig, JobStats};
 pub use schedule::{Every, Schedule, every};
@@ -106,6 +114,20 @@ pub enum Misfire {
     RunOnce,
 }
 
+/// Decides which of several scheduler instances runs a tick of a
+/// [`single_instance`](Job::single_instance) job: the first to take the tick's key wins.
+pub trait TickLock: Send + Sync + 'static {
+    /// Takes `key` for `ttl` if nobody holds it; true when this caller got it.
+    fn acquire<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<bool>> + Send + 'a>>;
+}
+
+/// How long a tick's key is kept: far longer than any clock skew between instances.
+const TICK_LOCK_TTL: Duration = Duration::from_secs(600);
+
 /// A job to add: a name, a [`Schedule`], a function, and policies.
 pub struct Job {
     name: String,
@@ -114,6 +136,7 @@ pub struct Job {
     overlap: Overlap,
     misfire: Misfire,
     timeout: Option<Duration>,
+    tick_lock: Option<Arc<dyn TickLock>>,
 }
 
 impl Job {
@@ -135,12 +158,31 @@ impl Job {
             overlap: Overlap::default(),
             misfire: Misfire::default(),
             timeout: None,
+            tick_lock: None,
         }
+    }
+
+    /// Runs each tick on one instance only, across every scheduler sharing `lock` (e.g. a
+    /// [`RedisTickLock`] on one Redis): the instance that takes the key
+    /// `corekit:scheduler:<name>:<tick>` first runs it, the others count it as skipped. The
+    /// job's name must be the same on every instance. If the lock cannot be reached the tick is
+    /// not run (counted as a failure): a missed run is safer than a double one. With a lock,
+    /// [`Overlap::QueueOne`] behaves as [`Overlap::Skip`].
+    pub fn single_instance(mut self, lock: Arc<dyn TickLock>) -> Self {
+        self.tick_lock = Some(lock);
+        if self.overlap == Overlap::QueueOne {
+            self.overlap = Overlap::Skip;
+        }
+        self
     }
 
     /// Sets the [`Overlap`] policy.
     pub fn overlap(mut self, overlap: Overlap) -> Self {
-        self.overlap = overlap;
+        self.overlap = if self.tick_lock.is_some() && overlap == Overlap::QueueOne {
+            Overlap::Skip
+        } else {
+            overlap
+        };
         self
     }
 
@@ -391,6 +433,7 @@ impl Scheduler {
             overlap: job.overlap,
             misfire: job.misfire,
             timeout: job.timeout,
+            tick_lock: job.tick_lock,
             added,
         };
         tokio::spawn(driver.drive());
@@ -524,6 +567,7 @@ struct Driver {
     overlap: Overlap,
     misfire: Misfire,
     timeout: Option<Duration>,
+    tick_lock: Option<Arc<dyn TickLock>>,
     added: DateTime<Utc>,
 }
 
@@ -565,7 +609,7 @@ impl Driver {
             if late > MISFIRE_GRACE && self.misfire == Misfire::Skip {
                 self.state.counters.skipped.fetch_add(1, Ordering::Relaxed);
             } else {
-                self.fire();
+                self.fire(tick);
             }
             planned = next;
         }
@@ -573,7 +617,7 @@ impl Driver {
         *lock(&self.state.next_run) = None;
     }
 
-    fn fire(&self) {
+    fn fire(&self, tick: DateTime<Utc>) {
         let state = &self.state;
         if state.running.load(Ordering::SeqCst) > 0 {
             match self.overlap {
@@ -596,14 +640,40 @@ impl Driver {
         let state = self.state.clone();
         let scheduler = self.scheduler.clone();
         let timeout = self.timeout;
+        let tick_lock = self.tick_lock.clone();
         let span = tracing::info_span!("scheduler.job", job.name = %state.name);
         tokio::spawn(
             async move {
-                loop {
-                    run_once(&run, &state, timeout).await;
-                    // QueueOne: a tick arrived meanwhile; run it now.
-                    if !state.queued.swap(false, Ordering::SeqCst) {
-                        break;
+                let mine = match &tick_lock {
+                    None => true,
+                    Some(tick_lock) => {
+                        let key = format!(
+                            "corekit:scheduler:{}:{}",
+                            state.name,
+                            tick.timestamp_millis()
+                        );
+                        match tick_lock.acquire(&key, TICK_LOCK_TTL).await {
+                            Ok(true) => true,
+                            Ok(false) => {
+                                state.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                                false
+                            }
+                            Err(e) => {
+                                state.counters.failed.fetch_add(1, Ordering::Relaxed);
+                                *lock(&state.last_error) =
+                                    Some(format!("tick lock unavailable, tick not run: {e}"));
+                                false
+                            }
+                        }
+                    }
+                };
+                if mine {
+                    loop {
+                        run_once(&run, &state, timeout).await;
+                        // QueueOne: a tick arrived meanwhile; run it now.
+                        if !state.queued.swap(false, Ordering::SeqCst) {
+                            break;
+                        }
                     }
                 }
                 state.running.fetch_sub(1, Ordering::SeqCst);

@@ -294,3 +294,4 @@ fn config_from_env_names_bad_values() {
     assert!(e.contains(r#"SCHEDULER_SHUTDOWN_TIMEOUT="soon""#), "{e}");
 }
 mod jobs;
+mod single_instance;

@@ -1,0 +1,78 @@
+//! `single_instance` across three schedulers on one real Redis: each tick runs exactly once.
+
+use chrono::{Timelike, Utc};
+use corekit::scheduler::{Job, RedisTickLock, Schedule, Scheduler, TickLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[path = "../support/mod.rs"]
+mod support;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_run_each_tick_once_over_20_ticks() {
+    let url = support::REDIS.require();
+    let name = support::unique("fleet-job");
+    let runs: Arc<Mutex<HashMap<i64, Vec<usize>>>> = Arc::default();
+    let mut schedulers = Vec::new();
+    for instance in 0..3 {
+        let lock: Arc<dyn TickLock> = Arc::new(
+            RedisTickLock::connect(&url, Duration::from_secs(1))
+                .await
+                .unwrap(),
+        );
+        let scheduler = Scheduler::new();
+        let runs = runs.clone();
+        scheduler
+            .add(
+                Job::new(
+                    name.clone(),
+                    Schedule::cron("* * * * * *").unwrap(),
+                    move || {
+                        // Runs start within a few ms after the second they belong to.
+                        let now = Utc::now();
+                        let second = now.timestamp() - i64::from(now.nanosecond() > 900_000_000);
+                        runs.lock()
+                            .unwrap()
+                            .entry(second)
+                            .or_default()
+                            .push(instance);
+                        std::future::ready(())
+                    },
+                )
+                .single_instance(lock),
+            )
+            .unwrap();
+        schedulers.push(scheduler);
+    }
+    tokio::time::sleep(Duration::from_millis(20_500)).await;
+    for s in &schedulers {
+        s.shutdown(Duration::from_secs(2)).await.unwrap();
+    }
+    let runs = runs.lock().unwrap().clone();
+    assert!(
+        runs.len() >= 20,
+        "20 ticks observed, got {}: {runs:?}",
+        runs.len()
+    );
+    for (second, instances) in &runs {
+        assert_eq!(instances.len(), 1, "tick {second} ran on {instances:?}");
+    }
+    let skipped: u64 = schedulers.iter().map(|s| s.list()[0].skipped).sum();
+    assert_eq!(
+        skipped,
+        2 * runs.len() as u64,
+        "the two losers of each tick count it as skipped"
+    );
+    let winners: std::collections::HashSet<usize> = runs.values().map(|v| v[0]).collect();
+    println!("ticks won per instance: {winners:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_lock_skips_the_tick_instead_of_running_it_twice() {
+    let url = format!("redis://127.0.0.1:{}", support::free_port());
+    let err = RedisTickLock::connect(&url, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+}
