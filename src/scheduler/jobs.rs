@@ -6,10 +6,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 
 type Handler = Arc<dyn Fn(Arc<[u8]>) -> super::BoxFuture + Send + Sync>;
 
@@ -144,8 +144,7 @@ struct Shared {
     retried: AtomicU64,
     dead_count: AtomicU64,
     // Attempts running plus retries waiting for their delay: shutdown waits for both.
-    in_flight: AtomicUsize,
-    idle: Notify,
+    in_flight: super::InFlight,
     dead: Mutex<Vec<DeadJob>>,
     stopping: AtomicBool,
 }
@@ -197,8 +196,7 @@ impl JobQueue {
             succeeded: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             dead_count: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            idle: Notify::new(),
+            in_flight: super::InFlight::default(),
             dead: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
         });
@@ -252,7 +250,7 @@ impl JobQueue {
         })?;
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         self.shared.enqueued.fetch_add(1, Ordering::Relaxed);
-        self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.shared.in_flight.start();
         let envelope = Envelope {
             id,
             queue: Arc::from(queue),
@@ -283,7 +281,7 @@ impl JobQueue {
             succeeded: s.succeeded.load(Ordering::Relaxed),
             retried: s.retried.load(Ordering::Relaxed),
             dead: s.dead_count.load(Ordering::Relaxed),
-            running: s.in_flight.load(Ordering::SeqCst) as u64,
+            running: s.in_flight.get() as u64,
         }
     }
 
@@ -293,25 +291,17 @@ impl JobQueue {
     /// [`ErrorKind::Timeout`] with the number still in flight.
     pub async fn shutdown(&self, deadline: Duration) -> Result<()> {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        let wait = async {
-            loop {
-                let idle = self.shared.idle.notified();
-                if self.shared.in_flight.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        };
-        tokio::time::timeout(deadline, wait).await.map_err(|_| {
-            Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "{} job(s) still queued, running or waiting to retry after {deadline:?}",
-                    self.shared.in_flight.load(Ordering::SeqCst)
-                ),
-            )
-            .with_operation("shutdown")
-        })
+        if self.shared.in_flight.wait_idle(deadline).await {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "{} job(s) still queued, running or waiting to retry after {deadline:?}",
+                self.shared.in_flight.get()
+            ),
+        )
+        .with_operation("shutdown"))
     }
 }
 
@@ -320,9 +310,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn finish(shared: &Shared) {
-    if shared.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-        shared.idle.notify_waiters();
-    }
+    shared.in_flight.finish();
 }
 
 /// Takes jobs off the channel and runs each under a concurrency permit.

@@ -250,6 +250,43 @@ struct JobState {
     queued: AtomicBool,
 }
 
+/// Counts work in progress and wakes whoever waits for it to reach zero (shutdowns).
+#[derive(Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    pub(crate) fn start(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn finish(&self) {
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    pub(crate) fn get(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the count is zero; false if `deadline` passed first.
+    pub(crate) async fn wait_idle(&self, deadline: Duration) -> bool {
+        let wait = async {
+            loop {
+                let idle = self.idle.notified();
+                if self.get() == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(deadline, wait).await.is_ok()
+    }
+}
+
 /// Where the scheduler reads the time.
 #[derive(Clone, Copy)]
 enum Clock {
@@ -279,8 +316,7 @@ struct Inner {
     tz: Tz,
     shutdown_timeout: Duration,
     stop: watch::Sender<bool>,
-    running: AtomicUsize,
-    idle: Notify,
+    running: InFlight,
 }
 
 /// Runs [`Job`]s on their schedules. Cloning shares the scheduler.
@@ -385,8 +421,7 @@ impl Scheduler {
                 tz,
                 shutdown_timeout,
                 stop,
-                running: AtomicUsize::new(0),
-                idle: Notify::new(),
+                running: InFlight::default(),
             }),
         }
     }
@@ -495,7 +530,7 @@ impl Scheduler {
 
     /// Runs currently in progress, across jobs.
     pub fn running(&self) -> usize {
-        self.inner.running.load(Ordering::SeqCst)
+        self.inner.running.get()
     }
 
     /// Stops firing, then waits up to `deadline` for running jobs to finish.
@@ -508,26 +543,17 @@ impl Scheduler {
         for state in self.jobs().values() {
             state.resume.notify_one();
         }
-        let wait = async {
-            loop {
-                let idle = self.inner.idle.notified();
-                if self.inner.running.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        };
-        match tokio::time::timeout(deadline, wait).await {
-            Ok(()) => Ok(()),
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "{} job run(s) still going after {deadline:?}",
-                    self.inner.running.load(Ordering::SeqCst)
-                ),
-            )
-            .with_operation("shutdown")),
+        if self.inner.running.wait_idle(deadline).await {
+            return Ok(());
         }
+        Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "{} job run(s) still going after {deadline:?}",
+                self.inner.running.get()
+            ),
+        )
+        .with_operation("shutdown"))
     }
 
     /// [`shutdown`](Self::shutdown) with the configured `SCHEDULER_SHUTDOWN_TIMEOUT`.
@@ -635,7 +661,7 @@ impl Driver {
             }
         }
         state.running.fetch_add(1, Ordering::SeqCst);
-        self.scheduler.running.fetch_add(1, Ordering::SeqCst);
+        self.scheduler.running.start();
         let run = self.run.clone();
         let state = self.state.clone();
         let scheduler = self.scheduler.clone();
@@ -677,9 +703,7 @@ impl Driver {
                     }
                 }
                 state.running.fetch_sub(1, Ordering::SeqCst);
-                if scheduler.running.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    scheduler.idle.notify_waiters();
-                }
+                scheduler.running.finish();
             }
             .instrument(span),
         );
