@@ -13,6 +13,7 @@
 //! | *(always)* | [`Error`], [`config`] | |
 //! | `cache-memory` *(default)* | `cache` with `MemoryStore` (quick_cache, bounded, per-entry TTL) | nothing: in-process |
 //! | `cache-redis` | `cache` with `RedisStore` (fred, auto-pipelined) | Redis 6+ |
+//! | `cache-redis-tls` | `rediss://` for `RedisStore` (rustls, ring) | Redis with TLS |
 //! | `cache-memory` + `cache-redis` | `cache::TieredStore`: memory in front of Redis, invalidated across instances by pub/sub | Redis |
 //! | `cache` | both cache backends | |
 //! | `scheduler` | `scheduler`: cron (5/6 fields, aliases, time zones, DST-correct), fluent intervals, one-shots, overlap/misfire policies, panic isolation, graceful shutdown, in-process background jobs with retries | nothing: in-process |

@@ -47,6 +47,9 @@ pub struct CacheConfig {
     /// `CACHE_MAX_VALUE_SIZE`.
     #[serde(with = "cfg::size")]
     pub max_value_size: u64,
+    /// `CACHE_REDIS_CA_FILE`: PEM file of the CA(s) to trust for `rediss://` instead of the
+    /// system roots (feature `cache-redis-tls`).
+    pub redis_ca_file: Option<String>,
     /// `CACHE_REDIS_POOL_SIZE`.
     pub redis_pool_size: usize,
     /// `CACHE_CONNECT_TIMEOUT`.
@@ -88,6 +91,7 @@ impl Default for CacheConfig {
             max_bytes: None,
             max_key_len: 1024,
             max_value_size: 16 << 20,
+            redis_ca_file: None,
             redis_pool_size: 1,
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(1),
@@ -201,12 +205,25 @@ impl CacheConfig {
 
     #[cfg(feature = "cache-redis")]
     async fn redis_store(&self) -> Result<super::RedisStore> {
-        super::RedisStore::builder(self.redis_url.expose())
+        #[allow(unused_mut)]
+        let mut builder = super::RedisStore::builder(self.redis_url.expose())
             .pool_size(self.redis_pool_size)
             .connect_timeout(self.connect_timeout)
-            .command_timeout(self.command_timeout)
-            .build()
-            .await
+            .command_timeout(self.command_timeout);
+        if let Some(path) = self.redis_ca_file.as_deref().filter(|p| !p.is_empty()) {
+            #[cfg(feature = "cache-redis-tls")]
+            {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Error::config(format!("CACHE_REDIS_CA_FILE={path:?}: cannot read it: {e}"))
+                })?;
+                builder = builder.tls_root_ca_pem(pem);
+            }
+            #[cfg(not(feature = "cache-redis-tls"))]
+            return Err(Error::config(format!(
+                "CACHE_REDIS_CA_FILE={path:?} needs the cargo feature cache-redis-tls"
+            )));
+        }
+        builder.build().await
     }
 }
 

@@ -41,7 +41,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `CACHE_BACKEND` | `memory` | `memory`, `redis` or `tiered` |
-//! | `CACHE_REDIS_URL` | `redis://127.0.0.1:6379` | `redis://[user:pass@]host:port/db` (`rediss://` needs TLS support in fred) |
+//! | `CACHE_REDIS_URL` | `redis://127.0.0.1:6379` | `redis://[user:pass@]host:port/db`, or `rediss://` for TLS (feature `cache-redis-tls`) |
 //! | `CACHE_DEFAULT_TTL` | `1h` | TTL of `set` without one; `0` keeps entries until evicted |
 //! | `CACHE_TTL_JITTER` | `0` | fraction (0..1) taken off TTLs at random, so keys set together expire apart |
 //! | `CACHE_PREFIX` | *(none)* | namespace: keys become `PREFIX:key` |
@@ -50,6 +50,7 @@
 //! | `CACHE_MAX_BYTES` | *(none)* | memory store bound (bytes of keys + values); takes over from entries when set |
 //! | `CACHE_MAX_KEY_LEN` | `1024` | longer keys are `InvalidInput` |
 //! | `CACHE_MAX_VALUE_SIZE` | `16MiB` | larger values are `InvalidInput` |
+//! | `CACHE_REDIS_CA_FILE` | *(none)* | PEM CA(s) to trust for `rediss://` instead of the system roots (feature `cache-redis-tls`) |
 //! | `CACHE_REDIS_POOL_SIZE` | `1` | Redis connections; each auto-pipelines, and one was fastest in our benches |
 //! | `CACHE_CONNECT_TIMEOUT` | `5s` | Redis connect timeout |
 //! | `CACHE_COMMAND_TIMEOUT` | `1s` | bound on every Redis command, reconnect waits included; `0` removes the bound (a little faster, see BENCHMARKS.md, but a hung server then blocks callers) |

@@ -67,9 +67,20 @@ pub struct RedisStoreBuilder {
     connect_timeout: Duration,
     command_timeout: Duration,
     config: Option<Config>,
+    #[cfg(feature = "cache-redis-tls")]
+    tls_root_ca: Option<Vec<u8>>,
 }
 
 impl RedisStoreBuilder {
+    /// For `rediss://`: trust the CA certificate(s) in `pem` instead of the system's roots
+    /// (a private CA, or a test's self-signed one).
+    #[cfg(feature = "cache-redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cache-redis-tls")))]
+    pub fn tls_root_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_ca = Some(pem.into());
+        self
+    }
+
     /// Connections in the pool (default 1: with auto-pipelining one connection gave the highest
     /// throughput in benches/cache.rs; more help with large values or slow commands).
     pub fn pool_size(mut self, n: usize) -> Self {
@@ -102,16 +113,26 @@ impl RedisStoreBuilder {
     /// [`ErrorKind::Config`] for a URL fred cannot parse (password redacted);
     /// [`ErrorKind::Unavailable`] when Redis does not answer within the connect timeout.
     pub async fn build(self) -> Result<RedisStore> {
-        let config = match self.config {
+        #[allow(unused_mut)]
+        let mut config = match self.config {
             Some(c) => c,
             None => Config::from_url(&self.url).map_err(|e| {
+                let hint = if self.url.starts_with("rediss") && !cfg!(feature = "cache-redis-tls") {
+                    " (rediss:// needs the cargo feature cache-redis-tls)"
+                } else {
+                    ""
+                };
                 Error::config(format!(
-                    "redis URL {:?} is not valid: {}",
+                    "redis URL {:?} is not valid: {}{hint}",
                     crate::config::redact_url(&self.url),
                     e.details()
                 ))
             })?,
         };
+        #[cfg(feature = "cache-redis-tls")]
+        if let Some(pem) = &self.tls_root_ca {
+            config.tls = Some(tls_with_roots(pem)?.into());
+        }
         let connect_timeout = self.connect_timeout;
         let command_timeout = self.command_timeout;
         let pool = fred::types::Builder::from_config(config)
@@ -163,6 +184,30 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+/// A rustls client config trusting only the CA certificates in `pem`.
+#[cfg(feature = "cache-redis-tls")]
+fn tls_with_roots(pem: &[u8]) -> Result<rustls::ClientConfig> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let bad = |what: String| Error::config(format!("redis TLS root CA: {what}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| bad(format!("certificate rejected: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no certificate in the PEM data".into()));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 impl RedisStore {
     /// A builder for the Redis at `url` (`redis://[user:password@]host:port[/db]`).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
@@ -172,6 +217,8 @@ impl RedisStore {
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(1),
             config: None,
+            #[cfg(feature = "cache-redis-tls")]
+            tls_root_ca: None,
         }
     }
 
@@ -195,6 +242,8 @@ pub(super) fn map_err(e: fred::error::Error, op: &'static str) -> Error {
     use fred::error::ErrorKind as F;
     let details = e.details().to_string();
     let kind = match e.kind() {
+        // rustls reports a certificate it does not trust as an I/O error; retrying won't help.
+        _ if details.contains("InvalidCertificate") => ErrorKind::Config,
         F::Timeout => ErrorKind::Timeout,
         F::IO | F::Canceled | F::Backpressure | F::Routing | F::Cluster | F::Sentinel => {
             ErrorKind::Unavailable

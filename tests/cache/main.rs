@@ -9,4 +9,5 @@ mod from_env;
 mod memory;
 mod redis;
 mod redis_faults;
+mod redis_tls;
 mod tiered;
