@@ -204,6 +204,15 @@ impl JobQueue {
         Self { shared }
     }
 
+    /// A queue configured from `SCHEDULER_*` variables (see the [module docs](super)).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] naming the variable.
+    pub fn from_env() -> Result<Self> {
+        use crate::config::EnvConfig;
+        Ok(Self::new(super::SchedulerConfig::from_env()?.job_queue()))
+    }
+
     /// Sets the handler for `queue`. Payloads are JSON-decoded into `T`; a payload that does
     /// not decode fails its attempt like a handler error.
     pub fn register<T, F, Fut, E>(&self, queue: &str, handler: F)

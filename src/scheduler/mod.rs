@@ -36,6 +36,11 @@
 //! |---|---|---|
 //! | `SCHEDULER_TIMEZONE` | `UTC` | zone for schedules that name none |
 //! | `SCHEDULER_SHUTDOWN_TIMEOUT` | `30s` | how long [`Scheduler::shutdown_default`] waits for running jobs |
+//! | `SCHEDULER_WORKER_CONCURRENCY` | `16` | background jobs running at once ([`JobQueue::from_env`]) |
+//! | `SCHEDULER_MAX_ATTEMPTS` | `5` | attempts per background job before it is dead |
+//! | `SCHEDULER_RETRY_BACKOFF` | `1s` | delay before the first retry; doubles per attempt, with full jitter |
+//! | `SCHEDULER_RETRY_BACKOFF_MAX` | `5m` | longest delay between attempts |
+//! | `SCHEDULER_JOB_TIMEOUT` | *(none)* | cancels a background job attempt that runs longer |
 //!
 //! Background jobs: [`JobQueue`] (in-process). Fleet-wide single runs:
 //! [`Job::single_instance`] with a [`TickLock`] such as `RedisTickLock` (feature
@@ -341,6 +346,31 @@ pub struct SchedulerConfig {
     /// `SCHEDULER_SHUTDOWN_TIMEOUT`.
     #[serde(with = "cfg::duration")]
     pub shutdown_timeout: Duration,
+    /// `SCHEDULER_WORKER_CONCURRENCY`: background jobs running at once.
+    pub worker_concurrency: usize,
+    /// `SCHEDULER_MAX_ATTEMPTS`: attempts per background job before it is dead.
+    pub max_attempts: u32,
+    /// `SCHEDULER_RETRY_BACKOFF`: delay before the first retry (doubles per attempt).
+    #[serde(with = "cfg::duration")]
+    pub retry_backoff: Duration,
+    /// `SCHEDULER_RETRY_BACKOFF_MAX`: longest delay between attempts.
+    #[serde(with = "cfg::duration")]
+    pub retry_backoff_max: Duration,
+    /// `SCHEDULER_JOB_TIMEOUT`: cancels a background job attempt that runs longer (unset: none).
+    #[serde(with = "cfg::option_duration")]
+    pub job_timeout: Option<Duration>,
+}
+
+impl SchedulerConfig {
+    /// The background-job part of this config.
+    pub fn job_queue(&self) -> JobQueueConfig {
+        let mut config = JobQueueConfig::default()
+            .concurrency(self.worker_concurrency)
+            .max_attempts(self.max_attempts)
+            .backoff(self.retry_backoff, self.retry_backoff_max);
+        config.timeout = self.job_timeout.filter(|t| !t.is_zero());
+        config
+    }
 }
 
 impl Default for SchedulerConfig {
@@ -348,6 +378,11 @@ impl Default for SchedulerConfig {
         Self {
             timezone: "UTC".into(),
             shutdown_timeout: Duration::from_secs(30),
+            worker_concurrency: 16,
+            max_attempts: 5,
+            retry_backoff: Duration::from_secs(1),
+            retry_backoff_max: Duration::from_secs(300),
+            job_timeout: None,
         }
     }
 }
@@ -356,6 +391,22 @@ impl EnvConfig for SchedulerConfig {
     const PREFIX: &'static str = "SCHEDULER_";
 
     fn validate(&self) -> std::result::Result<(), ConfigIssue> {
+        if self.worker_concurrency == 0 {
+            return Err(ConfigIssue::new("worker_concurrency", "0", "at least 1"));
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigIssue::new("max_attempts", "0", "at least 1"));
+        }
+        if self.retry_backoff > self.retry_backoff_max {
+            return Err(ConfigIssue::new(
+                "retry_backoff",
+                humantime::format_duration(self.retry_backoff).to_string(),
+                format!(
+                    "at most SCHEDULER_RETRY_BACKOFF_MAX ({})",
+                    humantime::format_duration(self.retry_backoff_max)
+                ),
+            ));
+        }
         if schedule::parse_tz(&self.timezone).is_err() {
             return Err(ConfigIssue::new(
                 "timezone",

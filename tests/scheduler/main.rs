@@ -288,6 +288,30 @@ fn config_from_env_names_bad_values() {
         e,
         r#"invalid configuration: SCHEDULER_TIMEZONE="Mars/Base": expected an IANA time zone like UTC or Europe/Berlin"#
     );
+    let c = load(&[
+        ("SCHEDULER_WORKER_CONCURRENCY", "4"),
+        ("SCHEDULER_MAX_ATTEMPTS", "2"),
+        ("SCHEDULER_RETRY_BACKOFF", "250ms"),
+        ("SCHEDULER_JOB_TIMEOUT", "30s"),
+    ])
+    .unwrap();
+    let q = c.job_queue();
+    assert_eq!((q.concurrency, q.max_attempts), (4, 2));
+    assert_eq!(q.backoff_base, Duration::from_millis(250));
+    assert_eq!(q.timeout, Some(Duration::from_secs(30)));
+    let e = load(&[("SCHEDULER_RETRY_BACKOFF", "10m")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            r#"SCHEDULER_RETRY_BACKOFF="10m": expected at most SCHEDULER_RETRY_BACKOFF_MAX (5m)"#
+        ),
+        "{e}"
+    );
+    let e = load(&[("SCHEDULER_WORKER_CONCURRENCY", "0")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(r#"SCHEDULER_WORKER_CONCURRENCY="0""#), "{e}");
     let e = load(&[("SCHEDULER_SHUTDOWN_TIMEOUT", "soon")])
         .unwrap_err()
         .to_string();
