@@ -1,17 +1,20 @@
 //! Scheduler figures, corekit next to tokio-cron-scheduler in the same run.
 //!
 //! ```sh
-//! cargo bench --bench scheduler --features scheduler
+//! cargo bench --bench scheduler --features scheduler-redis
 //! ```
 //!
 //! 1. Firing lateness (how long after the scheduled instant a job starts, by the wall clock):
 //!    a `* * * * * *` cron job on corekit and on tokio-cron-scheduler 0.15 side by side for
 //!    `BENCH_CRON_TICKS` ticks (default 60, one a second), and a corekit 10 ms interval for
 //!    1000 ticks. Prints p50/p99/max.
-//! 2. Background-job throughput: no-op jobs through `JobQueue`, jobs per second.
+//! 2. Background-job throughput: no-op jobs through `JobQueue` (in-process) and
+//!    `RedisJobQueue` (the local redis-server), jobs per second.
 
 use chrono::{Timelike, Utc};
-use corekit::scheduler::{Job, JobQueue, JobQueueConfig, Schedule, Scheduler, every};
+use corekit::scheduler::{
+    Job, JobQueue, JobQueueConfig, RedisJobQueue, Schedule, Scheduler, every,
+};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -120,6 +123,42 @@ async fn job_throughput(n: u64) {
     );
 }
 
+async fn redis_job_throughput(n: u64) {
+    let url =
+        std::env::var("COREKIT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("bench-jobs-{}", std::process::id());
+    let q = RedisJobQueue::connect_with_prefix(
+        &url,
+        &prefix,
+        JobQueueConfig::default().concurrency(64),
+    )
+    .await
+    .unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let d = done.clone();
+    q.register("noop", move |_: u64| {
+        d.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async { Ok::<(), std::io::Error>(()) }
+    });
+    let start = Instant::now();
+    for i in 0..n {
+        q.enqueue("noop", &i).await.unwrap();
+    }
+    let enqueued = start.elapsed();
+    while done.load(std::sync::atomic::Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = start.elapsed();
+    q.shutdown(Duration::from_secs(10)).await.unwrap();
+    println!(
+        "{:<40} {n} jobs enqueued in {:.2?}, all run in {:.2?} = {:.0} jobs/s",
+        "RedisJobQueue no-op jobs (concurrency 64)",
+        enqueued,
+        took,
+        n as f64 / took.as_secs_f64()
+    );
+}
+
 fn main() {
     // `cargo test --benches` runs bench binaries with --bench absent: keep that quick.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -138,6 +177,7 @@ fn main() {
                 .unwrap_or(60)
         };
         job_throughput(if quick { 1_000 } else { 200_000 }).await;
+        redis_job_throughput(if quick { 100 } else { 20_000 }).await;
         if !quick {
             interval_lateness().await;
         }

@@ -17,11 +17,11 @@
 //! | `cache-memory` + `cache-redis` | `cache::TieredStore`: memory in front of Redis, invalidated across instances by pub/sub | Redis |
 //! | `cache` | both cache backends | |
 //! | `scheduler` | `scheduler`: cron (5/6 fields, aliases, time zones, DST-correct), fluent intervals, one-shots, overlap/misfire policies, panic isolation, graceful shutdown, in-process background jobs with retries | nothing: in-process |
-//! | `scheduler-redis` | `scheduler::RedisTickLock`: `single_instance` jobs run once per tick across a fleet | Redis |
+//! | `scheduler-redis` | `scheduler::RedisTickLock` (`single_instance` jobs run once per tick across a fleet) and `scheduler::RedisJobQueue` (durable background jobs shared by instances) | Redis |
 //! | `full` | every module and backend | |
 //!
 //! Modules land one at a time; this table lists what exists in this version (queue, storage,
-//! email and observability are planned, and the scheduler's durable Redis jobs). The
+//! email and observability are planned). The
 //! [`CHANGELOG`](https://github.com/corekit-rs/corekit/blob/main/CHANGELOG.md) says what each
 //! release added.
 //!

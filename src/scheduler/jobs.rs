@@ -13,6 +13,63 @@ use tokio::sync::{Semaphore, mpsc};
 
 type Handler = Arc<dyn Fn(Arc<[u8]>) -> super::BoxFuture + Send + Sync>;
 
+/// The typed handlers of a job queue, by queue name (shared by every job-queue backend).
+#[derive(Default)]
+pub(crate) struct Handlers(Mutex<HashMap<String, Handler>>);
+
+impl Handlers {
+    pub(crate) fn register<T, F, Fut, E>(&self, queue: &str, handler: F)
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let erased: Handler = Arc::new(move |payload: Arc<[u8]>| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                let job: T = serde_json::from_slice(&payload)
+                    .map_err(|e| -> BoxError { format!("payload does not decode: {e}").into() })?;
+                handler(job).await.map_err(Into::into)
+            })
+        });
+        lock(&self.0).insert(queue.to_owned(), erased);
+    }
+
+    pub(crate) fn contains(&self, queue: &str) -> bool {
+        lock(&self.0).contains_key(queue)
+    }
+
+    pub(crate) fn names(&self) -> Vec<String> {
+        lock(&self.0).keys().cloned().collect()
+    }
+
+    /// Runs one attempt of a job on `queue`: the handler's error, panic or timeout as text.
+    pub(crate) async fn attempt(
+        &self,
+        queue: &str,
+        payload: Arc<[u8]>,
+        timeout: Option<Duration>,
+    ) -> std::result::Result<(), String> {
+        let handler = lock(&self.0).get(queue).cloned();
+        match handler {
+            None => Err(format!("no handler is registered for queue {queue:?}")),
+            Some(handler) => super::run_guarded(handler(payload), timeout)
+                .await
+                .map_err(|f| f.message),
+        }
+    }
+}
+
+/// What to do after a failed attempt.
+pub(crate) enum AfterFailure {
+    /// Try again after this delay.
+    Retry(Duration),
+    /// Out of attempts.
+    Dead,
+}
+
 /// Settings for a [`JobQueue`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -27,6 +84,9 @@ pub struct JobQueueConfig {
     pub backoff_max: Duration,
     /// Cancels an attempt that runs longer (counted as a failure). Default none.
     pub timeout: Option<Duration>,
+    /// Durable queues: how long a worker holds a job before another instance may take it
+    /// (a worker that died mid-job). Default: the timeout plus 30 s, or 5 min without one.
+    pub lease: Option<Duration>,
 }
 
 impl Default for JobQueueConfig {
@@ -37,6 +97,7 @@ impl Default for JobQueueConfig {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             timeout: None,
+            lease: None,
         }
     }
 }
@@ -62,6 +123,27 @@ impl JobQueueConfig {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
+    }
+
+    /// Sets [`lease`](Self::lease).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    pub(crate) fn effective_lease(&self) -> Duration {
+        self.lease.unwrap_or_else(|| {
+            self.timeout
+                .map_or(Duration::from_secs(300), |t| t + Duration::from_secs(30))
+        })
+    }
+
+    pub(crate) fn after_failure(&self, attempt: u32) -> AfterFailure {
+        if attempt < self.max_attempts {
+            AfterFailure::Retry(self.backoff_for(attempt))
+        } else {
+            AfterFailure::Dead
+        }
     }
 
     /// The delay before attempt `attempt + 1`, with full jitter: a random point in
@@ -136,7 +218,7 @@ struct Envelope {
 
 struct Shared {
     config: JobQueueConfig,
-    handlers: Mutex<HashMap<String, Handler>>,
+    handlers: Handlers,
     tx: mpsc::UnboundedSender<Envelope>,
     next_id: AtomicU64,
     enqueued: AtomicU64,
@@ -189,7 +271,7 @@ impl JobQueue {
         };
         let shared = Arc::new(Shared {
             config,
-            handlers: Mutex::new(HashMap::new()),
+            handlers: Handlers::default(),
             tx,
             next_id: AtomicU64::new(1),
             enqueued: AtomicU64::new(0),
@@ -222,16 +304,7 @@ impl JobQueue {
         Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
         E: Into<BoxError> + Send + 'static,
     {
-        let handler = Arc::new(handler);
-        let erased: Handler = Arc::new(move |payload: Arc<[u8]>| {
-            let handler = handler.clone();
-            Box::pin(async move {
-                let job: T = serde_json::from_slice(&payload)
-                    .map_err(|e| -> BoxError { format!("payload does not decode: {e}").into() })?;
-                handler(job).await.map_err(Into::into)
-            })
-        });
-        lock(&self.shared.handlers).insert(queue.to_owned(), erased);
+        self.shared.handlers.register(queue, handler);
     }
 
     /// Queues a job; returns its id.
@@ -246,7 +319,7 @@ impl JobQueue {
                     .with_operation("enqueue"),
             );
         }
-        if !lock(&self.shared.handlers).contains_key(queue) {
+        if !self.shared.handlers.contains(queue) {
             return Err(Error::invalid_input(format!(
                 "no handler is registered for queue {queue:?}"
             ))
@@ -343,52 +416,49 @@ async fn dispatch(shared: std::sync::Weak<Shared>, mut rx: mpsc::UnboundedReceiv
 }
 
 async fn run_attempt(shared: &Arc<Shared>, envelope: Envelope) {
-    let handler = lock(&shared.handlers).get(&*envelope.queue).cloned();
-    let outcome: std::result::Result<(), String> = match handler {
-        None => Err(format!(
-            "no handler is registered for queue {:?}",
-            envelope.queue
-        )),
-        Some(handler) => {
-            super::run_guarded(handler(envelope.payload.clone()), shared.config.timeout)
-                .await
-                .map_err(|f| f.message)
-        }
-    };
+    let outcome = shared
+        .handlers
+        .attempt(
+            &envelope.queue,
+            envelope.payload.clone(),
+            shared.config.timeout,
+        )
+        .await;
     match outcome {
         Ok(()) => {
             shared.succeeded.fetch_add(1, Ordering::Relaxed);
             finish(shared);
         }
-        Err(error) if envelope.attempt < shared.config.max_attempts => {
-            shared.retried.fetch_add(1, Ordering::Relaxed);
-            let delay = shared.config.backoff_for(envelope.attempt);
-            tracing::debug!(queue = %envelope.queue, job = envelope.id, attempt = envelope.attempt, ?delay, %error, "job failed; retrying");
-            let tx = shared.tx.clone();
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let retry = Envelope {
-                    attempt: envelope.attempt + 1,
-                    ..envelope
-                };
-                // The dispatcher lives as long as the queue; if it is gone, count the job done.
-                if tx.send(retry).is_err() {
-                    finish(&shared);
-                }
-            });
-        }
-        Err(error) => {
-            tracing::warn!(queue = %envelope.queue, job = envelope.id, attempts = envelope.attempt, %error, "job is dead");
-            shared.dead_count.fetch_add(1, Ordering::Relaxed);
-            lock(&shared.dead).push(DeadJob {
-                id: envelope.id,
-                queue: envelope.queue.to_string(),
-                payload: String::from_utf8_lossy(&envelope.payload).into_owned(),
-                attempts: envelope.attempt,
-                last_error: error,
-            });
-            finish(shared);
-        }
+        Err(error) => match shared.config.after_failure(envelope.attempt) {
+            AfterFailure::Retry(delay) => {
+                shared.retried.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(queue = %envelope.queue, job = envelope.id, attempt = envelope.attempt, ?delay, %error, "job failed; retrying");
+                let tx = shared.tx.clone();
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let retry = Envelope {
+                        attempt: envelope.attempt + 1,
+                        ..envelope
+                    };
+                    // The dispatcher lives as long as the queue; if it is gone, count the job done.
+                    if tx.send(retry).is_err() {
+                        finish(&shared);
+                    }
+                });
+            }
+            AfterFailure::Dead => {
+                tracing::warn!(queue = %envelope.queue, job = envelope.id, attempts = envelope.attempt, %error, "job is dead");
+                shared.dead_count.fetch_add(1, Ordering::Relaxed);
+                lock(&shared.dead).push(DeadJob {
+                    id: envelope.id,
+                    queue: envelope.queue.to_string(),
+                    payload: String::from_utf8_lossy(&envelope.payload).into_owned(),
+                    attempts: envelope.attempt,
+                    last_error: error,
+                });
+                finish(shared);
+            }
+        },
     }
 }

@@ -42,19 +42,23 @@
 //! | `SCHEDULER_RETRY_BACKOFF_MAX` | `5m` | longest delay between attempts |
 //! | `SCHEDULER_JOB_TIMEOUT` | *(none)* | cancels a background job attempt that runs longer |
 //!
-//! Background jobs: [`JobQueue`] (in-process). Fleet-wide single runs:
-//! [`Job::single_instance`] with a [`TickLock`] such as `RedisTickLock` (feature
-//! `scheduler-redis`). Not yet in this module: a durable (Redis-backed) job queue, so queued
-//! background jobs do not survive a restart.
+//! Background jobs: [`JobQueue`] (in-process) and `RedisJobQueue` (durable, shared by
+//! instances; feature `scheduler-redis`). Fleet-wide single runs: [`Job::single_instance`]
+//! with a [`TickLock`] such as `RedisTickLock` (feature `scheduler-redis`).
 
 mod jobs;
 #[cfg(feature = "scheduler-redis")]
 mod redis;
+#[cfg(feature = "scheduler-redis")]
+mod redis_jobs;
 mod schedule;
 
 #[cfg(feature = "scheduler-redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "scheduler-redis")))]
 pub use redis::RedisTickLock;
+#[cfg(feature = "scheduler-redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scheduler-redis")))]
+pub use redis_jobs::RedisJobQueue;
 
 pub use jobs::{DeadJob, JobQueue, JobQueueConfig, JobStats};
 pub use schedule::{Every, Schedule, every};

@@ -318,4 +318,5 @@ fn config_from_env_names_bad_values() {
     assert!(e.contains(r#"SCHEDULER_SHUTDOWN_TIMEOUT="soon""#), "{e}");
 }
 mod jobs;
+mod redis_jobs;
 mod single_instance;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[path = "../support/mod.rs"]
-mod support;
+pub(crate) mod support;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_run_each_tick_once_over_20_ticks() {
