@@ -41,6 +41,7 @@ impl Handlers {
         lock(&self.0).contains_key(queue)
     }
 
+    #[cfg_attr(not(feature = "scheduler-redis"), allow(dead_code))]
     pub(crate) fn names(&self) -> Vec<String> {
         lock(&self.0).keys().cloned().collect()
     }
@@ -131,6 +132,7 @@ impl JobQueueConfig {
         self
     }
 
+    #[cfg_attr(not(feature = "scheduler-redis"), allow(dead_code))]
     pub(crate) fn effective_lease(&self) -> Duration {
         self.lease.unwrap_or_else(|| {
             self.timeout

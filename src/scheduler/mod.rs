@@ -113,7 +113,8 @@ pub enum Overlap {
 }
 
 /// What happens to ticks that were missed because the scheduler's task ran late (a blocked
-/// runtime, a suspended process).
+/// runtime, a suspended process) or, with a [`RunHistory`] ([`Job::history`]), because the
+/// process was stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Misfire {
     /// Forget them and wait for the next tick. The default.
@@ -123,15 +124,41 @@ pub enum Misfire {
     RunOnce,
 }
 
+/// The boxed future returned by [`TickLock`] and [`RunHistory`] methods (object-safe async).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
 /// Decides which of several scheduler instances runs a tick of a
 /// [`single_instance`](Job::single_instance) job: the first to take the tick's key wins.
 pub trait TickLock: Send + Sync + 'static {
     /// Takes `key` for `ttl` if nobody holds it; true when this caller got it.
-    fn acquire<'a>(
-        &'a self,
-        key: &'a str,
-        ttl: Duration,
-    ) -> Pin<Box<dyn Future<Output = Result<bool>> + Send + 'a>>;
+    fn acquire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, bool>;
+}
+
+/// Remembers when each job last ran, across restarts, so [`Misfire::RunOnce`] can catch up
+/// on ticks missed while the process was stopped. `RedisTickLock` implements it (feature
+/// `scheduler-redis`); [`MemoryRunHistory`] lives as long as the process.
+pub trait RunHistory: Send + Sync + 'static {
+    /// When `job` last fired, if it ever did.
+    fn last_run<'a>(&'a self, job: &'a str) -> StoreFuture<'a, Option<DateTime<Utc>>>;
+
+    /// Records that `job` fired for the tick `at`.
+    fn record<'a>(&'a self, job: &'a str, at: DateTime<Utc>) -> StoreFuture<'a, ()>;
+}
+
+/// A [`RunHistory`] in process memory: survives a `Scheduler` being rebuilt, not a restart.
+#[derive(Debug, Default)]
+pub struct MemoryRunHistory(Mutex<HashMap<String, DateTime<Utc>>>);
+
+impl RunHistory for MemoryRunHistory {
+    fn last_run<'a>(&'a self, job: &'a str) -> StoreFuture<'a, Option<DateTime<Utc>>> {
+        let last = lock(&self.0).get(job).copied();
+        Box::pin(std::future::ready(Ok(last)))
+    }
+
+    fn record<'a>(&'a self, job: &'a str, at: DateTime<Utc>) -> StoreFuture<'a, ()> {
+        lock(&self.0).insert(job.to_owned(), at);
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// How long a tick's key is kept: far longer than any clock skew between instances.
@@ -146,6 +173,7 @@ pub struct Job {
     misfire: Misfire,
     timeout: Option<Duration>,
     tick_lock: Option<Arc<dyn TickLock>>,
+    history: Option<Arc<dyn RunHistory>>,
 }
 
 impl Job {
@@ -168,7 +196,15 @@ impl Job {
             misfire: Misfire::default(),
             timeout: None,
             tick_lock: None,
+            history: None,
         }
+    }
+
+    /// Records each tick in `history` and, with [`Misfire::RunOnce`], runs once at start-up
+    /// when ticks were missed while the process was stopped (the job's name is the key).
+    pub fn history(mut self, history: Arc<dyn RunHistory>) -> Self {
+        self.history = Some(history);
+        self
     }
 
     /// Runs each tick on one instance only, across every scheduler sharing `lock` (e.g. a
@@ -524,6 +560,7 @@ impl Scheduler {
             misfire: job.misfire,
             timeout: job.timeout,
             tick_lock: job.tick_lock,
+            history: job.history,
             added,
         };
         tokio::spawn(driver.drive());
@@ -649,6 +686,7 @@ struct Driver {
     misfire: Misfire,
     timeout: Option<Duration>,
     tick_lock: Option<Arc<dyn TickLock>>,
+    history: Option<Arc<dyn RunHistory>>,
     added: DateTime<Utc>,
 }
 
@@ -656,7 +694,35 @@ struct Driver {
 const MISFIRE_GRACE: Duration = Duration::from_secs(1);
 
 impl Driver {
+    /// At start-up: a tick due since the last recorded run was missed while stopped.
+    async fn catch_up(&self) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        if self.misfire != Misfire::RunOnce {
+            return;
+        }
+        match history.last_run(&self.state.name).await {
+            Ok(Some(last)) => {
+                let now = self.scheduler.clock.now();
+                if self
+                    .state
+                    .schedule
+                    .next_after(last, last)
+                    .is_some_and(|missed| missed < now)
+                {
+                    self.fire(now);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(job = %self.state.name, error = %e, "cannot read the run history; no catch-up");
+            }
+        }
+    }
+
     async fn drive(self) {
+        self.catch_up().await;
         let mut stop = self.scheduler.stop.subscribe();
         let mut planned = *lock(&self.state.next_run);
         while let Some(tick) = planned {
@@ -691,6 +757,11 @@ impl Driver {
                 self.state.counters.skipped.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.fire(tick);
+            }
+            if let Some(history) = &self.history {
+                if let Err(e) = history.record(&self.state.name, tick).await {
+                    tracing::warn!(job = %self.state.name, error = %e, "cannot record the run");
+                }
             }
             planned = next;
         }

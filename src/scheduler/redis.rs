@@ -1,13 +1,12 @@
 //! The Redis [`TickLock`] for `single_instance` jobs.
 
-use super::TickLock;
+use super::{RunHistory, StoreFuture, TickLock};
 use crate::{Error, ErrorKind, Result};
+use chrono::{DateTime, Utc};
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, KeysInterface};
 use fred::types::config::Config;
 use fred::types::{Expiration, SetOptions, Value};
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 /// A [`TickLock`] on Redis: `SET key NX PX ttl`, so exactly one instance gets each tick.
@@ -69,11 +68,7 @@ fn unavailable(e: fred::error::Error, op: &'static str) -> Error {
 }
 
 impl TickLock for RedisTickLock {
-    fn acquire<'a>(
-        &'a self,
-        key: &'a str,
-        ttl: Duration,
-    ) -> Pin<Box<dyn Future<Output = Result<bool>> + Send + 'a>> {
+    fn acquire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
             let call = self.client.set::<Value, _, _>(
@@ -92,6 +87,41 @@ impl TickLock for RedisTickLock {
                 )
                 .with_backend("redis")
                 .with_operation("acquire")),
+            }
+        })
+    }
+}
+
+impl RunHistory for RedisTickLock {
+    fn last_run<'a>(&'a self, job: &'a str) -> StoreFuture<'a, Option<DateTime<Utc>>> {
+        Box::pin(async move {
+            let key = format!("corekit:scheduler:{job}:last");
+            let call = self.client.get::<Option<i64>, _>(key);
+            let ms = match tokio::time::timeout(self.timeout, call).await {
+                Ok(Ok(ms)) => ms,
+                Ok(Err(e)) => return Err(unavailable(e, "last_run")),
+                Err(_) => {
+                    return Err(Error::new(ErrorKind::Timeout, "no reply")
+                        .with_backend("redis")
+                        .with_operation("last_run"));
+                }
+            };
+            Ok(ms.and_then(DateTime::from_timestamp_millis))
+        })
+    }
+
+    fn record<'a>(&'a self, job: &'a str, at: DateTime<Utc>) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let key = format!("corekit:scheduler:{job}:last");
+            let call = self
+                .client
+                .set::<(), _, _>(key, at.timestamp_millis(), None, None, false);
+            match tokio::time::timeout(self.timeout, call).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(unavailable(e, "record")),
+                Err(_) => Err(Error::new(ErrorKind::Timeout, "no reply")
+                    .with_backend("redis")
+                    .with_operation("record")),
             }
         })
     }

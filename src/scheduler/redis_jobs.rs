@@ -4,7 +4,7 @@ use super::jobs::{AfterFailure, Handlers};
 use super::{DeadJob, InFlight, JobQueueConfig, JobStats};
 use crate::{BoxError, Error, ErrorKind, Result};
 use fred::clients::Client;
-use fred::interfaces::{ClientLike, KeysInterface, ListInterface, LuaInterface};
+use fred::interfaces::{ClientLike, ListInterface, LuaInterface};
 use fred::types::config::Config;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -53,6 +53,12 @@ for i = 2, 3 do
   end
 end
 return moved";
+
+/// Numbers the job and appends it to `ready`: one round trip per enqueue.
+const PUSH: &str = r#"
+local id = redis.call('INCR', KEYS[1])
+redis.call('RPUSH', KEYS[2], '{"id":' .. id .. ',"attempt":1,"payload":' .. ARGV[1] .. '}')
+return id"#;
 
 /// How often idle workers look for work and due retries are promoted.
 const POLL: Duration = Duration::from_millis(50);
@@ -207,7 +213,7 @@ impl RedisJobQueue {
             ))
             .with_operation("enqueue"));
         }
-        let payload = serde_json::to_value(job).map_err(|e| {
+        let payload = serde_json::to_string(job).map_err(|e| {
             Error::invalid_input(format!("job for queue {queue:?} does not serialize"))
                 .with_operation("enqueue")
                 .with_source(e)
@@ -215,14 +221,11 @@ impl RedisJobQueue {
         let id: u64 = self
             .shared
             .client
-            .incr(self.key(queue, "seq"))
-            .await
-            .map_err(|e| backend(e, "enqueue"))?;
-        let envelope = serde_json::json!({ "id": id, "attempt": 1, "payload": payload });
-        let _: i64 = self
-            .shared
-            .client
-            .rpush(self.key(queue, "ready"), envelope.to_string())
+            .eval(
+                PUSH,
+                vec![self.key(queue, "seq"), self.key(queue, "ready")],
+                vec![payload],
+            )
             .await
             .map_err(|e| backend(e, "enqueue"))?;
         self.shared.enqueued.fetch_add(1, Ordering::Relaxed);

@@ -265,6 +265,62 @@ async fn misfire_policy_when_the_runtime_was_blocked() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn misfire_run_once_catches_up_after_a_restart() {
+    use corekit::scheduler::{MemoryRunHistory, RunHistory};
+    let history: Arc<dyn RunHistory> = Arc::new(MemoryRunHistory::default());
+    let hourly = || Schedule::cron("0 * * * *").unwrap();
+
+    // First process: runs at 13:00, then stops.
+    let first = Scheduler::with_virtual_clock(start());
+    let (n, f) = counter();
+    first
+        .add(
+            Job::new("report", hourly(), f)
+                .misfire(Misfire::RunOnce)
+                .history(history.clone()),
+        )
+        .unwrap();
+    advance(Duration::from_secs(3600 + 1)).await;
+    assert_eq!(n.load(Ordering::SeqCst), 1);
+    first.shutdown(Duration::from_secs(1)).await.unwrap();
+
+    // Restarted three hours later (16:30): the 14:00, 15:00 and 16:00 ticks were missed.
+    let later = start() + chrono::Duration::minutes(4 * 60 + 30);
+    let second = Scheduler::with_virtual_clock(later);
+    let (caught_up, f) = counter();
+    second
+        .add(
+            Job::new("report", hourly(), f)
+                .misfire(Misfire::RunOnce)
+                .history(history.clone()),
+        )
+        .unwrap();
+    let skipper = Scheduler::with_virtual_clock(later);
+    let (skipped, f) = counter();
+    skipper
+        .add(Job::new("report", hourly(), f).history(history.clone()))
+        .unwrap();
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(
+        caught_up.load(Ordering::SeqCst),
+        1,
+        "RunOnce runs once for the missed ticks"
+    );
+    assert_eq!(
+        skipped.load(Ordering::SeqCst),
+        0,
+        "Skip waits for the next tick"
+    );
+    advance(Duration::from_secs(30 * 60)).await;
+    assert_eq!(
+        caught_up.load(Ordering::SeqCst),
+        2,
+        "then back on schedule at 17:00"
+    );
+    assert_eq!(skipped.load(Ordering::SeqCst), 1);
+}
+
 #[test]
 fn config_from_env_names_bad_values() {
     use corekit::config::EnvConfig;

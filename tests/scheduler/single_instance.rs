@@ -76,3 +76,16 @@ async fn an_unreachable_lock_skips_the_tick_instead_of_running_it_twice() {
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
 }
+
+#[tokio::test]
+async fn run_history_round_trips_through_redis() {
+    use corekit::scheduler::RunHistory;
+    let lock = RedisTickLock::connect(&support::REDIS.require(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    let job = support::unique("history-job");
+    assert_eq!(lock.last_run(&job).await.unwrap(), None);
+    let at = chrono::DateTime::from_timestamp_millis(1_790_000_000_123).unwrap();
+    lock.record(&job, at).await.unwrap();
+    assert_eq!(lock.last_run(&job).await.unwrap(), Some(at));
+}
