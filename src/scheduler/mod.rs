@@ -427,6 +427,35 @@ impl Default for SchedulerConfig {
     }
 }
 
+/// Builds a [`Scheduler`]; from [`Scheduler::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SchedulerBuilder {
+    config: SchedulerConfig,
+}
+
+impl SchedulerBuilder {
+    /// Zone for schedules that name none (an IANA name; checked by [`build`](Self::build)).
+    pub fn timezone(mut self, name: impl Into<String>) -> Self {
+        self.config.timezone = name.into();
+        self
+    }
+
+    /// How long [`Scheduler::shutdown_default`] waits for running jobs.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The scheduler. Must be called inside a tokio runtime before jobs are added.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] naming the setting, as from the environment.
+    pub fn build(self) -> Result<Scheduler> {
+        Scheduler::from_config(&self.config)
+    }
+}
+
 impl EnvConfig for SchedulerConfig {
     const PREFIX: &'static str = "SCHEDULER_";
 
@@ -462,6 +491,26 @@ impl Scheduler {
     /// A scheduler in UTC with a 30 s shutdown timeout.
     pub fn new() -> Self {
         Self::build(Tz::UTC, Duration::from_secs(30))
+    }
+
+    /// A builder for code-driven configuration, validated like [`from_env`](Self::from_env).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use corekit::scheduler::Scheduler;
+    /// use std::time::Duration;
+    ///
+    /// let scheduler = Scheduler::builder()
+    ///     .timezone("Europe/Berlin")
+    ///     .shutdown_timeout(Duration::from_secs(10))
+    ///     .build()?;
+    /// # Ok::<(), corekit::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn builder() -> SchedulerBuilder {
+        SchedulerBuilder {
+            config: SchedulerConfig::default(),
+        }
     }
 
     /// A scheduler configured from `SCHEDULER_*` variables.

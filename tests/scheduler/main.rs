@@ -322,6 +322,27 @@ async fn misfire_run_once_catches_up_after_a_restart() {
 }
 
 #[test]
+fn builder_validates_like_the_environment() {
+    let err = Scheduler::builder()
+        .timezone("Mars/Base")
+        .build()
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(
+        err.to_string()
+            .contains(r#"SCHEDULER_TIMEZONE="Mars/Base""#),
+        "{err}"
+    );
+    assert!(
+        Scheduler::builder()
+            .timezone("America/New_York")
+            .build()
+            .is_ok()
+    );
+}
+
+#[test]
 fn config_from_env_names_bad_values() {
     use corekit::config::EnvConfig;
     use corekit::scheduler::SchedulerConfig;
