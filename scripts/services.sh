@@ -90,8 +90,16 @@ nats_up() {
 
 port_of() { local v="${1}_port"; echo "${!v}"; }
 
+# Binaries the tests run themselves (a throwaway redis-server for fault and TLS tests, openssl
+# for test certificates), even when the servers above were already running.
+ensure_tools() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  command -v openssl >/dev/null || apt_install openssl
+}
+
 cmd_up() {
   local s
+  ensure_tools
   for s in "$@"; do
     if port_open "$(port_of "$s")"; then
       log "$s already answers on 127.0.0.1:$(port_of "$s")"
