@@ -95,7 +95,9 @@ use stats::Counters;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -659,20 +661,32 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
 
     /// The raw bytes at `key`.
     ///
+    /// An in-process answer (the memory store, the tiered store's near tier) completes on the
+    /// first poll, with no boxed future and no span; other lookups go to the backend.
+    ///
     /// # Errors
     /// As [`get`](Self::get), without decoding.
-    pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>> {
-        let full = self.key(key, "get")?;
-        let found = match self.inner.store.get_local(&full) {
-            Some(found) => found,
-            None => self.call("get", self.inner.store.get(&full)).await?,
-        };
-        if found.is_some() {
+    pub fn get_bytes<'a>(&'a self, key: &'a str) -> GetBytes<'a, S, C> {
+        GetBytes {
+            cache: self,
+            key,
+            remote: None,
+        }
+    }
+
+    async fn get_remote(&self, full: String) -> Result<Option<Bytes>> {
+        let found = self.call("get", self.inner.store.get(&full)).await?;
+        self.count_lookup(found.is_some());
+        Ok(found)
+    }
+
+    #[inline]
+    fn count_lookup(&self, hit: bool) {
+        if hit {
             self.inner.counters.hit();
         } else {
             self.inner.counters.miss();
         }
-        Ok(found)
     }
 
     /// Stores `value` at `key` with the default TTL.
@@ -1036,6 +1050,39 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         stored?;
         self.inner.counters.set();
         Ok(value)
+    }
+}
+
+/// The future of [`Cache::get_bytes`].
+#[must_use = "futures do nothing unless polled"]
+pub struct GetBytes<'a, S, C> {
+    cache: &'a Cache<S, C>,
+    key: &'a str,
+    remote: Option<RemoteGet<'a>>,
+}
+
+type RemoteGet<'a> = Pin<Box<dyn Future<Output = Result<Option<Bytes>>> + Send + 'a>>;
+
+impl<'a, S: CacheStore, C: Codec> Future for GetBytes<'a, S, C> {
+    type Output = Result<Option<Bytes>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.remote.is_none() {
+            let full = match this.cache.key(this.key, "get") {
+                Ok(full) => full,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            if let Some(found) = this.cache.inner.store.get_local(&full) {
+                this.cache.count_lookup(found.is_some());
+                return Poll::Ready(Ok(found));
+            }
+            this.remote = Some(Box::pin(this.cache.get_remote(full.into_owned())));
+        }
+        match this.remote.as_mut() {
+            Some(remote) => remote.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
     }
 }
 
