@@ -211,6 +211,40 @@ pub struct JobStats {
     pub running: u64,
 }
 
+/// The counters every job-queue backend keeps, and its shutdown wait.
+#[derive(Default)]
+pub(crate) struct JobCounters {
+    pub(crate) enqueued: AtomicU64,
+    pub(crate) succeeded: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) dead: AtomicU64,
+    pub(crate) in_flight: super::InFlight,
+}
+
+impl JobCounters {
+    pub(crate) fn snapshot(&self) -> JobStats {
+        JobStats {
+            enqueued: self.enqueued.load(Ordering::Relaxed),
+            succeeded: self.succeeded.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            dead: self.dead.load(Ordering::Relaxed),
+            running: self.in_flight.get() as u64,
+        }
+    }
+
+    /// Waits for in-flight work, or says how much is left (`what` names it).
+    pub(crate) async fn drain(&self, deadline: Duration, what: &str) -> Result<()> {
+        if self.in_flight.wait_idle(deadline).await {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Timeout,
+            format!("{} {what} after {deadline:?}", self.in_flight.get()),
+        )
+        .with_operation("shutdown"))
+    }
+}
+
 struct Envelope {
     id: u64,
     queue: Arc<str>,
@@ -223,12 +257,8 @@ struct Shared {
     handlers: Handlers,
     tx: mpsc::UnboundedSender<Envelope>,
     next_id: AtomicU64,
-    enqueued: AtomicU64,
-    succeeded: AtomicU64,
-    retried: AtomicU64,
-    dead_count: AtomicU64,
-    // Attempts running plus retries waiting for their delay: shutdown waits for both.
-    in_flight: super::InFlight,
+    // in_flight counts attempts running plus retries waiting for their delay.
+    counters: JobCounters,
     dead: Mutex<Vec<DeadJob>>,
     stopping: AtomicBool,
 }
@@ -276,11 +306,7 @@ impl JobQueue {
             handlers: Handlers::default(),
             tx,
             next_id: AtomicU64::new(1),
-            enqueued: AtomicU64::new(0),
-            succeeded: AtomicU64::new(0),
-            retried: AtomicU64::new(0),
-            dead_count: AtomicU64::new(0),
-            in_flight: super::InFlight::default(),
+            counters: JobCounters::default(),
             dead: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
         });
@@ -333,8 +359,11 @@ impl JobQueue {
                 .with_source(e)
         })?;
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        self.shared.enqueued.fetch_add(1, Ordering::Relaxed);
-        self.shared.in_flight.start();
+        self.shared
+            .counters
+            .enqueued
+            .fetch_add(1, Ordering::Relaxed);
+        self.shared.counters.in_flight.start();
         let envelope = Envelope {
             id,
             queue: Arc::from(queue),
@@ -359,14 +388,7 @@ impl JobQueue {
 
     /// The queue's counters.
     pub fn stats(&self) -> JobStats {
-        let s = &self.shared;
-        JobStats {
-            enqueued: s.enqueued.load(Ordering::Relaxed),
-            succeeded: s.succeeded.load(Ordering::Relaxed),
-            retried: s.retried.load(Ordering::Relaxed),
-            dead: s.dead_count.load(Ordering::Relaxed),
-            running: s.in_flight.get() as u64,
-        }
+        self.shared.counters.snapshot()
     }
 
     /// Stops accepting jobs and waits up to `deadline` for queued, running and retrying jobs.
@@ -375,17 +397,10 @@ impl JobQueue {
     /// [`ErrorKind::Timeout`] with the number still in flight.
     pub async fn shutdown(&self, deadline: Duration) -> Result<()> {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        if self.shared.in_flight.wait_idle(deadline).await {
-            return Ok(());
-        }
-        Err(Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "{} job(s) still queued, running or waiting to retry after {deadline:?}",
-                self.shared.in_flight.get()
-            ),
-        )
-        .with_operation("shutdown"))
+        self.shared
+            .counters
+            .drain(deadline, "job(s) still queued, running or waiting to retry")
+            .await
     }
 }
 
@@ -394,7 +409,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn finish(shared: &Shared) {
-    shared.in_flight.finish();
+    shared.counters.in_flight.finish();
 }
 
 /// Takes jobs off the channel and runs each under a concurrency permit.
@@ -428,12 +443,12 @@ async fn run_attempt(shared: &Arc<Shared>, envelope: Envelope) {
         .await;
     match outcome {
         Ok(()) => {
-            shared.succeeded.fetch_add(1, Ordering::Relaxed);
+            shared.counters.succeeded.fetch_add(1, Ordering::Relaxed);
             finish(shared);
         }
         Err(error) => match shared.config.after_failure(envelope.attempt) {
             AfterFailure::Retry(delay) => {
-                shared.retried.fetch_add(1, Ordering::Relaxed);
+                shared.counters.retried.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(queue = %envelope.queue, job = envelope.id, attempt = envelope.attempt, ?delay, %error, "job failed; retrying");
                 let tx = shared.tx.clone();
                 let shared = shared.clone();
@@ -451,7 +466,7 @@ async fn run_attempt(shared: &Arc<Shared>, envelope: Envelope) {
             }
             AfterFailure::Dead => {
                 tracing::warn!(queue = %envelope.queue, job = envelope.id, attempts = envelope.attempt, %error, "job is dead");
-                shared.dead_count.fetch_add(1, Ordering::Relaxed);
+                shared.counters.dead.fetch_add(1, Ordering::Relaxed);
                 lock(&shared.dead).push(DeadJob {
                     id: envelope.id,
                     queue: envelope.queue.to_string(),

@@ -1,7 +1,7 @@
 //! A durable job queue on Redis: jobs survive restarts and several instances share the work.
 
-use super::jobs::{AfterFailure, Handlers};
-use super::{DeadJob, InFlight, JobQueueConfig, JobStats};
+use super::jobs::{AfterFailure, Handlers, JobCounters};
+use super::{DeadJob, JobQueueConfig, JobStats};
 use crate::{BoxError, Error, ErrorKind, Result};
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, ListInterface, LuaInterface};
@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -69,11 +69,8 @@ struct Shared {
     config: JobQueueConfig,
     handlers: Handlers,
     stopping: AtomicBool,
-    running: InFlight,
-    enqueued: AtomicU64,
-    succeeded: AtomicU64,
-    retried: AtomicU64,
-    dead: AtomicU64,
+    // in_flight counts this instance's running attempts.
+    counters: JobCounters,
 }
 
 /// A durable background-job queue on Redis (feature `scheduler-redis`).
@@ -170,11 +167,7 @@ impl RedisJobQueue {
             config,
             handlers: Handlers::default(),
             stopping: AtomicBool::new(false),
-            running: InFlight::default(),
-            enqueued: AtomicU64::new(0),
-            succeeded: AtomicU64::new(0),
-            retried: AtomicU64::new(0),
-            dead: AtomicU64::new(0),
+            counters: JobCounters::default(),
         });
         let workers = (0..concurrency)
             .map(|i| tokio::spawn(work(shared.clone(), i)))
@@ -228,7 +221,10 @@ impl RedisJobQueue {
             )
             .await
             .map_err(|e| backend(e, "enqueue"))?;
-        self.shared.enqueued.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .counters
+            .enqueued
+            .fetch_add(1, Ordering::Relaxed);
         Ok(id)
     }
 
@@ -259,14 +255,7 @@ impl RedisJobQueue {
 
     /// This instance's counters (`running` is this instance's attempts in progress).
     pub fn stats(&self) -> JobStats {
-        let s = &self.shared;
-        JobStats {
-            enqueued: s.enqueued.load(Ordering::Relaxed),
-            succeeded: s.succeeded.load(Ordering::Relaxed),
-            retried: s.retried.load(Ordering::Relaxed),
-            dead: s.dead.load(Ordering::Relaxed),
-            running: s.running.get() as u64,
-        }
+        self.shared.counters.snapshot()
     }
 
     /// Stops taking jobs and waits up to `deadline` for this instance's running attempts.
@@ -277,17 +266,10 @@ impl RedisJobQueue {
     /// expire and other instances run them again).
     pub async fn shutdown(&self, deadline: Duration) -> Result<()> {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        if self.shared.running.wait_idle(deadline).await {
-            return Ok(());
-        }
-        Err(Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "{} job(s) still running after {deadline:?}",
-                self.shared.running.get()
-            ),
-        )
-        .with_operation("shutdown"))
+        self.shared
+            .counters
+            .drain(deadline, "job(s) still running")
+            .await
     }
 
     /// Stops this instance's workers at once, mid-job, as if the process died: what they held
@@ -373,7 +355,7 @@ async fn pop(shared: &Shared, queue: &str) -> Result<Option<String>> {
 }
 
 async fn run(shared: &Shared, queue: &str, raw: String) {
-    shared.running.start();
+    shared.counters.in_flight.start();
     let mut envelope: Value = match serde_json::from_str(&raw) {
         Ok(v) => v,
         Err(_) => Value::Null,
@@ -390,18 +372,18 @@ async fn run(shared: &Shared, queue: &str, raw: String) {
     };
     let (action, updated, delay) = match outcome {
         Ok(()) => {
-            shared.succeeded.fetch_add(1, Ordering::Relaxed);
+            shared.counters.succeeded.fetch_add(1, Ordering::Relaxed);
             ("ack", String::new(), 0)
         }
         Err(error) => match shared.config.after_failure(attempt) {
             AfterFailure::Retry(delay) => {
-                shared.retried.fetch_add(1, Ordering::Relaxed);
+                shared.counters.retried.fetch_add(1, Ordering::Relaxed);
                 envelope["attempt"] = Value::from(attempt + 1);
                 envelope["error"] = Value::from(error);
                 ("retry", envelope.to_string(), delay.as_millis())
             }
             AfterFailure::Dead => {
-                shared.dead.fetch_add(1, Ordering::Relaxed);
+                shared.counters.dead.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%queue, %error, "job is dead");
                 envelope["error"] = Value::from(error);
                 ("bury", envelope.to_string(), 0)
@@ -425,5 +407,5 @@ async fn run(shared: &Shared, queue: &str, raw: String) {
         // The lease will expire and the job will run again: at-least-once.
         tracing::warn!(%queue, error = %e, "cannot settle a job; it will be retried after its lease");
     }
-    shared.running.finish();
+    shared.counters.in_flight.finish();
 }
