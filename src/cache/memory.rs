@@ -41,13 +41,36 @@ impl Weighter<String, Entry> for EntryWeighter {
     }
 }
 
+/// Counts evictions. quick_cache 0.7 also reports the value an insert overwrites through
+/// `on_evict`, so each insert names the key it writes and that one report is not counted.
 #[derive(Clone, Default)]
-struct Evictions(Arc<AtomicU64>);
+struct Evictions {
+    count: Arc<AtomicU64>,
+    hasher: DefaultHashBuilder,
+}
+
+#[derive(Default)]
+struct Writing {
+    key_hash: Option<u64>,
+}
+
+impl Evictions {
+    fn writing(&self, key: &str) -> Writing {
+        Writing {
+            key_hash: Some(self.hasher.hash_one(key)),
+        }
+    }
+}
 
 impl Lifecycle<String, Entry> for Evictions {
-    type RequestState = ();
-    fn on_evict(&self, _state: &mut (), _key: String, _val: Entry) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+    type RequestState = Writing;
+    fn on_evict(&self, state: &mut Writing, key: String, _val: Entry) {
+        if state.key_hash.is_some() && state.key_hash == Some(self.hasher.hash_one(key.as_str())) {
+            // The overwritten value of the key being written: not an eviction.
+            state.key_hash = None;
+            return;
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -168,9 +191,14 @@ impl MemoryStore {
 
     fn insert(&self, key: &str, value: Bytes, ttl: Option<Duration>) {
         let expires_at = ttl.map(|t| Instant::now() + t);
+        self.put(key, Entry { value, expires_at });
+    }
+
+    fn put(&self, key: &str, entry: Entry) {
+        let mut writing = self.shared.evictions.writing(key);
         self.shared
             .cache
-            .insert(key.to_owned(), Entry { value, expires_at });
+            .insert_with_lifecycle(key.to_owned(), entry, &mut writing);
     }
 }
 
@@ -251,8 +279,8 @@ impl CacheStore for MemoryStore {
             Error::invalid_input(format!("incrementing key {key:?} overflows i64"))
         })?;
         let expires_at = expires_at.or_else(|| ttl.map(|t| Instant::now() + t));
-        self.shared.cache.insert(
-            key.to_owned(),
+        self.put(
+            key,
             Entry {
                 value: Bytes::from(next.to_string()),
                 expires_at,
@@ -317,6 +345,6 @@ impl CacheStore for MemoryStore {
     }
 
     fn evictions(&self) -> u64 {
-        self.shared.evictions.0.load(Ordering::Relaxed)
+        self.shared.evictions.count.load(Ordering::Relaxed)
     }
 }

@@ -35,3 +35,18 @@ async fn bounded_by_bytes() {
         "a 64 KiB store holds ~60 1 KiB entries, not {len}"
     );
 }
+
+#[tokio::test]
+async fn overwrites_and_counters_are_not_evictions() {
+    let cache = Cache::new(MemoryStore::new(10_000));
+    for i in 0..10 {
+        cache.set("k", &i).await.unwrap();
+        cache.incr("n", 1).await.unwrap();
+    }
+    cache
+        .set_with_ttl("t", &1, Some(std::time::Duration::from_secs(60)))
+        .await
+        .unwrap();
+    cache.expire("t", None).await.unwrap();
+    assert_eq!(cache.stats().evictions, 0, "{:?}", cache.stats());
+}
