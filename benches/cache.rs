@@ -284,117 +284,66 @@ fn redis(c: &mut Criterion) {
         }
     });
 
+    let key = |i: u64| format!("bench:{}", i % 1000);
     for tasks in [1usize, 64] {
         let mut group = c.benchmark_group(format!("redis_get/{tasks}tasks"));
         group.throughput(Throughput::Elements(1));
-        let cache_get = cache.clone();
-        group.bench_function(BenchmarkId::from_parameter("corekit"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let cache = cache_get.clone();
-                run_tasks(tasks, iters, move |i| {
-                    let cache = cache.clone();
-                    async move {
-                        black_box(
-                            cache
-                                .get_bytes(&format!("bench:{}", i % 1000))
-                                .await
-                                .unwrap(),
-                        );
-                    }
-                })
-            })
-        });
-        let untimed_get = untimed.clone();
-        group.bench_function(BenchmarkId::from_parameter("corekit_timeout_off"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let cache = untimed_get.clone();
-                run_tasks(tasks, iters, move |i| {
-                    let cache = cache.clone();
-                    async move {
-                        black_box(
-                            cache
-                                .get_bytes(&format!("bench:{}", i % 1000))
-                                .await
-                                .unwrap(),
-                        );
-                    }
-                })
-            })
-        });
+        for (name, cache) in [("corekit", &cache), ("corekit_timeout_off", &untimed)] {
+            let cache = cache.clone();
+            bench_tasks(&mut group, &rt, name, tasks, move |i| {
+                let cache = cache.clone();
+                async move {
+                    black_box(cache.get_bytes(&key(i)).await.unwrap());
+                }
+            });
+        }
         let raw_get = raw.clone();
-        group.bench_function(BenchmarkId::from_parameter("fred"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let raw = raw_get.clone();
-                run_tasks(tasks, iters, move |i| {
-                    let raw = raw.clone();
-                    async move {
-                        let v: Option<Bytes> =
-                            raw.get(format!("bench:{}", i % 1000)).await.unwrap();
-                        black_box(v);
-                    }
-                })
-            })
+        bench_tasks(&mut group, &rt, "fred", tasks, move |i| {
+            let raw = raw_get.clone();
+            async move {
+                let v: Option<Bytes> = raw.get(key(i)).await.unwrap();
+                black_box(v);
+            }
         });
         group.finish();
 
         let mut group = c.benchmark_group(format!("redis_set/{tasks}tasks"));
         group.throughput(Throughput::Elements(1));
-        let cache_set = cache.clone();
-        let v1 = value.clone();
-        group.bench_function(BenchmarkId::from_parameter("corekit"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let cache = cache_set.clone();
-                let value = v1.clone();
-                run_tasks(tasks, iters, move |i| {
-                    let cache = cache.clone();
-                    let value = value.clone();
-                    async move {
-                        cache
-                            .set_bytes(&format!("bench:{}", i % 1000), value, None)
-                            .await
-                            .unwrap();
-                    }
-                })
-            })
-        });
-        let untimed_set = untimed.clone();
-        let v3 = value.clone();
-        group.bench_function(BenchmarkId::from_parameter("corekit_timeout_off"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let cache = untimed_set.clone();
-                let value = v3.clone();
-                run_tasks(tasks, iters, move |i| {
-                    let cache = cache.clone();
-                    let value = value.clone();
-                    async move {
-                        cache
-                            .set_bytes(&format!("bench:{}", i % 1000), value, None)
-                            .await
-                            .unwrap();
-                    }
-                })
-            })
-        });
-        let raw_set = raw.clone();
-        let v2 = value.clone();
-        group.bench_function(BenchmarkId::from_parameter("fred"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let raw = raw_set.clone();
-                let value = v2.clone();
-                run_tasks(tasks, iters, move |i| {
-                    let raw = raw.clone();
-                    let value = value.clone();
-                    async move {
-                        let _: () = raw
-                            .set(format!("bench:{}", i % 1000), value, None, None, false)
-                            .await
-                            .unwrap();
-                    }
-                })
-            })
+        for (name, cache) in [("corekit", &cache), ("corekit_timeout_off", &untimed)] {
+            let (cache, value) = (cache.clone(), value.clone());
+            bench_tasks(&mut group, &rt, name, tasks, move |i| {
+                let (cache, value) = (cache.clone(), value.clone());
+                async move {
+                    cache.set_bytes(&key(i), value, None).await.unwrap();
+                }
+            });
+        }
+        let (raw_set, raw_value) = (raw.clone(), value.clone());
+        bench_tasks(&mut group, &rt, "fred", tasks, move |i| {
+            let (raw, value) = (raw_set.clone(), raw_value.clone());
+            async move {
+                let _: () = raw.set(key(i), value, None, None, false).await.unwrap();
+            }
         });
         group.finish();
     }
+}
+
+/// One benchmark: `op` run over `tasks` concurrent tasks on `rt`.
+fn bench_tasks<F, Fut>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    tasks: usize,
+    op: F,
+) where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    group.bench_function(BenchmarkId::from_parameter(name), |b| {
+        b.to_async(rt)
+            .iter_custom(|iters| run_tasks(tasks, iters, op.clone()))
+    });
 }
 
 /// `iters` calls of `op`, spread over `tasks` concurrent tasks; total wall time.

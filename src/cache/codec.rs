@@ -38,7 +38,8 @@ impl Codec for Json {
     }
 }
 
-/// Compact binary via `postcard`: smaller and faster than JSON, readable only by serde/postcard.
+/// Compact binary via `postcard`: smaller than JSON (a test checks it), readable only by
+/// serde/postcard.
 /// Not self-describing: change a type's fields and old entries fail to decode (bump the cache
 /// version).
 #[derive(Debug, Clone, Copy, Default)]

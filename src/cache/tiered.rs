@@ -17,7 +17,8 @@ use std::time::Duration;
 /// A near copy lives at most `near_ttl` (default 60 s) and never longer than the Redis key.
 /// While the subscriber connection is down invalidations can be missed, so the whole near tier
 /// is cleared whenever it reconnects. Invalidation is asynchronous: another instance may serve
-/// the old value for the time a pub/sub message takes to arrive (sub-millisecond on a LAN).
+/// the old value for the time a pub/sub message takes to arrive (not measured yet; the tests
+/// allow up to two seconds).
 #[derive(Clone)]
 pub struct TieredStore {
     inner: Arc<TieredInner>,

@@ -23,48 +23,86 @@ impl std::fmt::Debug for RedisTickLock {
 }
 
 impl RedisTickLock {
-    /// Connects to the Redis at `url`; each acquire is bounded by `timeout`.
+    /// Connects to the Redis at `url`; each call is bounded by `timeout`.
     ///
     /// # Errors
     /// [`ErrorKind::Config`] for a bad URL (password redacted); [`ErrorKind::Unavailable`] when
     /// Redis does not answer within `timeout`.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self> {
-        let config = Config::from_url(url).map_err(|e| {
-            Error::config(format!(
-                "redis URL {:?} is not valid: {}",
-                crate::config::redact_url(url),
-                e.details()
-            ))
-        })?;
-        let client = fred::types::Builder::from_config(config)
-            .with_connection_config(|c| c.connection_timeout = timeout)
-            .set_policy(fred::types::config::ReconnectPolicy::new_exponential(
-                0, 100, 2_000, 2,
-            ))
-            .build()
-            .map_err(|e| unavailable(e, "connect"))?;
-        client.connect();
-        match tokio::time::timeout(timeout, client.wait_for_connect()).await {
-            Ok(Ok(())) => Ok(Self { client, timeout }),
-            Ok(Err(e)) => Err(unavailable(e, "connect")),
-            Err(_) => Err(Error::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "no connection to {} within {timeout:?}",
-                    crate::config::redact_url(url)
-                ),
-            )
-            .with_backend("redis")
-            .with_operation("connect")),
-        }
+        Ok(Self {
+            client: connect_client(url, timeout).await?,
+            timeout,
+        })
     }
 }
 
-fn unavailable(e: fred::error::Error, op: &'static str) -> Error {
-    Error::new(ErrorKind::Unavailable, "")
+/// A connected fred client with the scheduler's reconnect policy, shared by the tick lock and
+/// the durable job queue.
+pub(super) async fn connect_client(url: &str, timeout: Duration) -> Result<Client> {
+    let config = Config::from_url(url).map_err(|e| {
+        Error::config(format!(
+            "redis URL {:?} is not valid: {}",
+            crate::config::redact_url(url),
+            e.details()
+        ))
+    })?;
+    let client = fred::types::Builder::from_config(config)
+        .with_connection_config(|c| c.connection_timeout = timeout)
+        // Every command is bounded too, so a hung Redis never blocks a worker or a tick.
+        .with_performance_config(|p| p.default_command_timeout = timeout)
+        .set_policy(fred::types::config::ReconnectPolicy::new_exponential(
+            0, 100, 2_000, 2,
+        ))
+        .build()
+        .map_err(|e| redis_error(e, "connect"))?;
+    client.connect();
+    bounded(timeout, "connect", client.wait_for_connect())
+        .await
+        .map_err(|e| {
+            if e.kind() == ErrorKind::Timeout {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "no connection to {} within {timeout:?}",
+                        crate::config::redact_url(url)
+                    ),
+                )
+                .with_backend("redis")
+                .with_operation("connect")
+            } else {
+                e
+            }
+        })?;
+    Ok(client)
+}
+
+/// Maps a fred error: timeouts stay timeouts, bad config is config, the rest is Unavailable.
+pub(super) fn redis_error(e: fred::error::Error, op: &'static str) -> Error {
+    let kind = match e.kind() {
+        fred::error::ErrorKind::Timeout => ErrorKind::Timeout,
+        fred::error::ErrorKind::Config | fred::error::ErrorKind::Url => ErrorKind::Config,
+        _ => ErrorKind::Unavailable,
+    };
+    Error::new(kind, "")
         .with_backend("redis")
         .with_operation(op)
         .with_source(e)
+}
+
+/// Runs one Redis call within `timeout`.
+pub(super) async fn bounded<T>(
+    timeout: Duration,
+    op: &'static str,
+    call: impl std::future::Future<Output = std::result::Result<T, fred::error::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(r) => r.map_err(|e| redis_error(e, op)),
+        Err(_) => Err(
+            Error::new(ErrorKind::Timeout, format!("no reply within {timeout:?}"))
+                .with_backend("redis")
+                .with_operation(op),
+        ),
+    }
 }
 
 impl TickLock for RedisTickLock {
@@ -78,16 +116,8 @@ impl TickLock for RedisTickLock {
                 Some(SetOptions::NX),
                 false,
             );
-            match tokio::time::timeout(self.timeout, call).await {
-                Ok(Ok(reply)) => Ok(!reply.is_null()),
-                Ok(Err(e)) => Err(unavailable(e, "acquire")),
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("no reply within {:?}", self.timeout),
-                )
-                .with_backend("redis")
-                .with_operation("acquire")),
-            }
+            let reply = bounded(self.timeout, "acquire", call).await?;
+            Ok(!reply.is_null())
         })
     }
 }
@@ -97,15 +127,7 @@ impl RunHistory for RedisTickLock {
         Box::pin(async move {
             let key = format!("corekit:scheduler:{job}:last");
             let call = self.client.get::<Option<i64>, _>(key);
-            let ms = match tokio::time::timeout(self.timeout, call).await {
-                Ok(Ok(ms)) => ms,
-                Ok(Err(e)) => return Err(unavailable(e, "last_run")),
-                Err(_) => {
-                    return Err(Error::new(ErrorKind::Timeout, "no reply")
-                        .with_backend("redis")
-                        .with_operation("last_run"));
-                }
-            };
+            let ms = bounded(self.timeout, "last_run", call).await?;
             Ok(ms.and_then(DateTime::from_timestamp_millis))
         })
     }
@@ -116,13 +138,7 @@ impl RunHistory for RedisTickLock {
             let call = self
                 .client
                 .set::<(), _, _>(key, at.timestamp_millis(), None, None, false);
-            match tokio::time::timeout(self.timeout, call).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(unavailable(e, "record")),
-                Err(_) => Err(Error::new(ErrorKind::Timeout, "no reply")
-                    .with_backend("redis")
-                    .with_operation("record")),
-            }
+            bounded(self.timeout, "record", call).await
         })
     }
 }

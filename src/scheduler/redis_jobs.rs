@@ -1,11 +1,11 @@
 //! A durable job queue on Redis: jobs survive restarts and several instances share the work.
 
 use super::jobs::{AfterFailure, Handlers, JobCounters};
+use super::redis::redis_error;
 use super::{DeadJob, JobQueueConfig, JobStats};
-use crate::{BoxError, Error, ErrorKind, Result};
+use crate::{BoxError, Error, Result};
 use fred::clients::Client;
-use fred::interfaces::{ClientLike, ListInterface, LuaInterface};
-use fred::types::config::Config;
+use fred::interfaces::{ListInterface, LuaInterface};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -60,6 +60,9 @@ local id = redis.call('INCR', KEYS[1])
 redis.call('RPUSH', KEYS[2], '{"id":' .. id .. ',"attempt":1,"payload":' .. ARGV[1] .. '}')
 return id"#;
 
+/// Bound on connecting to Redis.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How often idle workers look for work and due retries are promoted.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -97,24 +100,12 @@ impl std::fmt::Debug for RedisJobQueue {
     }
 }
 
-fn backend(e: fred::error::Error, op: &'static str) -> Error {
-    let kind = match e.kind() {
-        fred::error::ErrorKind::Timeout => ErrorKind::Timeout,
-        fred::error::ErrorKind::Config | fred::error::ErrorKind::Url => ErrorKind::Config,
-        _ => ErrorKind::Unavailable,
-    };
-    Error::new(kind, "")
-        .with_backend("redis")
-        .with_operation(op)
-        .with_source(e)
-}
-
 impl RedisJobQueue {
     /// Connects to Redis at `url` and starts `config.concurrency` workers (they take jobs
     /// only from queues with a registered handler).
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] for a bad URL; [`ErrorKind::Unavailable`] when Redis does not
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a bad URL; [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when Redis does not
     /// answer within 5 s.
     pub async fn connect(url: &str, config: JobQueueConfig) -> Result<Self> {
         Self::connect_with_prefix(url, "corekit:jobs", config).await
@@ -129,37 +120,7 @@ impl RedisJobQueue {
         prefix: &str,
         config: JobQueueConfig,
     ) -> Result<Self> {
-        let redis_config = Config::from_url(url).map_err(|e| {
-            Error::config(format!(
-                "redis URL {:?} is not valid: {}",
-                crate::config::redact_url(url),
-                e.details()
-            ))
-        })?;
-        let client = fred::types::Builder::from_config(redis_config)
-            .with_connection_config(|c| c.connection_timeout = Duration::from_secs(5))
-            .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(5))
-            .set_policy(fred::types::config::ReconnectPolicy::new_exponential(
-                0, 100, 2_000, 2,
-            ))
-            .build()
-            .map_err(|e| backend(e, "connect"))?;
-        client.connect();
-        match tokio::time::timeout(Duration::from_secs(5), client.wait_for_connect()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(backend(e, "connect")),
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "no connection to {} within 5s",
-                        crate::config::redact_url(url)
-                    ),
-                )
-                .with_backend("redis")
-                .with_operation("connect"));
-            }
-        }
+        let client = super::redis::connect_client(url, CONNECT_TIMEOUT).await?;
         let concurrency = config.concurrency.max(1);
         let shared = Arc::new(Shared {
             client,
@@ -197,8 +158,8 @@ impl RedisJobQueue {
     /// Stores a job in Redis; any instance with a handler for `queue` will run it.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for an empty queue name or a payload that does not
-    /// serialize; [`ErrorKind::Unavailable`] or [`ErrorKind::Timeout`] from Redis.
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an empty queue name or a payload that does not
+    /// serialize; [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) or [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) from Redis.
     pub async fn enqueue<T: Serialize + ?Sized>(&self, queue: &str, job: &T) -> Result<u64> {
         if queue.is_empty() || queue.contains(char::is_whitespace) {
             return Err(Error::invalid_input(format!(
@@ -220,7 +181,7 @@ impl RedisJobQueue {
                 vec![payload],
             )
             .await
-            .map_err(|e| backend(e, "enqueue"))?;
+            .map_err(|e| redis_error(e, "enqueue"))?;
         self.shared
             .counters
             .enqueued
@@ -232,14 +193,14 @@ impl RedisJobQueue {
     /// instance).
     ///
     /// # Errors
-    /// [`ErrorKind::Unavailable`] or [`ErrorKind::Timeout`] from Redis.
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) or [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) from Redis.
     pub async fn dead(&self, queue: &str) -> Result<Vec<DeadJob>> {
         let raw: Vec<String> = self
             .shared
             .client
             .lrange(self.key(queue, "dead"), 0, -1)
             .await
-            .map_err(|e| backend(e, "dead"))?;
+            .map_err(|e| redis_error(e, "dead"))?;
         Ok(raw
             .iter()
             .filter_map(|r| serde_json::from_str::<Value>(r).ok())
@@ -262,7 +223,7 @@ impl RedisJobQueue {
     /// Jobs still in Redis stay there for the next instance.
     ///
     /// # Errors
-    /// [`ErrorKind::Timeout`] with the number of attempts still running (their leases
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) with the number of attempts still running (their leases
     /// expire and other instances run them again).
     pub async fn shutdown(&self, deadline: Duration) -> Result<()> {
         self.shared.stopping.store(true, Ordering::SeqCst);
@@ -337,7 +298,7 @@ async fn promote(shared: &Shared, queue: &str) -> Result<i64> {
             Vec::<String>::new(),
         )
         .await
-        .map_err(|e| backend(e, "promote"))
+        .map_err(|e| redis_error(e, "promote"))
 }
 
 async fn pop(shared: &Shared, queue: &str) -> Result<Option<String>> {
@@ -351,7 +312,7 @@ async fn pop(shared: &Shared, queue: &str) -> Result<Option<String>> {
             vec![lease],
         )
         .await
-        .map_err(|e| backend(e, "pop"))
+        .map_err(|e| redis_error(e, "pop"))
 }
 
 async fn run(shared: &Shared, queue: &str, raw: String) {

@@ -69,7 +69,7 @@ async fn three_instances_run_each_tick_once_over_20_ticks() {
 }
 
 #[tokio::test]
-async fn an_unreachable_lock_skips_the_tick_instead_of_running_it_twice() {
+async fn an_unreachable_redis_is_a_retryable_connect_error() {
     let url = format!("redis://127.0.0.1:{}", support::free_port());
     let err = RedisTickLock::connect(&url, Duration::from_millis(300))
         .await
@@ -88,4 +88,55 @@ async fn run_history_round_trips_through_redis() {
     let at = chrono::DateTime::from_timestamp_millis(1_790_000_000_123).unwrap();
     lock.record(&job, at).await.unwrap();
     assert_eq!(lock.last_run(&job).await.unwrap(), Some(at));
+}
+
+/// A lock that cannot be reached: the tick is not run (a missed run beats a double one).
+struct BrokenLock;
+
+impl TickLock for BrokenLock {
+    fn acquire<'a>(
+        &'a self,
+        _key: &'a str,
+        _ttl: Duration,
+    ) -> corekit::scheduler::StoreFuture<'a, bool> {
+        Box::pin(std::future::ready(Err(corekit::Error::new(
+            corekit::ErrorKind::Unavailable,
+            "lock server down",
+        ))))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_lock_skips_the_tick_instead_of_running_it() {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let s = Scheduler::with_virtual_clock(start);
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = runs.clone();
+    let id = s
+        .add(
+            Job::new(
+                "guarded",
+                corekit::scheduler::every(1).seconds(),
+                move || {
+                    r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    std::future::ready(())
+                },
+            )
+            .single_instance(Arc::new(BrokenLock)),
+        )
+        .unwrap();
+    for _ in 0..35 {
+        tokio::time::advance(Duration::from_millis(100)).await;
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        runs.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no tick ran without the lock"
+    );
+    let info = s.job(id).unwrap();
+    assert_eq!(info.failed, 3, "{info:?}");
+    assert!(info.last_error.unwrap().contains("lock server down"));
 }
