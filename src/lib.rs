@@ -52,6 +52,23 @@ pub use error::{BoxError, Error, ErrorKind, Result};
 )]
 pub mod cache;
 
+#[cfg(any(
+    feature = "queue-memory",
+    feature = "queue-kafka",
+    feature = "queue-rabbitmq",
+    feature = "queue-nats"
+))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        feature = "queue-memory",
+        feature = "queue-kafka",
+        feature = "queue-rabbitmq",
+        feature = "queue-nats"
+    )))
+)]
+pub mod queue;
+
 #[cfg(feature = "scheduler")]
 #[cfg_attr(docsrs, doc(cfg(feature = "scheduler")))]
 pub mod scheduler;

@@ -1,0 +1,219 @@
+//! `QUEUE_*` configuration.
+
+use super::Broker;
+use crate::config::{self as cfg, ConfigIssue, EnvConfig, Secret};
+use crate::{Error, Result};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which broker [`Queue::from_env`](super::Queue::from_env) connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueBackend {
+    /// In-process (feature `queue-memory`).
+    #[default]
+    Memory,
+    /// Kafka (feature `queue-kafka`).
+    Kafka,
+    /// RabbitMQ (feature `queue-rabbitmq`).
+    Rabbitmq,
+    /// NATS (feature `queue-nats`).
+    Nats,
+}
+
+/// Queue settings; every field has the default listed in the [module docs](super).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct QueueConfig {
+    /// `QUEUE_BACKEND`.
+    pub backend: QueueBackend,
+    /// `QUEUE_KAFKA_BROKERS`.
+    #[serde(with = "cfg::list")]
+    pub kafka_brokers: Vec<String>,
+    /// `QUEUE_KAFKA_PARTITIONS`.
+    pub kafka_partitions: u32,
+    /// `QUEUE_KAFKA_REPLICATION`.
+    pub kafka_replication: u16,
+    /// `QUEUE_AMQP_URL`; a secret because it carries a password.
+    pub amqp_url: Secret,
+    /// `QUEUE_NATS_URL`; a secret because it may carry credentials.
+    pub nats_url: Secret,
+    /// `QUEUE_NATS_MODE`: `jetstream` or `core`.
+    pub nats_mode: String,
+    /// `QUEUE_MAX_PAYLOAD`.
+    #[serde(with = "cfg::size")]
+    pub max_payload: u64,
+    /// `QUEUE_CONNECT_TIMEOUT`.
+    #[serde(with = "cfg::duration")]
+    pub connect_timeout: Duration,
+    /// `QUEUE_OPERATION_TIMEOUT`.
+    #[serde(with = "cfg::duration")]
+    pub operation_timeout: Duration,
+    /// `QUEUE_PREFETCH`.
+    pub prefetch: u32,
+    /// `QUEUE_ACK_WAIT`.
+    #[serde(with = "cfg::duration")]
+    pub ack_wait: Duration,
+    /// `QUEUE_CONCURRENCY`.
+    pub concurrency: usize,
+    /// `QUEUE_MAX_ATTEMPTS`.
+    pub max_attempts: u32,
+    /// `QUEUE_RETRY_BACKOFF`.
+    #[serde(with = "cfg::duration")]
+    pub retry_backoff: Duration,
+    /// `QUEUE_RETRY_MAX_BACKOFF`.
+    #[serde(with = "cfg::duration")]
+    pub retry_max_backoff: Duration,
+    /// `QUEUE_DLQ_SUFFIX`.
+    pub dlq_suffix: String,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            backend: QueueBackend::Memory,
+            kafka_brokers: vec!["127.0.0.1:9092".into()],
+            kafka_partitions: 1,
+            kafka_replication: 1,
+            amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            nats_url: Secret::new("nats://127.0.0.1:4222"),
+            nats_mode: "jetstream".into(),
+            max_payload: 1 << 20,
+            connect_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(30),
+            prefetch: 64,
+            ack_wait: Duration::from_secs(30),
+            concurrency: 8,
+            max_attempts: 5,
+            retry_backoff: Duration::from_millis(200),
+            retry_max_backoff: Duration::from_secs(30),
+            dlq_suffix: ".dlq".into(),
+        }
+    }
+}
+
+impl EnvConfig for QueueConfig {
+    const PREFIX: &'static str = "QUEUE_";
+    const SECRETS: &'static [&'static str] = &["amqp_url", "nats_url"];
+
+    fn validate(&self) -> std::result::Result<(), ConfigIssue> {
+        let positive: [(&'static str, u64); 7] = [
+            ("kafka_partitions", u64::from(self.kafka_partitions)),
+            ("kafka_replication", u64::from(self.kafka_replication)),
+            ("max_payload", self.max_payload),
+            ("prefetch", u64::from(self.prefetch)),
+            ("concurrency", self.concurrency as u64),
+            ("max_attempts", u64::from(self.max_attempts)),
+            ("retry_max_backoff", self.retry_max_backoff.as_millis() as u64),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigIssue::new(field, "0", "a value above 0"));
+        }
+        for (field, d) in [
+            ("connect_timeout", self.connect_timeout),
+            ("operation_timeout", self.operation_timeout),
+            ("ack_wait", self.ack_wait),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigIssue::new(field, "0s", "a duration above zero"));
+            }
+        }
+        if self.backend == QueueBackend::Kafka && self.kafka_brokers.is_empty() {
+            return Err(ConfigIssue::new(
+                "kafka_brokers",
+                "",
+                "host:port[,host:port...]",
+            ));
+        }
+        if self.backend == QueueBackend::Rabbitmq {
+            let url = self.amqp_url.expose();
+            if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+                return Err(ConfigIssue::new(
+                    "amqp_url",
+                    url,
+                    "a URL like amqp://user:password@host:5672/vhost or amqps://",
+                ));
+            }
+        }
+        if self.backend == QueueBackend::Nats {
+            let url = self.nats_url.expose();
+            if !url
+                .split(',')
+                .all(|u| ["nats://", "tls://", "ws://", "wss://"].iter().any(|s| u.trim().starts_with(s)))
+            {
+                return Err(ConfigIssue::new(
+                    "nats_url",
+                    url,
+                    "nats://host:4222 (comma-separated for several)",
+                ));
+            }
+        }
+        if !matches!(self.nats_mode.as_str(), "jetstream" | "core") {
+            return Err(ConfigIssue::new(
+                "nats_mode",
+                self.nats_mode.clone(),
+                "jetstream or core",
+            ));
+        }
+        if super::message::validate_topic(&format!("t{}", self.dlq_suffix)).is_err() {
+            return Err(ConfigIssue::new(
+                "dlq_suffix",
+                self.dlq_suffix.clone(),
+                "characters valid in a topic name, e.g. .dlq",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl QueueConfig {
+    /// Connects the configured broker.
+    pub(super) async fn connect(&self) -> Result<Arc<dyn Broker>> {
+        match self.backend {
+            #[cfg(feature = "queue-memory")]
+            QueueBackend::Memory => Ok(Arc::new(super::MemoryBroker::new())),
+            #[cfg(feature = "queue-kafka")]
+            QueueBackend::Kafka => Ok(Arc::new(
+                super::KafkaBroker::builder(self.kafka_brokers.join(","))
+                    .operation_timeout(self.operation_timeout)
+                    .connect_timeout(self.connect_timeout)
+                    .topic_options(super::TopicOptions {
+                        partitions: self.kafka_partitions,
+                        replication: self.kafka_replication,
+                    })
+                    .connect()
+                    .await?,
+            )),
+            #[cfg(feature = "queue-rabbitmq")]
+            QueueBackend::Rabbitmq => Ok(Arc::new(
+                super::RabbitMqBroker::builder(self.amqp_url.expose())
+                    .operation_timeout(self.operation_timeout)
+                    .connect_timeout(self.connect_timeout)
+                    .connect()
+                    .await?,
+            )),
+            #[cfg(feature = "queue-nats")]
+            QueueBackend::Nats => Ok(Arc::new(
+                super::NatsBroker::builder(self.nats_url.expose())
+                    .mode(if self.nats_mode == "core" {
+                        super::NatsMode::Core
+                    } else {
+                        super::NatsMode::JetStream
+                    })
+                    .operation_timeout(self.operation_timeout)
+                    .connect_timeout(self.connect_timeout)
+                    .ack_wait(self.ack_wait)
+                    .connect()
+                    .await?,
+            )),
+            #[allow(unreachable_patterns)]
+            other => Err(Error::config(format!(
+                "QUEUE_BACKEND={} needs the cargo feature queue-{}",
+                format!("{other:?}").to_lowercase(),
+                format!("{other:?}").to_lowercase()
+            ))),
+        }
+    }
+}

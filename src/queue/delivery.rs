@@ -1,0 +1,167 @@
+//! A received message and how it is settled.
+
+use super::message::{
+    DLQ_ATTEMPTS_HEADER, DLQ_GROUP_HEADER, DLQ_REASON_HEADER, DLQ_TOPIC_HEADER, Message,
+};
+use super::{Broker, BoxFuture};
+use crate::Result;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a backend settles one delivery. Implemented by each backend; applications use
+/// [`Delivery`].
+///
+/// Dropping a `Settle` without calling either method leaves the message unacknowledged: the
+/// broker delivers it again (memory: at once; RabbitMQ: when the channel closes; NATS: after the
+/// ack wait; Kafka: to the next consumer of the partition, since its offset is never committed).
+pub trait Settle: Send + 'static {
+    /// The message was handled: the broker may forget it.
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<()>>;
+    /// Deliver the message again to this consumer group (only), as attempt + 1, after `delay`.
+    fn retry(self: Box<Self>, message: Message, delay: Duration) -> BoxFuture<'static, Result<()>>;
+}
+
+/// What a backend's subscription yields: the message (with its attempt) and how to settle it.
+pub struct Incoming {
+    /// The message, [`attempt`](Message::attempt) filled in.
+    pub message: Message,
+    /// The backend's settle handle.
+    pub settle: Box<dyn Settle>,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("message", &self.message)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where rejected and exhausted messages go.
+#[derive(Clone)]
+pub(crate) struct DeadLetter {
+    pub broker: Arc<dyn Broker>,
+    pub topic: String,
+}
+
+/// A message received from a subscription, to be settled exactly once: [`ack`](Self::ack),
+/// [`nack`](Self::nack), [`retry_after`](Self::retry_after) or [`reject`](Self::reject).
+///
+/// A delivery dropped unsettled is delivered again (see [`Settle`]); nothing is lost.
+pub struct Delivery {
+    message: Message,
+    topic: Arc<str>,
+    group: Arc<str>,
+    settle: Box<dyn Settle>,
+    dead_letter: DeadLetter,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("topic", &self.topic)
+            .field("group", &self.group)
+            .field("message", &self.message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Delivery {
+    pub(crate) fn new(
+        incoming: Incoming,
+        topic: Arc<str>,
+        group: Arc<str>,
+        dead_letter: DeadLetter,
+    ) -> Self {
+        Self {
+            message: incoming.message,
+            topic,
+            group,
+            settle: incoming.settle,
+            dead_letter,
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The topic it was consumed from.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The consumer group it was delivered to.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Which delivery this is: 1 the first time, higher after retries.
+    pub fn attempt(&self) -> u32 {
+        self.message.attempt
+    }
+
+    /// Acknowledges: the message was handled.
+    ///
+    /// # Errors
+    /// When the broker cannot be told (the message will then be delivered again).
+    pub async fn ack(self) -> Result<()> {
+        self.settle.ack().await
+    }
+
+    /// Negative acknowledgement: with `requeue`, delivered again to this group at once (as the
+    /// next attempt); without, dead-lettered like [`reject`](Self::reject).
+    ///
+    /// # Errors
+    /// When the broker cannot be told (the message will then be delivered again).
+    pub async fn nack(self, requeue: bool) -> Result<()> {
+        if requeue {
+            self.retry_after(Duration::ZERO).await
+        } else {
+            self.reject("nacked without requeue").await
+        }
+    }
+
+    /// Delivered again to this group, as the next attempt, after `delay` (the backoff of a
+    /// failed attempt).
+    ///
+    /// # Errors
+    /// When the broker cannot be told (the message will then be delivered again).
+    pub async fn retry_after(self, delay: Duration) -> Result<()> {
+        let mut message = self.message;
+        message.attempt = message.attempt.saturating_add(1);
+        self.settle.retry(message, delay).await
+    }
+
+    /// Permanent failure: the message goes to the dead-letter topic (`<topic>.dlq` unless
+    /// configured) with the reason, attempt count, source topic and group in its
+    /// `corekit-dlq-*` headers, and is then acknowledged here. If publishing the dead letter
+    /// fails, the message is not acknowledged, so it is not lost.
+    ///
+    /// # Errors
+    /// When the dead letter cannot be published or the original acknowledged.
+    pub async fn reject(self, reason: &str) -> Result<()> {
+        let mut letter = self.message;
+        let attempts = letter.attempt.to_string();
+        // Keep the reason on one header line.
+        let reason: String = reason
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(1024)
+            .collect();
+        letter.headers.insert(DLQ_REASON_HEADER.into(), reason);
+        letter.headers.insert(DLQ_ATTEMPTS_HEADER.into(), attempts);
+        letter
+            .headers
+            .insert(DLQ_TOPIC_HEADER.into(), self.topic.to_string());
+        letter
+            .headers
+            .insert(DLQ_GROUP_HEADER.into(), self.group.to_string());
+        letter.attempt = 0;
+        let dlq = &self.dead_letter;
+        tracing::debug!(topic = %self.topic, dlq = %dlq.topic, id = %letter.id, "dead-lettering");
+        dlq.broker.publish(&dlq.topic, letter).await?;
+        self.settle.ack().await
+    }
+}

@@ -1,0 +1,515 @@
+//! Kafka on rdkafka: idempotent `acks=all` producer, consumer groups that commit only settled
+//! offsets, retries through a per-group retry topic.
+
+use super::message::{from_wire, wire_headers};
+use super::{
+    BoxFuture, Broker, Incoming, IncomingStream, Message, Settle, TopicOptions, bounded,
+};
+use crate::{Error, ErrorKind, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers as _, Message as _, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Builds a [`KafkaBroker`]; from [`KafkaBroker::builder`].
+#[derive(Debug, Clone)]
+pub struct KafkaBuilder {
+    brokers: String,
+    operation_timeout: Duration,
+    connect_timeout: Duration,
+    topic_options: TopicOptions,
+    overrides: Vec<(String, String)>,
+}
+
+impl KafkaBuilder {
+    /// Bound on one publish (delivery report included) and on admin calls (default 30 s).
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// Bound on the first metadata fetch in [`connect`](Self::connect) (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Partitions and replication of the topics corekit creates.
+    pub fn topic_options(mut self, options: TopicOptions) -> Self {
+        self.topic_options = options;
+        self
+    }
+
+    /// Sets a librdkafka property on the producer and every consumer (e.g. `security.protocol`,
+    /// `sasl.mechanisms`, `compression.type`); applied after corekit's own settings.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.overrides.push((key.into(), value.into()));
+        self
+    }
+
+    fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in &self.overrides {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// Creates the producer and admin client and checks the cluster answers.
+    ///
+    /// # Errors
+    /// [`Config`](ErrorKind::Config) for properties librdkafka rejects;
+    /// [`Unavailable`](ErrorKind::Unavailable) or [`Timeout`](ErrorKind::Timeout) when no broker
+    /// answers within the connect timeout.
+    pub async fn connect(self) -> Result<KafkaBroker> {
+        let timeout_ms = self.operation_timeout.as_millis().to_string();
+        let mut producer_config = ClientConfig::new();
+        producer_config
+            .set("bootstrap.servers", &self.brokers)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", &timeout_ms);
+        for (k, v) in &self.overrides {
+            producer_config.set(k, v);
+        }
+        let producer: FutureProducer = producer_config.create().map_err(config_error)?;
+        let admin: AdminClient<DefaultClientContext> =
+            self.config().create().map_err(config_error)?;
+        let broker = KafkaBroker {
+            inner: Arc::new(Inner {
+                producer,
+                admin,
+                builder: self,
+                known_topics: Mutex::new(HashSet::new()),
+            }),
+        };
+        broker.metadata(broker.inner.builder.connect_timeout).await?;
+        Ok(broker)
+    }
+}
+
+/// Kafka through rdkafka (bundled librdkafka).
+///
+/// - Publishing uses an idempotent producer with `acks=all`; `publish` returns on the delivery
+///   report, `publish_batch` sends all and awaits every report (librdkafka batches them).
+/// - Each subscription is a consumer in the group, with `enable.auto.offset.store=false`: an
+///   offset is stored for commit only once it and every earlier offset of its partition were
+///   settled, so a crash never commits an unprocessed message. Stored offsets are committed
+///   every second and when the subscription is dropped (on a blocking thread).
+/// - Retries go to `<topic>.retry.<group>`, which the group's consumers also read.
+/// - Topics are created on first use with the configured partitions and replication.
+#[derive(Clone)]
+pub struct KafkaBroker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+    builder: KafkaBuilder,
+    known_topics: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for KafkaBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBroker")
+            .field("brokers", &self.inner.builder.brokers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaBroker {
+    /// A builder for the cluster at `brokers` (`host:port[,host:port...]`).
+    pub fn builder(brokers: impl Into<String>) -> KafkaBuilder {
+        KafkaBuilder {
+            brokers: brokers.into(),
+            operation_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            topic_options: TopicOptions::default(),
+            overrides: Vec::new(),
+        }
+    }
+
+    /// The producer, for calls corekit does not wrap.
+    pub fn producer(&self) -> &FutureProducer {
+        &self.inner.producer
+    }
+
+    fn known(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.inner
+            .known_topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn metadata(&self, timeout: Duration) -> Result<()> {
+        let producer = self.inner.producer.clone();
+        let fetched = tokio::task::spawn_blocking(move || {
+            producer.client().fetch_metadata(None, timeout).map(drop)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Backend, format!("metadata task failed: {e}")))?;
+        fetched.map_err(|e| kafka_error(e, "fetching cluster metadata"))
+    }
+
+    async fn create_topic(&self, topic: &str, options: &TopicOptions) -> Result<()> {
+        if self.known().contains(topic) {
+            return Ok(());
+        }
+        let partitions = i32::try_from(options.partitions).unwrap_or(i32::MAX);
+        let new = NewTopic::new(
+            topic,
+            partitions,
+            TopicReplication::Fixed(i32::from(options.replication)),
+        );
+        let timeout = self.inner.builder.operation_timeout;
+        let admin_options = AdminOptions::new().operation_timeout(Some(timeout));
+        let results = bounded(timeout, || format!("creating topic {topic:?}"), async {
+            self.inner
+                .admin
+                .create_topics(&[new], &admin_options)
+                .await
+                .map_err(|e| kafka_error(e, "creating a topic"))
+        })
+        .await?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(Error::new(
+                        code_kind(code),
+                        format!("creating topic {name:?}: {code}"),
+                    ));
+                }
+            }
+        }
+        self.known().insert(topic.to_owned());
+        Ok(())
+    }
+
+    async fn ensure_default(&self, topic: &str) -> Result<()> {
+        let options = self.inner.builder.topic_options.clone();
+        self.create_topic(topic, &options).await
+    }
+
+    async fn send(&self, topic: &str, message: &Message, attempt: u32) -> Result<()> {
+        let headers = to_kafka_headers(message, attempt);
+        let mut record = FutureRecord::<str, [u8]>::to(topic)
+            .payload(&message.payload[..])
+            .headers(headers);
+        if let Some(key) = &message.key {
+            record = record.key(key.as_str());
+        }
+        let timeout = self.inner.builder.operation_timeout;
+        bounded(timeout, || format!("publishing to {topic:?}"), async {
+            self.inner
+                .producer
+                .send(record, timeout)
+                .await
+                .map(drop)
+                .map_err(|(e, _)| kafka_error(e, "publishing"))
+        })
+        .await
+    }
+}
+
+fn to_kafka_headers(message: &Message, attempt: u32) -> OwnedHeaders {
+    let wire = wire_headers(message, attempt, false);
+    let mut headers = OwnedHeaders::new_with_capacity(wire.len());
+    for (k, v) in &wire {
+        headers = headers.insert(Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
+    }
+    headers
+}
+
+fn config_error(e: KafkaError) -> Error {
+    Error::config(format!("kafka client configuration: {e}")).with_backend("kafka")
+}
+
+fn code_kind(code: RDKafkaErrorCode) -> ErrorKind {
+    use RDKafkaErrorCode as C;
+    match code {
+        C::BrokerTransportFailure | C::AllBrokersDown | C::Resolve => {
+            ErrorKind::Unavailable
+        }
+        C::MessageTimedOut | C::OperationTimedOut | C::RequestTimedOut | C::TimedOutQueue => {
+            ErrorKind::Timeout
+        }
+        C::MessageSizeTooLarge | C::InvalidTopic => ErrorKind::InvalidInput,
+        C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition => ErrorKind::NotFound,
+        C::TopicAlreadyExists => ErrorKind::AlreadyExists,
+        C::TopicAuthorizationFailed | C::GroupAuthorizationFailed | C::ClusterAuthorizationFailed => {
+            ErrorKind::PermissionDenied
+        }
+        C::QueueFull => ErrorKind::Unavailable,
+        _ => ErrorKind::Backend,
+    }
+}
+
+fn kafka_error(e: KafkaError, what: &str) -> Error {
+    let kind = match &e {
+        KafkaError::AdminOp(code) => code_kind(*code),
+        KafkaError::Canceled => ErrorKind::Unavailable,
+        other => other
+            .rdkafka_error_code()
+            .map_or(ErrorKind::Backend, code_kind),
+    };
+    Error::new(kind, format!("{what}: {e}"))
+        .with_backend("kafka")
+        .with_source(e)
+}
+
+fn retry_topic(topic: &str, group: &str) -> String {
+    format!("{topic}.retry.{group}")
+}
+
+impl Broker for KafkaBroker {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn publish<'a>(&'a self, topic: &'a str, message: Message) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.ensure_default(topic).await?;
+            self.send(topic, &message, 1).await
+        })
+    }
+
+    fn publish_batch<'a>(
+        &'a self,
+        topic: &'a str,
+        messages: Vec<Message>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.ensure_default(topic).await?;
+            // librdkafka batches whatever is queued; awaiting the reports together pipelines.
+            futures_util::future::try_join_all(messages.iter().map(|m| self.send(topic, m, 1)))
+                .await
+                .map(drop)
+        })
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        topic: &'a str,
+        group: &'a str,
+        prefetch: u32,
+    ) -> BoxFuture<'a, Result<IncomingStream>> {
+        Box::pin(async move {
+            let retry = retry_topic(topic, group);
+            self.ensure_default(topic).await?;
+            self.ensure_default(&retry).await?;
+            let mut config = self.inner.builder.config();
+            config
+                .set("group.id", group)
+                .set("enable.auto.commit", "true")
+                .set("auto.commit.interval.ms", "1000")
+                .set("enable.auto.offset.store", "false")
+                .set("auto.offset.reset", "earliest")
+                .set("enable.partition.eof", "false")
+                // Keeps librdkafka's local prefetch near the requested depth.
+                .set("queued.min.messages", prefetch.max(1).to_string());
+            for (k, v) in &self.inner.builder.overrides {
+                config.set(k, v);
+            }
+            let consumer: StreamConsumer = config.create().map_err(config_error)?;
+            consumer
+                .subscribe(&[topic, retry.as_str()])
+                .map_err(|e| kafka_error(e, "subscribing"))?;
+            let shared = Arc::new(ConsumerShared {
+                consumer: Some(consumer),
+                offsets: Mutex::new(HashMap::new()),
+            });
+            let producer = self.clone();
+            let stream = futures_util::stream::unfold(
+                (shared, producer, Arc::<str>::from(retry)),
+                |(shared, broker, retry)| async move {
+                    let item = shared.recv().await.map(|(message, position)| Incoming {
+                        message,
+                        settle: Box::new(KafkaSettle {
+                            shared: shared.clone(),
+                            broker: broker.clone(),
+                            retry_topic: retry.clone(),
+                            position,
+                        }),
+                    });
+                    Some((item, (shared, broker, retry)))
+                },
+            );
+            Ok(Box::pin(stream) as IncomingStream)
+        })
+    }
+
+    fn ensure_topic<'a>(
+        &'a self,
+        topic: &'a str,
+        options: &'a TopicOptions,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.create_topic(topic, options))
+    }
+
+    fn ensure_group<'a>(&'a self, _topic: &'a str, _group: &'a str) -> BoxFuture<'a, Result<()>> {
+        // A new group starts from the earliest retained offset: nothing to provision.
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn delete_topic<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.known().remove(topic);
+            let timeout = self.inner.builder.operation_timeout;
+            let options = AdminOptions::new().operation_timeout(Some(timeout));
+            let results = bounded(timeout, || format!("deleting topic {topic:?}"), async {
+                self.inner
+                    .admin
+                    .delete_topics(&[topic], &options)
+                    .await
+                    .map_err(|e| kafka_error(e, "deleting a topic"))
+            })
+            .await?;
+            for r in results {
+                if let Err((name, code)) = r {
+                    return Err(Error::new(
+                        code_kind(code),
+                        format!("deleting topic {name:?}: {code}"),
+                    ));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.metadata(self.inner.builder.operation_timeout))
+    }
+}
+
+type Position = (Arc<str>, i32, i64);
+
+#[derive(Default)]
+struct PartitionOffsets {
+    pending: BTreeSet<i64>,
+    next: i64,
+    stored: i64,
+}
+
+struct ConsumerShared {
+    // Only `None` inside `drop`.
+    consumer: Option<StreamConsumer>,
+    offsets: Mutex<HashMap<(Arc<str>, i32), PartitionOffsets>>,
+}
+
+impl ConsumerShared {
+    fn consumer(&self) -> Result<&StreamConsumer> {
+        self.consumer
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorKind::Unavailable, "kafka consumer closed"))
+    }
+
+    fn offsets(&self) -> MutexGuard<'_, HashMap<(Arc<str>, i32), PartitionOffsets>> {
+        self.offsets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn recv(&self) -> Result<(Message, Position)> {
+        let consumer = self.consumer()?;
+        let m = consumer
+            .recv()
+            .await
+            .map_err(|e| kafka_error(e, "receiving"))?;
+        let topic: Arc<str> = m.topic().into();
+        let (partition, offset) = (m.partition(), m.offset());
+        let mut headers = super::Headers::new();
+        if let Some(hs) = m.headers() {
+            for h in hs.iter() {
+                let value = h
+                    .value
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default();
+                headers.insert(h.key.to_owned(), value);
+            }
+        }
+        let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+        let payload = bytes::Bytes::copy_from_slice(m.payload().unwrap_or_default());
+        drop(m);
+        {
+            let mut offsets = self.offsets();
+            let p = offsets.entry((topic.clone(), partition)).or_default();
+            p.pending.insert(offset);
+            p.next = p.next.max(offset + 1);
+        }
+        Ok((from_wire(payload, key, headers), (topic, partition, offset)))
+    }
+
+    /// Marks an offset settled and stores, for the next commit, the first offset of its
+    /// partition that is not.
+    fn settled(&self, (topic, partition, offset): &Position) {
+        let store = {
+            let mut offsets = self.offsets();
+            let Some(p) = offsets.get_mut(&(topic.clone(), *partition)) else {
+                return;
+            };
+            p.pending.remove(offset);
+            let upto = p.pending.first().copied().unwrap_or(p.next);
+            (upto > p.stored).then(|| {
+                p.stored = upto;
+                upto
+            })
+        };
+        if let (Some(upto), Ok(consumer)) = (store, self.consumer()) {
+            // store_offset records offset + 1 as the position to resume from.
+            if let Err(e) = consumer.store_offset(topic, *partition, upto - 1) {
+                // The partition was revoked: its next owner re-reads from the last commit.
+                tracing::debug!(%topic, partition, error = %e, "kafka: offset not stored");
+            }
+        }
+    }
+}
+
+impl Drop for ConsumerShared {
+    fn drop(&mut self) {
+        // Closing commits the stored offsets and leaves the group; it blocks for a while, so
+        // not on an async worker when there is a runtime.
+        if let Some(consumer) = self.consumer.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(move || drop(consumer))),
+                Err(_) => drop(consumer),
+            }
+        }
+    }
+}
+
+struct KafkaSettle {
+    shared: Arc<ConsumerShared>,
+    broker: KafkaBroker,
+    retry_topic: Arc<str>,
+    position: Position,
+}
+
+impl Settle for KafkaSettle {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        self.shared.settled(&self.position);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn retry(self: Box<Self>, message: Message, delay: Duration) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            // The offset stays unsettled while waiting: a crash now redelivers the original.
+            tokio::time::sleep(delay).await;
+            self.broker
+                .send(&self.retry_topic, &message, message.attempt)
+                .await?;
+            self.shared.settled(&self.position);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,635 @@
+//! One messaging API over an in-process broker, Kafka, RabbitMQ and NATS JetStream, with
+//! at-least-once delivery.
+//!
+//! [`Broker`] is the trait every backend implements; [`Queue`] is the handle applications use:
+//! names, payload sizes and headers are checked before any network call, every backend call runs
+//! in a `tracing` span, dead letters go to one place, and [`Consumer`] (bounded concurrency,
+//! per-key order, retries with backoff, dead-lettering, panic isolation, graceful shutdown) is
+//! written once for every backend.
+//!
+//! | backend | feature | type | publish returns when |
+//! |---|---|---|---|
+//! | in-process | `queue-memory` | [`MemoryBroker`] | the message is queued |
+//! | Kafka | `queue-kafka` | [`KafkaBroker`] | every in-sync replica has it (`acks=all`, idempotent producer) |
+//! | RabbitMQ | `queue-rabbitmq` | [`RabbitMqBroker`] | the broker confirmed it (publisher confirms, persistent, mandatory) |
+//! | NATS JetStream | `queue-nats` | [`NatsBroker`] | the stream stored it (publish ack); core NATS: fire-and-forget, see [`NatsMode`] |
+//!
+//! ```
+//! # #[cfg(feature = "queue-memory")]
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use corekit::queue::{MemoryBroker, Message, Queue};
+//!
+//! let queue = Queue::new(MemoryBroker::new());
+//! let mut orders = queue.subscribe("orders", "billing").await?;
+//! queue.publish("orders", Message::json(&42)?.with_key("customer-7")).await?;
+//!
+//! use futures_util::StreamExt;
+//! let delivery = orders.next().await.unwrap()?;
+//! assert_eq!(delivery.message().decode::<u32>()?, 42);
+//! delivery.ack().await?;
+//! # Ok::<(), corekit::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Semantics every backend shares
+//!
+//! - **Groups.** Each consumer group gets every message published to the topic; consumers in one
+//!   group share the work. A group receives what is published after it first subscribed (or was
+//!   provisioned with [`Queue::ensure_group`]); Kafka and NATS also keep what came before, and
+//!   the memory broker holds messages published to a topic with no group yet for its first group.
+//! - **At least once.** A delivery is settled once: [`ack`](Delivery::ack), retried
+//!   ([`nack(true)`](Delivery::nack), [`retry_after`](Delivery::retry_after)), or dead-lettered
+//!   ([`reject`](Delivery::reject)). Unsettled deliveries are delivered again. Kafka commits an
+//!   offset only when it and every earlier offset of its partition were settled.
+//! - **Retries** go to the same group only, as attempt + 1 ([`Delivery::attempt`]): natively on
+//!   the memory broker and NATS (`Nak` with a delay); on Kafka and RabbitMQ the message is
+//!   republished to the group's own retry destination (Kafka topic `<topic>.retry.<group>`,
+//!   RabbitMQ the group's queue) with its attempt in a header, then acknowledged.
+//! - **Dead letters** go to `<topic>.dlq` (configurable) with `corekit-dlq-reason`,
+//!   `corekit-dlq-attempts`, `corekit-dlq-topic` and `corekit-dlq-group` headers; read them with
+//!   `subscribe(dlq, DEAD_LETTER_GROUP)`, which is provisioned before the first dead letter.
+//! - **Headers** round-trip exactly. `corekit-id`, `corekit-attempt` and `corekit-key` are
+//!   reserved: they carry [`Message::id`], the attempt and (where the broker has no message key)
+//!   [`Message::key`].
+//!
+//! # Configuration
+//!
+//! [`Queue::from_env`] reads [`QueueConfig`] from `QUEUE_*` variables:
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `QUEUE_BACKEND` | `memory` | `memory`, `kafka`, `rabbitmq` or `nats` |
+//! | `QUEUE_KAFKA_BROKERS` | `127.0.0.1:9092` | comma-separated bootstrap servers |
+//! | `QUEUE_KAFKA_PARTITIONS` | `1` | partitions of topics corekit creates |
+//! | `QUEUE_KAFKA_REPLICATION` | `1` | replication factor of topics corekit creates |
+//! | `QUEUE_AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ URL (`amqps://` with feature `queue-rabbitmq-tls`) |
+//! | `QUEUE_NATS_URL` | `nats://127.0.0.1:4222` | NATS server(s), comma-separated |
+//! | `QUEUE_NATS_MODE` | `jetstream` | `jetstream` (acknowledged, durable) or `core` (fire-and-forget) |
+//! | `QUEUE_MAX_PAYLOAD` | `1MiB` | larger payloads are `InvalidInput` before any network call |
+//! | `QUEUE_CONNECT_TIMEOUT` | `10s` | connecting |
+//! | `QUEUE_OPERATION_TIMEOUT` | `30s` | bound on one publish (confirm included) or admin call |
+//! | `QUEUE_PREFETCH` | `64` | unacknowledged messages a subscription may hold |
+//! | `QUEUE_ACK_WAIT` | `30s` | NATS: redeliver a message not settled within this |
+//! | `QUEUE_CONCURRENCY` | `8` | [`Consumer`] handlers running at once |
+//! | `QUEUE_MAX_ATTEMPTS` | `5` | [`Consumer`] attempts before dead-lettering |
+//! | `QUEUE_RETRY_BACKOFF` | `200ms` | [`Consumer`] first retry delay; doubles per attempt |
+//! | `QUEUE_RETRY_MAX_BACKOFF` | `30s` | [`Consumer`] longest retry delay |
+//! | `QUEUE_DLQ_SUFFIX` | `.dlq` | dead-letter topic = topic + suffix |
+//!
+//! # Tracing
+//!
+//! Every backend call runs in a `DEBUG` span named `queue` with `otel.name` (`publish`,
+//! `publish_batch`, `subscribe`, `ensure_topic`, `ensure_group`, `ping`),
+//! `messaging.system` (`memory`, `kafka`, `rabbitmq`, `nats`) and
+//! `messaging.destination.name`; [`Consumer`] runs each handler in a `queue` span with
+//! `otel.name = "process"`, the message id and attempt.
+
+mod config;
+mod consumer;
+mod delivery;
+mod message;
+
+#[cfg(feature = "queue-kafka")]
+mod kafka;
+#[cfg(feature = "queue-memory")]
+mod memory;
+#[cfg(feature = "queue-nats")]
+mod nats;
+#[cfg(feature = "queue-rabbitmq")]
+mod rabbitmq;
+
+pub use config::{QueueBackend, QueueConfig};
+pub use consumer::{ConsumeReport, Consumer};
+pub use delivery::{Delivery, Incoming, Settle};
+pub use message::{
+    ATTEMPT_HEADER, DLQ_ATTEMPTS_HEADER, DLQ_GROUP_HEADER, DLQ_REASON_HEADER, DLQ_TOPIC_HEADER,
+    Headers, ID_HEADER, KEY_HEADER, Message,
+};
+
+#[cfg(feature = "queue-kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "queue-kafka")))]
+pub use kafka::{KafkaBroker, KafkaBuilder};
+#[cfg(feature = "queue-memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "queue-memory")))]
+pub use memory::MemoryBroker;
+#[cfg(feature = "queue-nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "queue-nats")))]
+pub use nats::{NatsBroker, NatsBuilder, NatsMode};
+#[cfg(feature = "queue-rabbitmq")]
+#[cfg_attr(docsrs, doc(cfg(feature = "queue-rabbitmq")))]
+pub use rabbitmq::{RabbitMqBroker, RabbitMqBuilder};
+
+use crate::{Error, Result};
+use delivery::DeadLetter;
+use futures_util::{Stream, StreamExt};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tracing::Instrument;
+
+/// A boxed, sendable future: what [`Broker`] methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A backend's stream of received messages.
+pub type IncomingStream = Pin<Box<dyn Stream<Item = Result<Incoming>> + Send>>;
+
+/// The consumer group dead letters are kept for: `subscribe(dlq_topic, DEAD_LETTER_GROUP)` reads
+/// them.
+pub const DEAD_LETTER_GROUP: &str = "dead-letters";
+
+/// Settings for topics corekit creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopicOptions {
+    /// Kafka partitions (others: ignored).
+    pub partitions: u32,
+    /// Kafka replication factor (others: ignored).
+    pub replication: u16,
+}
+
+impl Default for TopicOptions {
+    fn default() -> Self {
+        Self {
+            partitions: 1,
+            replication: 1,
+        }
+    }
+}
+
+impl TopicOptions {
+    /// With this many Kafka partitions.
+    pub fn partitions(mut self, partitions: u32) -> Self {
+        self.partitions = partitions;
+        self
+    }
+}
+
+/// The message-broker backend trait.
+///
+/// Names and messages reaching a backend were already validated by [`Queue`]. Every method is a
+/// network call on a networked backend and is bounded by the backend's operation timeout.
+pub trait Broker: Send + Sync + 'static {
+    /// Short backend name (`memory`, `kafka`, `rabbitmq`, `nats`): errors and spans carry it.
+    fn name(&self) -> &'static str;
+
+    /// Publishes one message; returns once the broker accepted it (see the module table).
+    fn publish<'a>(&'a self, topic: &'a str, message: Message) -> BoxFuture<'a, Result<()>>;
+
+    /// Publishes many, pipelining the acknowledgements; returns once all were accepted, or the
+    /// first error (some messages may then have been accepted).
+    fn publish_batch<'a>(
+        &'a self,
+        topic: &'a str,
+        messages: Vec<Message>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            futures_util::future::try_join_all(messages.into_iter().map(|m| self.publish(topic, m)))
+                .await
+                .map(drop)
+        })
+    }
+
+    /// Starts receiving `topic` as a member of `group`.
+    fn subscribe<'a>(
+        &'a self,
+        topic: &'a str,
+        group: &'a str,
+        prefetch: u32,
+    ) -> BoxFuture<'a, Result<IncomingStream>>;
+
+    /// Creates the topic if it does not exist.
+    fn ensure_topic<'a>(
+        &'a self,
+        topic: &'a str,
+        options: &'a TopicOptions,
+    ) -> BoxFuture<'a, Result<()>>;
+
+    /// Makes sure `group` receives messages published to `topic` from now on, even before any
+    /// consumer of it runs (RabbitMQ: declares and binds its queue; memory: creates its queue;
+    /// Kafka and NATS keep messages anyway).
+    fn ensure_group<'a>(&'a self, topic: &'a str, group: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// Deletes a topic and everything it holds (tests and tooling); groups' queues too where
+    /// the broker has them.
+    fn delete_topic<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// Checks the broker answers.
+    fn ping(&self) -> BoxFuture<'_, Result<()>>;
+}
+
+/// A stream of [`Delivery`]s for one topic and group; from [`Queue::subscribe`].
+///
+/// Dropping it stops receiving; unsettled deliveries are delivered again.
+pub struct Subscription {
+    inner: IncomingStream,
+    topic: Arc<str>,
+    group: Arc<str>,
+    dead_letter: DeadLetter,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("topic", &self.topic)
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Result<Delivery>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        this.inner.poll_next_unpin(cx).map(|item| {
+            item.map(|r| {
+                r.map(|incoming| {
+                    Delivery::new(
+                        incoming,
+                        this.topic.clone(),
+                        this.group.clone(),
+                        this.dead_letter.clone(),
+                    )
+                })
+            })
+        })
+    }
+}
+
+/// Limits and defaults a [`Queue`] applies; set through [`QueueBuilder`] or [`QueueConfig`].
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub max_payload: usize,
+    pub prefetch: u32,
+    pub dlq_suffix: String,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub topic_options: TopicOptions,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let c = QueueConfig::default();
+        Self::from(&c)
+    }
+}
+
+impl From<&QueueConfig> for Settings {
+    fn from(c: &QueueConfig) -> Self {
+        Self {
+            max_payload: usize::try_from(c.max_payload).unwrap_or(usize::MAX),
+            prefetch: c.prefetch,
+            dlq_suffix: c.dlq_suffix.clone(),
+            concurrency: c.concurrency,
+            max_attempts: c.max_attempts,
+            backoff: c.retry_backoff,
+            max_backoff: c.retry_max_backoff,
+            topic_options: TopicOptions {
+                partitions: c.kafka_partitions,
+                replication: c.kafka_replication,
+            },
+        }
+    }
+}
+
+/// The queue handle applications use; cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    broker: Arc<dyn Broker>,
+    settings: Arc<Settings>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("backend", &self.broker.name())
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// Builds a [`Queue`] over a broker; from [`Queue::builder`].
+#[derive(Debug)]
+pub struct QueueBuilder<B> {
+    broker: B,
+    settings: Settings,
+}
+
+impl<B: Broker> QueueBuilder<B> {
+    /// Largest payload accepted by `publish` (default 1 MiB).
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.settings.max_payload = bytes;
+        self
+    }
+
+    /// Unacknowledged messages one subscription may hold (default 64).
+    pub fn prefetch(mut self, prefetch: u32) -> Self {
+        self.settings.prefetch = prefetch;
+        self
+    }
+
+    /// Dead-letter topic = topic + this (default `.dlq`).
+    pub fn dlq_suffix(mut self, suffix: impl Into<String>) -> Self {
+        self.settings.dlq_suffix = suffix.into();
+        self
+    }
+
+    /// Settings of topics `ensure_topic` creates without explicit options.
+    pub fn topic_options(mut self, options: TopicOptions) -> Self {
+        self.settings.topic_options = options;
+        self
+    }
+
+    /// Defaults of every [`Consumer`]: handlers at once, attempts, first and longest backoff.
+    pub fn consumer_defaults(
+        mut self,
+        concurrency: usize,
+        max_attempts: u32,
+        backoff: Duration,
+        max_backoff: Duration,
+    ) -> Self {
+        self.settings.concurrency = concurrency;
+        self.settings.max_attempts = max_attempts;
+        self.settings.backoff = backoff;
+        self.settings.max_backoff = max_backoff;
+        self
+    }
+
+    /// The queue.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) for a zero prefetch, concurrency or
+    /// attempt count, or a suffix that makes invalid topic names.
+    pub fn build(self) -> Result<Queue> {
+        let s = &self.settings;
+        if s.prefetch == 0 || s.concurrency == 0 || s.max_attempts == 0 || s.max_payload == 0 {
+            return Err(Error::invalid_input(
+                "queue: prefetch, concurrency, max_attempts and max_payload must be above 0",
+            ));
+        }
+        message::validate_topic(&format!("t{}", s.dlq_suffix))
+            .map_err(|e| Error::invalid_input(format!("dead-letter suffix: {}", e.message())))?;
+        Ok(Queue {
+            broker: Arc::new(self.broker),
+            settings: Arc::new(self.settings),
+        })
+    }
+}
+
+impl Queue {
+    /// A queue over `broker` with the default settings.
+    pub fn new<B: Broker>(broker: B) -> Self {
+        Self {
+            broker: Arc::new(broker),
+            settings: Arc::new(Settings::default()),
+        }
+    }
+
+    /// A builder over `broker`.
+    pub fn builder<B: Broker>(broker: B) -> QueueBuilder<B> {
+        QueueBuilder {
+            broker,
+            settings: Settings::default(),
+        }
+    }
+
+    /// A queue configured from `QUEUE_*` variables (see the [module docs](self)).
+    ///
+    /// # Errors
+    /// [`Config`](crate::ErrorKind::Config) naming the variable; connection errors of the
+    /// chosen backend.
+    pub async fn from_env() -> Result<Self> {
+        use crate::config::EnvConfig;
+        Self::from_config(&QueueConfig::from_env()?).await
+    }
+
+    /// A queue from a loaded config.
+    ///
+    /// # Errors
+    /// Connection errors of the chosen backend; [`Config`](crate::ErrorKind::Config) when its
+    /// feature is not enabled.
+    pub async fn from_config(config: &QueueConfig) -> Result<Self> {
+        let broker = config.connect().await?;
+        Ok(Self {
+            broker,
+            settings: Arc::new(Settings::from(config)),
+        })
+    }
+
+    /// The backend's name.
+    pub fn backend(&self) -> &'static str {
+        self.broker.name()
+    }
+
+    /// The broker, for backend-specific calls.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
+    /// The dead-letter topic of `topic`.
+    pub fn dead_letter_topic(&self, topic: &str) -> String {
+        format!("{topic}{}", self.settings.dlq_suffix)
+    }
+
+    /// Publishes one message; returns once the broker accepted it.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) for a bad topic, header, id or an
+    /// oversize payload (before any network call); the backend's errors otherwise (retryable
+    /// ones for timeouts and lost connections).
+    pub async fn publish(&self, topic: &str, message: Message) -> Result<()> {
+        message::validate_topic(topic)?;
+        message.validate(self.settings.max_payload)?;
+        self.call("publish", topic, self.broker.publish(topic, message))
+            .await
+    }
+
+    /// Publishes `value` as a JSON message.
+    ///
+    /// # Errors
+    /// As [`publish`](Self::publish), and `InvalidInput` when `value` does not serialize.
+    pub async fn publish_json<T: serde::Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        value: &T,
+    ) -> Result<()> {
+        self.publish(topic, Message::json(value)?).await
+    }
+
+    /// Publishes many messages, pipelining the broker's acknowledgements; returns once every
+    /// one was accepted, or with the first error.
+    ///
+    /// # Errors
+    /// As [`publish`](Self::publish); every message is checked before any is sent.
+    pub async fn publish_batch(&self, topic: &str, messages: Vec<Message>) -> Result<()> {
+        message::validate_topic(topic)?;
+        for m in &messages {
+            m.validate(self.settings.max_payload)?;
+        }
+        if messages.is_empty() {
+            return Ok(());
+        }
+        self.call(
+            "publish_batch",
+            topic,
+            self.broker.publish_batch(topic, messages),
+        )
+        .await
+    }
+
+    /// Receives `topic` as a member of `group`: a stream of deliveries to settle one by one.
+    /// For handler-style consumption with retries use [`consumer`](Self::consumer).
+    ///
+    /// # Errors
+    /// `InvalidInput` for bad names; the backend's errors.
+    pub async fn subscribe(&self, topic: &str, group: &str) -> Result<Subscription> {
+        message::validate_topic(topic)?;
+        message::validate_group(group)?;
+        let inner = self
+            .call(
+                "subscribe",
+                topic,
+                self.broker.subscribe(topic, group, self.settings.prefetch),
+            )
+            .await?;
+        Ok(Subscription {
+            inner,
+            topic: topic.into(),
+            group: group.into(),
+            dead_letter: DeadLetter {
+                broker: self.broker.clone(),
+                topic: self.dead_letter_topic(topic),
+            },
+        })
+    }
+
+    /// A handler-style consumer of `topic` in `group`, with this queue's consumer defaults.
+    pub fn consumer(&self, topic: &str, group: &str) -> Consumer {
+        Consumer::new(self.clone(), topic, group)
+    }
+
+    /// Creates `topic` if missing, with this queue's topic options.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad name; the backend's errors.
+    pub async fn ensure_topic(&self, topic: &str) -> Result<()> {
+        let options = self.settings.topic_options.clone();
+        self.ensure_topic_with(topic, &options).await
+    }
+
+    /// Creates `topic` if missing, with these options.
+    ///
+    /// # Errors
+    /// As [`ensure_topic`](Self::ensure_topic).
+    pub async fn ensure_topic_with(&self, topic: &str, options: &TopicOptions) -> Result<()> {
+        message::validate_topic(topic)?;
+        self.call(
+            "ensure_topic",
+            topic,
+            self.broker.ensure_topic(topic, options),
+        )
+        .await
+    }
+
+    /// Makes sure `group` receives what is published to `topic` from now on, before any of its
+    /// consumers runs.
+    ///
+    /// # Errors
+    /// As [`ensure_topic`](Self::ensure_topic).
+    pub async fn ensure_group(&self, topic: &str, group: &str) -> Result<()> {
+        message::validate_topic(topic)?;
+        message::validate_group(group)?;
+        self.call(
+            "ensure_group",
+            topic,
+            self.broker.ensure_group(topic, group),
+        )
+        .await
+    }
+
+    /// Provisions `topic`'s dead-letter topic and its [`DEAD_LETTER_GROUP`], so no dead letter
+    /// is dropped for want of a destination. [`Consumer`] calls this before it starts.
+    ///
+    /// # Errors
+    /// As [`ensure_topic`](Self::ensure_topic).
+    pub async fn ensure_dead_letter(&self, topic: &str) -> Result<()> {
+        let dlq = self.dead_letter_topic(topic);
+        self.ensure_topic(&dlq).await?;
+        self.ensure_group(&dlq, DEAD_LETTER_GROUP).await
+    }
+
+    /// Deletes `topic` and what it holds.
+    ///
+    /// # Errors
+    /// As [`ensure_topic`](Self::ensure_topic).
+    pub async fn delete_topic(&self, topic: &str) -> Result<()> {
+        message::validate_topic(topic)?;
+        self.call("delete_topic", topic, self.broker.delete_topic(topic))
+            .await
+    }
+
+    /// Checks the broker answers (a readiness probe).
+    ///
+    /// # Errors
+    /// The backend's error when it does not.
+    pub async fn ping(&self) -> Result<()> {
+        self.call("ping", "", self.broker.ping()).await
+    }
+
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        topic: &str,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let system = self.broker.name();
+        let span = tracing::debug_span!(
+            "queue",
+            otel.name = op,
+            messaging.system = system,
+            messaging.destination.name = topic,
+            messaging.operation = op,
+        );
+        fut.instrument(span).await.map_err(|e| {
+            let e = if e.backend().is_none() {
+                e.with_backend(system)
+            } else {
+                e
+            };
+            if e.operation().is_none() {
+                e.with_operation(op)
+            } else {
+                e
+            }
+        })
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+/// Bounds a backend call: past `limit` it fails with a retryable
+/// [`Timeout`](crate::ErrorKind::Timeout) naming what timed out.
+#[cfg(any(
+    feature = "queue-kafka",
+    feature = "queue-rabbitmq",
+    feature = "queue-nats"
+))]
+pub(crate) async fn bounded<T>(
+    limit: Duration,
+    what: impl FnOnce() -> String,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::new(
+            crate::ErrorKind::Timeout,
+            format!("{} did not finish within {limit:?}", what()),
+        )),
+    }
+}
