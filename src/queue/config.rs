@@ -36,6 +36,9 @@ pub struct QueueConfig {
     pub kafka_partitions: u32,
     /// `QUEUE_KAFKA_REPLICATION`.
     pub kafka_replication: u16,
+    /// `QUEUE_KAFKA_SESSION_TIMEOUT`.
+    #[serde(with = "cfg::duration")]
+    pub kafka_session_timeout: Duration,
     /// `QUEUE_AMQP_URL`; a secret because it carries a password.
     pub amqp_url: Secret,
     /// `QUEUE_NATS_URL`; a secret because it may carry credentials.
@@ -77,6 +80,7 @@ impl Default for QueueConfig {
             kafka_brokers: vec!["127.0.0.1:9092".into()],
             kafka_partitions: 1,
             kafka_replication: 1,
+            kafka_session_timeout: Duration::from_secs(10),
             amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
             nats_url: Secret::new("nats://127.0.0.1:4222"),
             nats_mode: "jetstream".into(),
@@ -106,7 +110,10 @@ impl EnvConfig for QueueConfig {
             ("prefetch", u64::from(self.prefetch)),
             ("concurrency", self.concurrency as u64),
             ("max_attempts", u64::from(self.max_attempts)),
-            ("retry_max_backoff", self.retry_max_backoff.as_millis() as u64),
+            (
+                "retry_max_backoff",
+                self.retry_max_backoff.as_millis() as u64,
+            ),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigIssue::new(field, "0", "a value above 0"));
@@ -115,6 +122,7 @@ impl EnvConfig for QueueConfig {
             ("connect_timeout", self.connect_timeout),
             ("operation_timeout", self.operation_timeout),
             ("ack_wait", self.ack_wait),
+            ("kafka_session_timeout", self.kafka_session_timeout),
         ] {
             if d.is_zero() {
                 return Err(ConfigIssue::new(field, "0s", "a duration above zero"));
@@ -139,10 +147,11 @@ impl EnvConfig for QueueConfig {
         }
         if self.backend == QueueBackend::Nats {
             let url = self.nats_url.expose();
-            if !url
-                .split(',')
-                .all(|u| ["nats://", "tls://", "ws://", "wss://"].iter().any(|s| u.trim().starts_with(s)))
-            {
+            if !url.split(',').all(|u| {
+                ["nats://", "tls://", "ws://", "wss://"]
+                    .iter()
+                    .any(|s| u.trim().starts_with(s))
+            }) {
                 return Err(ConfigIssue::new(
                     "nats_url",
                     url,
@@ -179,6 +188,7 @@ impl QueueConfig {
                 super::KafkaBroker::builder(self.kafka_brokers.join(","))
                     .operation_timeout(self.operation_timeout)
                     .connect_timeout(self.connect_timeout)
+                    .session_timeout(self.kafka_session_timeout)
                     .topic_options(super::TopicOptions {
                         partitions: self.kafka_partitions,
                         replication: self.kafka_replication,

@@ -3,7 +3,7 @@
 use super::message::{
     DLQ_ATTEMPTS_HEADER, DLQ_GROUP_HEADER, DLQ_REASON_HEADER, DLQ_TOPIC_HEADER, Message,
 };
-use super::{Broker, BoxFuture};
+use super::{BoxFuture, Broker};
 use crate::Result;
 use std::sync::Arc;
 use std::time::Duration;

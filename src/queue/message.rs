@@ -209,10 +209,8 @@ pub(crate) fn wire_headers(message: &Message, attempt: u32, key_in_header: bool)
     if attempt > 1 {
         headers.insert(ATTEMPT_HEADER.to_owned(), attempt.to_string());
     }
-    if key_in_header {
-        if let Some(key) = &message.key {
-            headers.insert(KEY_HEADER.to_owned(), key.clone());
-        }
+    if key_in_header && let Some(key) = &message.key {
+        headers.insert(KEY_HEADER.to_owned(), key.clone());
     }
     headers
 }

@@ -62,6 +62,7 @@
 //! | `QUEUE_KAFKA_BROKERS` | `127.0.0.1:9092` | comma-separated bootstrap servers |
 //! | `QUEUE_KAFKA_PARTITIONS` | `1` | partitions of topics corekit creates |
 //! | `QUEUE_KAFKA_REPLICATION` | `1` | replication factor of topics corekit creates |
+//! | `QUEUE_KAFKA_SESSION_TIMEOUT` | `10s` | consumer group session timeout |
 //! | `QUEUE_AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ URL (`amqps://` with feature `queue-rabbitmq-tls`) |
 //! | `QUEUE_NATS_URL` | `nats://127.0.0.1:4222` | NATS server(s), comma-separated |
 //! | `QUEUE_NATS_MODE` | `jetstream` | `jetstream` (acknowledged, durable) or `core` (fire-and-forget) |

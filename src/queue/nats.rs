@@ -293,7 +293,12 @@ impl NatsBroker {
             .map_err(|e| nats_error(e, "publishing"))
     }
 
-    async fn consumer(&self, topic: &str, group: &str, prefetch: u32) -> Result<jetstream::consumer::Consumer<pull::Config>> {
+    async fn consumer(
+        &self,
+        topic: &str,
+        group: &str,
+        prefetch: u32,
+    ) -> Result<jetstream::consumer::Consumer<pull::Config>> {
         let stream = self.ensure_stream(topic).await?;
         stream
             .get_or_create_consumer(
@@ -314,7 +319,8 @@ impl NatsBroker {
 
 async fn await_ack(ack: Option<jetstream::context::PublishAckFuture>) -> Result<()> {
     if let Some(ack) = ack {
-        ack.await.map_err(|e| nats_error(e, "awaiting the publish ack"))?;
+        ack.await
+            .map_err(|e| nats_error(e, "awaiting the publish ack"))?;
     }
     Ok(())
 }
@@ -377,7 +383,11 @@ impl Broker for NatsBroker {
                         .map_err(|e| nats_error(e, "subscribing"))?;
                     let stream = subscriber.map(|m| {
                         Ok(Incoming {
-                            message: from_wire(m.payload, None, from_header_map(m.headers.as_ref())),
+                            message: from_wire(
+                                m.payload,
+                                None,
+                                from_header_map(m.headers.as_ref()),
+                            ),
                             settle: Box::new(CoreSettle),
                         })
                     });
@@ -399,9 +409,11 @@ impl Broker for NatsBroker {
                         .map(|i| u32::try_from(i.delivered).unwrap_or(u32::MAX))
                         .unwrap_or(1);
                     let mut headers = from_header_map(m.headers.as_ref());
-                    if let Some(id) = m.headers.as_ref().and_then(|h| {
-                        h.get(async_nats::header::NATS_MESSAGE_ID)
-                    }) {
+                    if let Some(id) = m
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                    {
                         headers
                             .entry(ID_HEADER.to_owned())
                             .or_insert_with(|| id.as_str().to_owned());
@@ -477,13 +489,17 @@ impl Broker for NatsBroker {
                     ),
                 ));
             }
-            bounded(self.timeout(), || "flushing the NATS connection".to_owned(), async {
-                self.inner
-                    .client
-                    .flush()
-                    .await
-                    .map_err(|e| nats_error(e, "flushing"))
-            })
+            bounded(
+                self.timeout(),
+                || "flushing the NATS connection".to_owned(),
+                async {
+                    self.inner
+                        .client
+                        .flush()
+                        .await
+                        .map_err(|e| nats_error(e, "flushing"))
+                },
+            )
             .await
         })
     }

@@ -798,10 +798,10 @@ impl Driver {
             } else {
                 self.fire(tick);
             }
-            if let Some(history) = &self.job.history {
-                if let Err(e) = history.record(&self.state.name, tick).await {
-                    tracing::warn!(job = %self.state.name, error = %e, "cannot record the run");
-                }
+            if let Some(history) = &self.job.history
+                && let Err(e) = history.record(&self.state.name, tick).await
+            {
+                tracing::warn!(job = %self.state.name, error = %e, "cannot record the run");
             }
             planned = next;
         }

@@ -150,12 +150,12 @@ impl Schedule {
                 // Check today and following days for the first matching day at `at`.
                 for _ in 0..(*days as i64 * 2 + 3) {
                     let day_index = (date - first).num_days();
-                    if day_index >= 0 && day_index % i64::from((*days).max(1)) == 0 {
-                        if let Some(t) = resolve_local(&self.tz, date.and_time(*at)) {
-                            if t > after {
-                                return Some(t);
-                            }
-                        }
+                    if day_index >= 0
+                        && day_index % i64::from((*days).max(1)) == 0
+                        && let Some(t) = resolve_local(&self.tz, date.and_time(*at))
+                        && t > after
+                    {
+                        return Some(t);
                     }
                     date = date.succ_opt()?;
                 }

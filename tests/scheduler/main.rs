@@ -86,7 +86,7 @@ async fn a_panicking_job_keeps_its_schedule() {
         .add(Job::new("flaky", every(1).seconds(), move || {
             let n = c.fetch_add(1, Ordering::SeqCst);
             async move {
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     panic!("boom {n}");
                 }
             }

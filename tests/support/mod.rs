@@ -35,6 +35,12 @@ pub const NATS: Server = Server {
     default: "nats://127.0.0.1:4222",
 };
 
+pub const KAFKA: Server = Server {
+    service: "kafka",
+    env_var: "COREKIT_TEST_KAFKA_BROKERS",
+    default: "127.0.0.1:9092",
+};
+
 impl Server {
     /// The server's URL, after checking that its port answers.
     ///

@@ -1,0 +1,133 @@
+use corekit::ErrorKind;
+use corekit::config::EnvConfig;
+use corekit::queue::{Queue, QueueBackend, QueueConfig};
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_and_overrides() {
+    let c = QueueConfig::from_vars("QUEUE_", vars(&[])).unwrap();
+    assert_eq!(c.backend, QueueBackend::Memory);
+    assert_eq!(c.max_attempts, 5);
+    let c = QueueConfig::from_vars(
+        "QUEUE_",
+        vars(&[
+            ("QUEUE_BACKEND", "kafka"),
+            ("QUEUE_KAFKA_BROKERS", "a:9092, b:9092"),
+            ("QUEUE_MAX_PAYLOAD", "256KiB"),
+            ("QUEUE_RETRY_BACKOFF", "50ms"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.backend, QueueBackend::Kafka);
+    assert_eq!(c.kafka_brokers, ["a:9092", "b:9092"]);
+    assert_eq!(c.max_payload, 256 * 1024);
+    assert_eq!(c.retry_backoff, std::time::Duration::from_millis(50));
+}
+
+#[test]
+fn bad_values_name_the_variable_and_hide_secrets() {
+    for (pairs, var) in [
+        (vec![("QUEUE_BACKEND", "sqs")], "QUEUE_BACKEND"),
+        (vec![("QUEUE_MAX_ATTEMPTS", "0")], "QUEUE_MAX_ATTEMPTS"),
+        (vec![("QUEUE_NATS_MODE", "fast")], "QUEUE_NATS_MODE"),
+        (vec![("QUEUE_ACK_WAIT", "soon")], "QUEUE_ACK_WAIT"),
+        (vec![("QUEUE_DLQ_SUFFIX", " dead")], "QUEUE_DLQ_SUFFIX"),
+    ] {
+        let e = QueueConfig::from_vars("QUEUE_", vars(&pairs)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains(var), "{e}");
+    }
+    let e = QueueConfig::from_vars(
+        "QUEUE_",
+        vars(&[
+            ("QUEUE_BACKEND", "rabbitmq"),
+            ("QUEUE_AMQP_URL", "http://user:hunter2@host"),
+        ]),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("QUEUE_AMQP_URL"), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "secret leaked: {e}");
+}
+
+#[tokio::test]
+async fn from_config_connects_each_backend() {
+    let memory = Queue::from_config(&QueueConfig::default()).await.unwrap();
+    assert_eq!(memory.backend(), "memory");
+    let nats = QueueConfig::from_vars(
+        "QUEUE_",
+        vars(&[
+            ("QUEUE_BACKEND", "nats"),
+            ("QUEUE_NATS_URL", &crate::support::NATS.require()),
+        ]),
+    )
+    .unwrap();
+    let q = Queue::from_config(&nats).await.unwrap();
+    assert_eq!(q.backend(), "nats");
+    q.ping().await.unwrap();
+    let rabbit = QueueConfig::from_vars(
+        "QUEUE_",
+        vars(&[
+            ("QUEUE_BACKEND", "rabbitmq"),
+            ("QUEUE_AMQP_URL", &crate::support::RABBITMQ.require()),
+        ]),
+    )
+    .unwrap();
+    Queue::from_config(&rabbit)
+        .await
+        .unwrap()
+        .ping()
+        .await
+        .unwrap();
+    let kafka = QueueConfig::from_vars(
+        "QUEUE_",
+        vars(&[
+            ("QUEUE_BACKEND", "kafka"),
+            ("QUEUE_KAFKA_BROKERS", &crate::support::KAFKA.require()),
+        ]),
+    )
+    .unwrap();
+    Queue::from_config(&kafka)
+        .await
+        .unwrap()
+        .ping()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_fails_within_the_connect_timeout() {
+    let port = crate::support::free_port();
+    for (backend, var, url) in [
+        ("nats", "QUEUE_NATS_URL", format!("nats://127.0.0.1:{port}")),
+        (
+            "rabbitmq",
+            "QUEUE_AMQP_URL",
+            format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+        ),
+        ("kafka", "QUEUE_KAFKA_BROKERS", format!("127.0.0.1:{port}")),
+    ] {
+        let c = QueueConfig::from_vars(
+            "QUEUE_",
+            vars(&[
+                ("QUEUE_BACKEND", backend),
+                (var, &url),
+                ("QUEUE_CONNECT_TIMEOUT", "2s"),
+            ]),
+        )
+        .unwrap();
+        let start = std::time::Instant::now();
+        let e = Queue::from_config(&c).await.unwrap_err();
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{backend}: took {:?}",
+            start.elapsed()
+        );
+        assert!(e.is_retryable(), "{backend}: {e}");
+    }
+}

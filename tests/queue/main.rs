@@ -1,0 +1,12 @@
+//! The queue module against every backend: the conformance suite on the in-process broker,
+//! Kafka (Tansu), RabbitMQ and NATS JetStream, plus each backend's own behaviour and faults.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod conformance;
+mod from_env;
+mod kafka;
+mod memory;
+mod nats;
+mod rabbitmq;
