@@ -203,6 +203,14 @@ fn check_name(what: &str, name: &str, max: usize, ok: impl Fn(u8) -> bool) -> Re
 }
 
 /// corekit's fields as headers, for brokers that carry only headers: what goes on the wire.
+#[cfg_attr(
+    not(any(
+        feature = "queue-kafka",
+        feature = "queue-rabbitmq",
+        feature = "queue-nats"
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn wire_headers(message: &Message, attempt: u32, key_in_header: bool) -> Headers {
     let mut headers = message.headers.clone();
     headers.insert(ID_HEADER.to_owned(), message.id.clone());
@@ -217,6 +225,14 @@ pub(crate) fn wire_headers(message: &Message, attempt: u32, key_in_header: bool)
 
 /// The reverse of [`wire_headers`]: a message, and the attempt the headers recorded (1 when
 /// none). A message published by something other than corekit gets a fresh id.
+#[cfg_attr(
+    not(any(
+        feature = "queue-kafka",
+        feature = "queue-rabbitmq",
+        feature = "queue-nats"
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn from_wire(payload: Bytes, key: Option<String>, mut headers: Headers) -> Message {
     let id = headers.remove(ID_HEADER).unwrap_or_else(new_id);
     let attempt = headers
