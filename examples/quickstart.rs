@@ -6,6 +6,7 @@
 
 use corekit::cache::{Cache, MemoryStore};
 use corekit::config::{self, EnvConfig};
+use corekit::queue::{MemoryBroker, Message, Queue};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -29,6 +30,10 @@ impl Default for AppConfig {
 
 impl EnvConfig for AppConfig {
     const PREFIX: &'static str = "QUICKSTART_";
+}
+
+fn app_greeting() -> &'static str {
+    "hello"
 }
 
 #[tokio::main]
@@ -58,5 +63,37 @@ async fn main() -> corekit::Result<()> {
     println!("cache: {greeting} (hits so far: {})", cache.stats().hits);
     let again: Option<String> = cache.get("greeting").await?;
     println!("cache: second read {again:?}, stats {:?}", cache.stats());
+
+    // 3. Queue: the in-process broker (swap in Kafka, RabbitMQ or NATS with QUEUE_BACKEND and
+    //    Queue::from_env). A consumer handles each message, retrying failures with backoff.
+    let queue = Queue::new(MemoryBroker::new());
+    queue.ensure_group("greetings", "printer").await?;
+    for name in ["Ada", "Grace", "Barbara"] {
+        queue
+            .publish("greetings", Message::json(&name)?.with_key(name))
+            .await?;
+    }
+    let printed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = printed.clone();
+    let report = queue
+        .consumer("greetings", "printer")
+        .run(
+            move |message: Message| {
+                let count = count.clone();
+                async move {
+                    let name: String = message.decode()?;
+                    println!("queue: {}, {name}", app_greeting());
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok::<(), corekit::Error>(())
+                }
+            },
+            async move {
+                while printed.load(std::sync::atomic::Ordering::Relaxed) < 3 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+        )
+        .await?;
+    println!("queue: consumer stopped after {} messages", report.acked);
     Ok(())
 }

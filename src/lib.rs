@@ -16,12 +16,18 @@
 //! | `cache-redis-tls` | `rediss://` for `RedisStore` (rustls, ring) | Redis with TLS |
 //! | `cache-memory` + `cache-redis` | `cache::TieredStore`: memory in front of Redis, invalidated across instances by pub/sub | Redis |
 //! | `cache` | both cache backends | |
+//! | `queue-memory` *(default)* | `queue` with `MemoryBroker` (in-process, same semantics as the brokers) | nothing: in-process |
+//! | `queue-kafka` | `queue::KafkaBroker` (rdkafka, bundled librdkafka; idempotent `acks=all` producer, commits only settled offsets) | Kafka 2.8+ or compatible (Tansu, Redpanda) |
+//! | `queue-rabbitmq` | `queue::RabbitMqBroker` (lapin; publisher confirms, durable queues, automatic connection recovery) | RabbitMQ 3.x |
+//! | `queue-rabbitmq-tls` | `amqps://` for `RabbitMqBroker` (rustls, ring) | RabbitMQ with TLS |
+//! | `queue-nats` | `queue::NatsBroker` (async-nats; JetStream streams and durable pull consumers, or fire-and-forget core NATS) | NATS 2.9+ with JetStream |
+//! | `queue` | every queue backend | |
 //! | `scheduler` | `scheduler`: cron (5/6 fields, aliases, time zones, DST-correct), fluent intervals, one-shots, overlap/misfire policies, panic isolation, graceful shutdown, in-process background jobs with retries | nothing: in-process |
 //! | `scheduler-redis` | `scheduler::RedisTickLock` (`single_instance` jobs run once per tick across a fleet) and `scheduler::RedisJobQueue` (durable background jobs shared by instances) | Redis |
 //! | `full` | every module and backend | |
 //!
-//! Modules land one at a time; this table lists what exists in this version (queue, storage,
-//! email and observability are planned). The
+//! Modules land one at a time; this table lists what exists in this version (storage, email and
+//! observability are planned). The
 //! [`CHANGELOG`](https://github.com/corekit-rs/corekit/blob/main/CHANGELOG.md) says what each
 //! release added.
 //!

@@ -116,6 +116,8 @@ impl KafkaBuilder {
 /// - Group `g` of topic `t` is Kafka consumer group `t.g` (groups are per topic on every
 ///   backend).
 /// - Retries go to `<topic>.retry.<group>`, which the group's consumers also read.
+/// - librdkafka prefetches into its own bounded buffer (`queued.max.messages.kbytes`, settable
+///   with [`KafkaBuilder::set`]); the queue's prefetch setting does not apply.
 /// - Topics are created on first use with the configured partitions and replication.
 #[derive(Clone)]
 pub struct KafkaBroker {
@@ -314,7 +316,7 @@ impl Broker for KafkaBroker {
         &'a self,
         topic: &'a str,
         group: &'a str,
-        prefetch: u32,
+        _prefetch: u32,
     ) -> BoxFuture<'a, Result<IncomingStream>> {
         Box::pin(async move {
             let retry = retry_topic(topic, group);
@@ -335,8 +337,8 @@ impl Broker for KafkaBroker {
                 .set("enable.auto.offset.store", "false")
                 .set("auto.offset.reset", "earliest")
                 .set("enable.partition.eof", "false")
-                // Keeps librdkafka's local prefetch near the requested depth.
-                .set("queued.min.messages", prefetch.max(1).to_string());
+                // A fetch waits at most this long for data: the latency floor of a quiet topic.
+                .set("fetch.wait.max.ms", "100");
             for (k, v) in &self.inner.builder.overrides {
                 config.set(k, v);
             }
