@@ -18,7 +18,9 @@ use tracing::Instrument;
 /// - **Concurrency**: up to `concurrency` handlers at once; the subscription's prefetch bounds
 ///   what waits, so a slow handler slows fetching (backpressure) instead of filling memory.
 /// - **Order per key**: messages with the same [`key`](Message::key) are handled one at a time,
-///   in the order received; unkeyed messages go to whichever lane is free.
+///   in the order received; unkeyed messages go to whichever lane is free. A retried message is
+///   delivered again after its backoff, behind later messages of its key: order holds for first
+///   deliveries, not across retries.
 /// - **Outcomes**: `Ok` acknowledges. An error (or a panic, caught and never fatal) retries with
 ///   exponential backoff (`backoff`, doubling, capped at `max_backoff`, with jitter) until
 ///   `max_attempts`, then dead-letters. An error that is a [`corekit::Error`](crate::Error) of
