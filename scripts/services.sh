@@ -5,12 +5,12 @@
 #   scripts/services.sh down [SERVICE...]    stop the ones this script started
 #   scripts/services.sh status [SERVICE...]  which ports answer
 #
-# Services: redis rabbitmq nats kafka (default: all). A server already answering on its port is left
+# Services: redis rabbitmq nats kafka smtp starttls ses (default: all). A server already answering on its port is left
 # alone. State (data dirs, logs, pid files) lives in $COREKIT_SERVICES_DIR
 # (default: ${XDG_STATE_HOME:-$HOME/.local/state}/corekit-services).
 set -euo pipefail
 
-ALL_SERVICES=(redis rabbitmq nats kafka)
+ALL_SERVICES=(redis rabbitmq nats kafka smtp starttls ses)
 STATE_DIR="${COREKIT_SERVICES_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/corekit-services}"
 READY_TIMEOUT="${COREKIT_SERVICES_TIMEOUT:-120}"
 mkdir -p "$STATE_DIR"
@@ -109,6 +109,49 @@ kafka_up() {
   spawn kafka "$bin" broker --listener-url tcp://127.0.0.1:$kafka_port \
     --advertised-listener-url tcp://127.0.0.1:$kafka_port --storage-engine memory://tansu/
   wait_ready kafka port_open $kafka_port
+}
+
+# SMTP capture with a REST API: maildev from npm (1025 SMTP, 1080 API).
+smtp_port=1025
+MAILDEV_PACKAGE="maildev@3"
+smtp_up() {
+  command -v npm >/dev/null || apt_install npm
+  local bin="$STATE_DIR/npm/node_modules/.bin/maildev"
+  if [ ! -x "$bin" ]; then
+    log "npm installing $MAILDEV_PACKAGE"
+    npm install --silent --no-audit --no-fund --prefix "$STATE_DIR/npm" "$MAILDEV_PACKAGE" >/dev/null
+  fi
+  spawn smtp "$bin" --ip 127.0.0.1 --web-ip 127.0.0.1 -s $smtp_port -w 1080
+  wait_ready smtp port_open $smtp_port
+  wait_ready smtp port_open 1080
+}
+
+# SMTP with STARTTLS (maildev has none): aiosmtpd from PyPI, one Maildir file per message, with a
+# self-signed certificate for 127.0.0.1/localhost in $STATE_DIR/starttls/cert.pem.
+starttls_port=2525
+AIOSMTPD_PACKAGE="aiosmtpd==1.4.6"
+starttls_up() {
+  local dir="$STATE_DIR/starttls"
+  mkdir -p "$dir/maildir/cur" "$dir/maildir/new" "$dir/maildir/tmp"
+  [ -x "$STATE_DIR/venv/bin/aiosmtpd" ] || pip_install "$AIOSMTPD_PACKAGE"
+  if [ ! -f "$dir/cert.pem" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=localhost" \
+      -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+      -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1
+  fi
+  spawn starttls "$STATE_DIR/venv/bin/python" -m aiosmtpd -n -l 127.0.0.1:$starttls_port \
+    --tlscert "$dir/cert.pem" --tlskey "$dir/key.pem" \
+    -c aiosmtpd.handlers.Mailbox "$dir/maildir"
+  wait_ready starttls port_open $starttls_port
+}
+
+# Amazon SES: moto's server from PyPI.
+ses_port=5000
+MOTO_PACKAGE="moto[server]==5.1.22"
+ses_up() {
+  [ -x "$STATE_DIR/venv/bin/moto_server" ] || pip_install "$MOTO_PACKAGE"
+  spawn ses "$STATE_DIR/venv/bin/moto_server" -H 127.0.0.1 -p $ses_port
+  wait_ready ses port_open $ses_port
 }
 
 # --- commands ----------------------------------------------------------------------------------
