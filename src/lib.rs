@@ -75,6 +75,19 @@ pub mod cache;
 )]
 pub mod queue;
 
+#[cfg(feature = "_email")]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(
+        feature = "email-memory",
+        feature = "email-smtp",
+        feature = "email-sendgrid",
+        feature = "email-ses",
+        feature = "email-templates"
+    )))
+)]
+pub mod email;
+
 #[cfg(feature = "scheduler")]
 #[cfg_attr(docsrs, doc(cfg(feature = "scheduler")))]
 pub mod scheduler;

@@ -113,6 +113,13 @@ impl RedisStoreBuilder {
     /// [`ErrorKind::Config`] for a URL fred cannot parse (password redacted);
     /// [`ErrorKind::Unavailable`] when Redis does not answer within the connect timeout.
     pub async fn build(self) -> Result<RedisStore> {
+        // fred builds `rediss://` TLS from rustls's process-wide provider, which rustls cannot
+        // pick by itself when the dependency graph enables both ring and aws-lc-rs: choose ring
+        // unless the application already installed one.
+        #[cfg(feature = "cache-redis-tls")]
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         #[allow(unused_mut)]
         let mut config = match self.config {
             Some(c) => c,

@@ -90,6 +90,7 @@ struct Rabbit {
     port: u16,
     dir: PathBuf,
     node: String,
+    child: Option<Child>,
 }
 
 impl Rabbit {
@@ -105,7 +106,12 @@ impl Rabbit {
         .unwrap();
         std::fs::write(dir.join("plugins"), "[].\n").unwrap();
         let node = format!("corekit{}@localhost", port);
-        Self { port, dir, node }
+        Self {
+            port,
+            dir,
+            node,
+            child: None,
+        }
     }
 
     fn pid_file(&self) -> PathBuf {
@@ -120,7 +126,7 @@ fn env_path(p: &Path) -> String {
 impl Server for Rabbit {
     fn start(&mut self) {
         let dist = support::free_port();
-        Command::new("rabbitmq-server")
+        let child = Command::new("rabbitmq-server")
             .env("RABBITMQ_CONFIG_FILE", env_path(&self.dir.join("rabbitmq")))
             .env("RABBITMQ_NODENAME", &self.node)
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
@@ -140,6 +146,7 @@ impl Server for Rabbit {
             .expect(
                 "rabbitmq-server must be installed (scripts/services.sh up rabbitmq installs it)",
             );
+        self.child = Some(child);
         wait_port(self.port, true, Duration::from_secs(90), "rabbitmq-server");
     }
 
@@ -148,6 +155,10 @@ impl Server for Rabbit {
             let _ = Command::new("kill").args(["-9", pid.trim()]).status();
         }
         wait_port(self.port, false, Duration::from_secs(20), "rabbitmq-server");
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         let _ = std::fs::remove_file(self.pid_file());
     }
 }

@@ -1,0 +1,208 @@
+//! `EMAIL_*` configuration.
+
+use super::{Mailer, Retry};
+use crate::config::{self as cfg, ConfigIssue, EnvConfig, Secret};
+use crate::{Error, Result};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Which transport [`Mailer::from_env`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailProvider {
+    /// [`MemoryTransport`](super::MemoryTransport).
+    #[default]
+    Memory,
+    /// [`FileTransport`](super::FileTransport).
+    File,
+    /// [`SmtpTransport`](super::SmtpTransport) (feature `email-smtp`).
+    Smtp,
+    /// [`SendGridTransport`](super::SendGridTransport) (feature `email-sendgrid`).
+    Sendgrid,
+    /// [`SesTransport`](super::SesTransport) (feature `email-ses`).
+    Ses,
+}
+
+/// Email settings; every field has the default listed in the [module docs](super).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct EmailConfig {
+    /// `EMAIL_PROVIDER`.
+    pub provider: EmailProvider,
+    /// `EMAIL_FROM`.
+    pub from: Option<String>,
+    /// `EMAIL_SMTP_URL`; a secret because it may carry a password.
+    pub smtp_url: Secret,
+    /// `EMAIL_SMTP_CA_FILE`.
+    pub smtp_ca_file: Option<String>,
+    /// `EMAIL_SMTP_POOL_SIZE`.
+    pub smtp_pool_size: usize,
+    /// `EMAIL_SENDGRID_API_KEY` (or `SENDGRID_API_KEY`).
+    pub sendgrid_api_key: Secret,
+    /// `EMAIL_SENDGRID_URL`.
+    pub sendgrid_url: String,
+    /// `EMAIL_SES_REGION`.
+    pub ses_region: Option<String>,
+    /// `EMAIL_SES_ENDPOINT`.
+    pub ses_endpoint: Option<String>,
+    /// `EMAIL_SES_CONFIGURATION_SET`.
+    pub ses_configuration_set: Option<String>,
+    /// `EMAIL_FILE_DIR`.
+    pub file_dir: String,
+    /// `EMAIL_TIMEOUT`.
+    #[serde(with = "cfg::duration")]
+    pub timeout: Duration,
+    /// `EMAIL_MAX_ATTEMPTS`.
+    pub max_attempts: u32,
+    /// `EMAIL_RETRY_BACKOFF`.
+    #[serde(with = "cfg::duration")]
+    pub retry_backoff: Duration,
+    /// `EMAIL_TEMPLATES_DIR`.
+    pub templates_dir: Option<String>,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            provider: EmailProvider::Memory,
+            from: None,
+            smtp_url: Secret::new("smtp://127.0.0.1:25"),
+            smtp_ca_file: None,
+            smtp_pool_size: 8,
+            sendgrid_api_key: Secret::new(""),
+            sendgrid_url: "https://api.sendgrid.com".into(),
+            ses_region: None,
+            ses_endpoint: None,
+            ses_configuration_set: None,
+            file_dir: "./outbox".into(),
+            timeout: Duration::from_secs(30),
+            max_attempts: 3,
+            retry_backoff: Duration::from_millis(500),
+            templates_dir: None,
+        }
+    }
+}
+
+impl EnvConfig for EmailConfig {
+    const PREFIX: &'static str = "EMAIL_";
+    const SECRETS: &'static [&'static str] = &["smtp_url", "sendgrid_api_key"];
+
+    fn validate(&self) -> std::result::Result<(), ConfigIssue> {
+        if let Some(from) = &self.from
+            && from.parse::<super::Address>().is_err()
+        {
+            return Err(ConfigIssue::new(
+                "from",
+                from.clone(),
+                "an address like App <app@example.com>",
+            ));
+        }
+        for (field, v) in [
+            ("smtp_pool_size", self.smtp_pool_size as u64),
+            ("max_attempts", u64::from(self.max_attempts)),
+        ] {
+            if v == 0 {
+                return Err(ConfigIssue::new(field, "0", "a number above 0"));
+            }
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigIssue::new("timeout", "0s", "a duration above zero"));
+        }
+        if self.provider == EmailProvider::Smtp {
+            let url = self.smtp_url.expose();
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err(ConfigIssue::new(
+                    "smtp_url",
+                    url,
+                    "smtp://[user:pass@]host:port[?tls=none|opportunistic|required] or smtps://",
+                ));
+            }
+        }
+        if self.provider == EmailProvider::Sendgrid && self.sendgrid_api_key.is_empty() {
+            return Err(ConfigIssue::new(
+                "sendgrid_api_key",
+                "",
+                "the SendGrid API key (or SENDGRID_API_KEY)",
+            ));
+        }
+        if self.provider == EmailProvider::Sendgrid
+            && !(self.sendgrid_url.starts_with("https://")
+                || self.sendgrid_url.starts_with("http://"))
+        {
+            return Err(ConfigIssue::new(
+                "sendgrid_url",
+                self.sendgrid_url.clone(),
+                "an http(s):// base URL",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl EmailConfig {
+    fn missing(&self, feature: &str) -> Error {
+        Error::config(format!(
+            "EMAIL_PROVIDER={} needs the cargo feature {feature}",
+            format!("{:?}", self.provider).to_lowercase()
+        ))
+    }
+
+    /// Builds the configured mailer.
+    pub(super) async fn build(&self) -> Result<Mailer> {
+        let mut builder = match self.provider {
+            EmailProvider::Memory => Mailer::builder(super::MemoryTransport::new()),
+            EmailProvider::File => Mailer::builder(super::FileTransport::new(&self.file_dir)),
+            #[cfg(feature = "email-smtp")]
+            EmailProvider::Smtp => {
+                let mut b = super::SmtpTransport::from_url(self.smtp_url.expose())?
+                    .pool_size(self.smtp_pool_size)
+                    .timeout(self.timeout);
+                if let Some(path) = &self.smtp_ca_file {
+                    let pem = std::fs::read(path)
+                        .map_err(|e| Error::config(format!("EMAIL_SMTP_CA_FILE={path:?}: {e}")))?;
+                    b = b.root_ca_pem(pem);
+                }
+                Mailer::builder(b.build()?)
+            }
+            #[cfg(feature = "email-sendgrid")]
+            EmailProvider::Sendgrid => Mailer::builder(
+                super::SendGridTransport::builder(self.sendgrid_api_key.expose())
+                    .base_url(&self.sendgrid_url)
+                    .timeout(self.timeout)
+                    .build()?,
+            ),
+            #[cfg(feature = "email-ses")]
+            EmailProvider::Ses => Mailer::builder(
+                super::SesTransport::from_env_with(
+                    self.ses_region.as_deref(),
+                    self.ses_endpoint.as_deref(),
+                    self.ses_configuration_set.as_deref(),
+                    self.timeout,
+                )
+                .await,
+            ),
+            #[allow(unreachable_patterns)]
+            EmailProvider::Smtp => return Err(self.missing("email-smtp")),
+            #[allow(unreachable_patterns)]
+            EmailProvider::Sendgrid => return Err(self.missing("email-sendgrid")),
+            #[allow(unreachable_patterns)]
+            EmailProvider::Ses => return Err(self.missing("email-ses")),
+        };
+        builder = builder.retry(Retry::new(self.max_attempts, self.retry_backoff));
+        if let Some(from) = &self.from {
+            builder = builder.default_from(from)?;
+        }
+        #[cfg(feature = "email-templates")]
+        if let Some(dir) = &self.templates_dir {
+            builder = builder.templates(super::Templates::from_dir(dir)?);
+        }
+        #[cfg(not(feature = "email-templates"))]
+        if self.templates_dir.is_some() {
+            return Err(Error::config(
+                "EMAIL_TEMPLATES_DIR needs the cargo feature email-templates",
+            ));
+        }
+        Ok(builder.build())
+    }
+}
