@@ -127,17 +127,22 @@ smtp_up() {
 }
 
 # SMTP with STARTTLS (maildev has none): aiosmtpd from PyPI, one Maildir file per message, with a
-# self-signed certificate for 127.0.0.1/localhost in $STATE_DIR/starttls/cert.pem.
+# certificate for 127.0.0.1/localhost signed by the test CA in $STATE_DIR/starttls/ca.pem.
 starttls_port=2525
 AIOSMTPD_PACKAGE="aiosmtpd==1.4.6"
 starttls_up() {
   local dir="$STATE_DIR/starttls"
   mkdir -p "$dir/maildir/cur" "$dir/maildir/new" "$dir/maildir/tmp"
   [ -x "$STATE_DIR/venv/bin/aiosmtpd" ] || pip_install "$AIOSMTPD_PACKAGE"
-  if [ ! -f "$dir/cert.pem" ]; then
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=localhost" \
-      -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-      -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1
+  if [ ! -f "$dir/ca.pem" ]; then
+    # A CA and a server certificate it signs (rustls refuses a CA used as the server's own).
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=corekit test CA" \
+      -keyout "$dir/ca.key" -out "$dir/ca.pem" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+      -keyout "$dir/key.pem" -out "$dir/server.csr" >/dev/null 2>&1
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$dir/san.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+      -CAcreateserial -days 3650 -extfile "$dir/san.ext" -out "$dir/cert.pem" >/dev/null 2>&1
   fi
   spawn starttls "$STATE_DIR/venv/bin/python" -m aiosmtpd -n -l 127.0.0.1:$starttls_port \
     --tlscert "$dir/cert.pem" --tlskey "$dir/key.pem" \

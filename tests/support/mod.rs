@@ -41,6 +41,41 @@ pub const KAFKA: Server = Server {
     default: "127.0.0.1:9092",
 };
 
+pub const SMTP: Server = Server {
+    service: "smtp",
+    env_var: "COREKIT_TEST_SMTP_URL",
+    default: "smtp://127.0.0.1:1025",
+};
+/// maildev's REST API (same service as [`SMTP`]).
+pub const MAILDEV_API: Server = Server {
+    service: "smtp",
+    env_var: "COREKIT_TEST_MAILDEV_API",
+    default: "http://127.0.0.1:1080",
+};
+pub const STARTTLS: Server = Server {
+    service: "starttls",
+    env_var: "COREKIT_TEST_STARTTLS_URL",
+    default: "smtp://127.0.0.1:2525",
+};
+pub const SES: Server = Server {
+    service: "ses",
+    env_var: "COREKIT_TEST_SES_ENDPOINT",
+    default: "http://127.0.0.1:5000",
+};
+
+/// Where `scripts/services.sh` keeps state (installed tools, certificates, mailboxes).
+pub fn services_dir() -> std::path::PathBuf {
+    if let Ok(dir) = std::env::var("COREKIT_SERVICES_DIR") {
+        return dir.into();
+    }
+    let state = std::env::var("XDG_STATE_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".local/state")
+        });
+    state.join("corekit-services")
+}
+
 impl Server {
     /// The server's URL, after checking that its port answers.
     ///
@@ -98,6 +133,80 @@ pub fn unique(prefix: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl must be installed");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// Writes into `dir` a CA (`ca.pem`) and a server certificate for 127.0.0.1 and localhost
+/// signed by it (`server.pem`, key `server.key`), with the machine's `openssl`.
+pub fn test_certificates(dir: &std::path::Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=corekit test CA",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+        ],
+    );
 }
 
 #[cfg(test)]

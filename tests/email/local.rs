@@ -1,0 +1,240 @@
+//! The transports that need no server (memory outbox, `.eml` files), templates, the mailer's
+//! retry policy, and `EMAIL_*` configuration.
+
+use crate::conformance::{check_mime, full_email};
+use corekit::ErrorKind;
+use corekit::config::EnvConfig;
+use corekit::email::{
+    Email, EmailConfig, FileTransport, Mailer, MemoryTransport, Retry, Templates,
+};
+use std::time::Duration;
+
+#[tokio::test]
+async fn the_outbox_keeps_what_was_sent() {
+    let outbox = MemoryTransport::new();
+    let mailer = Mailer::builder(outbox.clone())
+        .default_from("Default <noreply@example.com>")
+        .unwrap()
+        .build();
+    let email = Email::builder()
+        .to("ada@example.com")
+        .subject("Hi")
+        .text("Hello")
+        .build()
+        .unwrap();
+    mailer.send(email).await.unwrap();
+    mailer.send(full_email("outbox")).await.unwrap();
+    let sent = outbox.take();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[0].from_address().unwrap().email(),
+        "noreply@example.com",
+        "default sender"
+    );
+    assert_eq!(
+        sent[1].from_address().unwrap().email(),
+        "sender@example.com",
+        "own sender kept"
+    );
+    assert!(
+        sent[0].idempotency_key().is_some(),
+        "a key is generated when none is given"
+    );
+    assert_eq!(sent[1], {
+        let mut e = full_email("outbox");
+        // what went out is exactly what was built
+        e = e.clone();
+        e
+    });
+    assert!(outbox.sent().is_empty());
+}
+
+#[tokio::test]
+async fn no_sender_anywhere_is_invalid_input() {
+    let mailer = Mailer::new(MemoryTransport::new());
+    let email = Email::builder()
+        .to("a@example.com")
+        .text("x")
+        .build()
+        .unwrap();
+    let e = mailer.send(email).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_permanent_ones_are_not() {
+    let outbox = MemoryTransport::new();
+    let mailer = Mailer::builder(outbox.clone())
+        .retry(Retry::new(3, Duration::from_millis(5)))
+        .build();
+    outbox.fail_next(2, true);
+    let sent = mailer.send(full_email("transient")).await.unwrap();
+    assert_eq!(sent.attempts, 3);
+    outbox.fail_next(1, false);
+    let before = outbox.calls();
+    let e = mailer.send(full_email("permanent")).await.unwrap_err();
+    assert!(!e.is_retryable());
+    assert_eq!(
+        outbox.calls() - before,
+        1,
+        "a permanent failure is tried once"
+    );
+    outbox.fail_next(3, true);
+    let e = mailer.send(full_email("exhausted")).await.unwrap_err();
+    assert!(e.is_retryable());
+}
+
+#[tokio::test]
+async fn a_permanent_failure_does_not_fail_over() {
+    let (first, second) = (MemoryTransport::new(), MemoryTransport::new());
+    first.fail_next(1, false);
+    let mailer = Mailer::builder(first.clone())
+        .fallback(second.clone())
+        .build();
+    mailer.send(full_email("nofailover")).await.unwrap_err();
+    assert!(
+        second.sent().is_empty(),
+        "a rejected email would be rejected again"
+    );
+}
+
+#[tokio::test]
+async fn the_file_transport_writes_a_complete_eml() {
+    let dir = std::env::temp_dir().join(crate::support::unique("eml"));
+    let mailer = Mailer::new(FileTransport::new(&dir));
+    let sent = mailer.send(full_email("file")).await.unwrap();
+    let path = sent.message_id.unwrap();
+    assert!(path.ends_with(".eml"), "{path}");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(files.len(), 1, "no temporary file left behind");
+    check_mime(&std::fs::read(&path).unwrap(), "file");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn templates() -> Templates {
+    Templates::from_strings([
+        (
+            "layout.html",
+            "<html><body>{% block content %}{% endblock %}<footer>Acme</footer></body></html>",
+        ),
+        ("welcome.subject", "Welcome, {{ name }}!\n"),
+        (
+            "welcome.html",
+            "{% extends \"layout.html\" %}{% block content %}<p>Hi {{ name }}</p>{% endblock %}",
+        ),
+        ("welcome.txt", "Hi {{ name }}"),
+        ("bare.subject", "No body"),
+    ])
+    .unwrap()
+}
+
+#[tokio::test]
+async fn templates_render_subject_html_and_text_with_escaping() {
+    let t = templates();
+    let r = t
+        .render("welcome", &serde_json::json!({"name": "<Ada & Co>"}))
+        .unwrap();
+    assert_eq!(r.subject, "Welcome, <Ada & Co>!", "subject is not HTML");
+    assert_eq!(
+        r.html.as_deref(),
+        Some("<html><body><p>Hi &lt;Ada &amp; Co&gt;</p><footer>Acme</footer></body></html>"),
+        "layout applied, HTML escaped"
+    );
+    assert_eq!(
+        r.text.as_deref(),
+        Some("Hi <Ada & Co>"),
+        "text is not escaped"
+    );
+
+    let outbox = MemoryTransport::new();
+    let mailer = Mailer::builder(outbox.clone())
+        .default_from("app@example.com")
+        .unwrap()
+        .templates(t)
+        .build();
+    mailer
+        .send_template(
+            "welcome",
+            &serde_json::json!({"name": "Ada"}),
+            Email::builder().to("ada@example.com"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outbox.last().unwrap().subject(), "Welcome, Ada!");
+}
+
+#[tokio::test]
+async fn a_missing_variable_names_the_template_and_the_variable() {
+    let e = templates()
+        .render("welcome", &serde_json::json!({}))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    let text = e.to_string();
+    assert!(text.contains("welcome"), "{text}");
+    assert!(text.contains("name"), "{text}");
+    let e = templates()
+        .render("bare", &serde_json::json!({}))
+        .unwrap_err();
+    assert!(e.to_string().contains("neither"), "{e}");
+    let e = templates()
+        .render("nope", &serde_json::json!({}))
+        .unwrap_err();
+    assert!(e.to_string().contains("nope.subject"), "{e}");
+}
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn configuration_from_variables() {
+    let c = EmailConfig::from_vars(
+        "EMAIL_",
+        vars(&[
+            ("EMAIL_PROVIDER", "memory"),
+            ("EMAIL_FROM", "App <app@example.com>"),
+        ]),
+    )
+    .unwrap();
+    let mailer = Mailer::from_config(&c).await.unwrap();
+    assert_eq!(mailer.transport(), "memory");
+    for (pairs, var) in [
+        (vec![("EMAIL_PROVIDER", "pigeon")], "EMAIL_PROVIDER"),
+        (vec![("EMAIL_FROM", "not an address")], "EMAIL_FROM"),
+        (
+            vec![("EMAIL_PROVIDER", "smtp"), ("EMAIL_SMTP_URL", "http://x")],
+            "EMAIL_SMTP_URL",
+        ),
+        (
+            vec![("EMAIL_PROVIDER", "sendgrid")],
+            "EMAIL_SENDGRID_API_KEY",
+        ),
+        (vec![("EMAIL_TIMEOUT", "soon")], "EMAIL_TIMEOUT"),
+    ] {
+        let e = EmailConfig::from_vars("EMAIL_", vars(&pairs)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains(var), "{e}");
+    }
+    let e = EmailConfig::from_vars(
+        "EMAIL_",
+        vars(&[
+            ("EMAIL_PROVIDER", "smtp"),
+            ("EMAIL_SMTP_URL", "ftp://u:hunter2@h"),
+        ]),
+    )
+    .unwrap_err();
+    assert!(!e.to_string().contains("hunter2"), "secret leaked: {e}");
+    let c = EmailConfig::from_vars(
+        "EMAIL_",
+        vars(&[
+            ("EMAIL_PROVIDER", "smtp"),
+            ("EMAIL_SMTP_URL", &crate::support::SMTP.require()),
+        ]),
+    )
+    .unwrap();
+    let mailer = Mailer::from_config(&c).await.unwrap();
+    mailer.ping().await.unwrap();
+}

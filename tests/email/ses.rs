@@ -1,0 +1,76 @@
+//! Amazon SES v2 against moto's server: the raw MIME SES stored is what was built.
+
+use crate::conformance::{check_mime, full_email};
+use crate::support;
+use corekit::email::{Mailer, SesTransport};
+use std::time::Duration;
+
+async fn transport() -> SesTransport {
+    let endpoint = support::SES.require();
+    // moto accepts any credentials; the AWS chain reads these.
+    let config = aws_sdk_sesv2::Config::builder()
+        .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
+        .region(aws_sdk_sesv2::config::Region::new("us-east-1"))
+        .endpoint_url(&endpoint)
+        .credentials_provider(aws_sdk_sesv2::config::Credentials::new(
+            "testing", "testing", None, None, "static",
+        ))
+        .build();
+    let client = aws_sdk_sesv2::Client::from_conf(config);
+    client
+        .create_email_identity()
+        .email_identity("example.com")
+        .send()
+        .await
+        .ok(); // already there on a second run
+    SesTransport::new(client).timeout(Duration::from_secs(10))
+}
+
+/// Every string in moto's state dump, depth first.
+fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|v| strings(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn ses_stores_every_field_byte_exact() {
+    let transport = transport().await;
+    let tag = support::unique("ses");
+    let sent = Mailer::new(transport).send(full_email(&tag)).await.unwrap();
+    assert_eq!(sent.transport, "ses");
+    assert!(sent.message_id.is_some(), "SES returns a message id");
+    let endpoint = support::SES.require();
+    let dump: serde_json::Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    strings(&dump, &mut all);
+    let marker = format!("Idempotency-Key: key-{tag}");
+    let raw = all
+        .into_iter()
+        .find(|s| s.contains(&marker))
+        .unwrap_or_else(|| panic!("moto holds no raw message with {marker:?}"));
+    check_mime(raw.as_bytes(), &tag);
+}
+
+#[tokio::test]
+async fn an_unverified_sender_is_a_permanent_error() {
+    let transport = transport().await;
+    let email = corekit::email::Email::builder()
+        .from("someone@not-verified.example.org")
+        .to("ada@example.com")
+        .subject("x")
+        .text("x")
+        .build()
+        .unwrap();
+    let e = Mailer::new(transport).send(email).await.unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    assert_eq!(e.backend(), Some("ses"));
+}
