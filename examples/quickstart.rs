@@ -6,6 +6,7 @@
 
 use corekit::cache::{Cache, MemoryStore};
 use corekit::config::{self, EnvConfig};
+use corekit::email::{Email, Mailer, MemoryTransport};
 use corekit::queue::{MemoryBroker, Message, Queue};
 use serde::Deserialize;
 use std::time::Duration;
@@ -95,5 +96,24 @@ async fn main() -> corekit::Result<()> {
         )
         .await?;
     println!("queue: consumer stopped after {} messages", report.acked);
+
+    // 4. Email: the in-memory outbox (swap in SMTP, SendGrid or SES with EMAIL_PROVIDER and
+    //    Mailer::from_env). Addresses are checked when the email is built.
+    let outbox = MemoryTransport::new();
+    let mailer = Mailer::builder(outbox.clone())
+        .default_from("Quickstart <hello@example.com>")?
+        .build();
+    let email = Email::builder()
+        .to("Ada <ada@example.com>")
+        .subject("Welcome")
+        .text(format!("{}, Ada", app_greeting()))
+        .build()?;
+    let sent = mailer.send(email).await?;
+    println!(
+        "email: sent via {} to {} (outbox holds {})",
+        sent.transport,
+        outbox.sent()[0].to()[0],
+        outbox.sent().len()
+    );
     Ok(())
 }
