@@ -22,7 +22,8 @@ const BURST: usize = 1000;
 const SEQUENTIAL: usize = 100;
 
 fn smtp_host_port() -> (String, u16) {
-    let url = std::env::var("COREKIT_TEST_SMTP_URL").unwrap_or_else(|_| "smtp://127.0.0.1:1025".into());
+    let url =
+        std::env::var("COREKIT_TEST_SMTP_URL").unwrap_or_else(|_| "smtp://127.0.0.1:1025".into());
     let hostport = url.trim_start_matches("smtp://");
     let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "25"));
     (host.to_owned(), port.parse().unwrap_or(25))
@@ -132,9 +133,11 @@ fn smtp(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     rt.block_on(clear_maildev());
 }
 
-const LAYOUT: &str = "<html><body>{% block content %}{% endblock %}<footer>{{ company }}</footer></body></html>";
+const LAYOUT: &str =
+    "<html><body>{% block content %}{% endblock %}<footer>{{ company }}</footer></body></html>";
 const HTML: &str = "{% extends \"layout.html\" %}{% block content %}<h1>Hi {{ name }}</h1>{% for item in items %}<p>{{ item.name }}: {{ item.qty }}</p>{% endfor %}{% endblock %}";
-const TEXT: &str = "Hi {{ name }}\n{% for item in items %}{{ item.name }}: {{ item.qty }}\n{% endfor %}";
+const TEXT: &str =
+    "Hi {{ name }}\n{% for item in items %}{{ item.name }}: {{ item.qty }}\n{% endfor %}";
 const SUBJECT: &str = "Your order, {{ name }}";
 
 fn templates(c: &mut Criterion) {
@@ -185,5 +188,5 @@ fn benches(c: &mut Criterion) {
     smtp(c, &rt);
 }
 
-criterion_group!(email, benches);
-criterion_main!(email);
+criterion_group!(email_benches, benches);
+criterion_main!(email_benches);

@@ -13,10 +13,19 @@ use corekit::config::EnvConfig;
 use corekit::email::{Attachment, Email, EmailConfig, Mailer, Templates};
 
 const TEMPLATES: [(&str, &str); 4] = [
-    ("layout.html", "<html><body>{% block content %}{% endblock %}<p>— The Acme team</p></body></html>"),
+    (
+        "layout.html",
+        "<html><body>{% block content %}{% endblock %}<p>— The Acme team</p></body></html>",
+    ),
     ("welcome.subject", "Welcome to Acme, {{ name }}"),
-    ("welcome.html", "{% extends \"layout.html\" %}{% block content %}<h1>Hi {{ name }}!</h1><p>Your plan: <b>{{ plan }}</b></p>{% endblock %}"),
-    ("welcome.txt", "Hi {{ name }}!\nYour plan: {{ plan }}\n— The Acme team"),
+    (
+        "welcome.html",
+        "{% extends \"layout.html\" %}{% block content %}<h1>Hi {{ name }}!</h1><p>Your plan: <b>{{ plan }}</b></p>{% endblock %}",
+    ),
+    (
+        "welcome.txt",
+        "Hi {{ name }}!\nYour plan: {{ plan }}\n— The Acme team",
+    ),
 ];
 
 #[tokio::main]
@@ -30,7 +39,10 @@ async fn main() -> corekit::Result<()> {
 
     // Templates: one name renders subject, HTML and text; a missing variable is an error.
     let templates = Templates::from_strings(TEMPLATES)?;
-    let rendered = templates.render("welcome", &serde_json::json!({"name": "Ada", "plan": "Pro <annual>"}))?;
+    let rendered = templates.render(
+        "welcome",
+        &serde_json::json!({"name": "Ada", "plan": "Pro <annual>"}),
+    )?;
     println!("subject: {}", rendered.subject);
     println!("html: {}", rendered.html.as_deref().unwrap_or_default());
     if let Err(e) = templates.render("welcome", &serde_json::json!({"name": "Ada"})) {
@@ -41,13 +53,20 @@ async fn main() -> corekit::Result<()> {
         .apply(
             Email::builder()
                 .to("Ada Lovelace <ada@example.com>")
-                .attachment(Attachment::new("terms.txt", "text/plain", "Be excellent to each other.\n"))
+                .attachment(Attachment::new(
+                    "terms.txt",
+                    "text/plain",
+                    "Be excellent to each other.\n",
+                ))
                 .tag("welcome")
                 .idempotency_key("welcome-ada"),
         )
         .build()?;
     let sent = base.send(email).await?;
-    println!("sent via {} in {} attempt(s), id {:?}", sent.transport, sent.attempts, sent.message_id);
+    println!(
+        "sent via {} in {} attempt(s), id {:?}",
+        sent.transport, sent.attempts, sent.message_id
+    );
 
     // Header injection never reaches a server.
     let bad = Email::builder()

@@ -22,11 +22,18 @@
 //! | `queue-rabbitmq-tls` | `amqps://` for `RabbitMqBroker` (rustls, ring) | RabbitMQ with TLS |
 //! | `queue-nats` | `queue::NatsBroker` (async-nats; JetStream streams and durable pull consumers, or fire-and-forget core NATS) | NATS 2.9+ with JetStream |
 //! | `queue` | every queue backend | |
+//! | `email-memory` *(default)* | `email`: `Email` builder, `Mailer` (retries, failover), `MemoryTransport` outbox and `FileTransport` (`.eml`) | nothing: in-process |
+//! | `email-smtp` | `email::SmtpTransport` (lettre; own pool with TCP_NODELAY, STARTTLS, implicit TLS, PLAIN/LOGIN) | any SMTP server |
+//! | `email-sendgrid` | `email::SendGridTransport` (reqwest, v3 `mail/send`) | SendGrid |
+//! | `email-ses` | `email::SesTransport` (aws-sdk-sesv2, raw MIME, AWS credential chain) | Amazon SES |
+//! | `email-templates` | `email::Templates` (Tera: subject, HTML, text; layouts; auto-escaping) | |
+//! | `email-queue` | `email::EmailQueue`: enqueue emails on a `queue` topic, a worker sends them | the queue's broker |
+//! | `email` | every email transport, templates and the queue integration | |
 //! | `scheduler` | `scheduler`: cron (5/6 fields, aliases, time zones, DST-correct), fluent intervals, one-shots, overlap/misfire policies, panic isolation, graceful shutdown, in-process background jobs with retries | nothing: in-process |
 //! | `scheduler-redis` | `scheduler::RedisTickLock` (`single_instance` jobs run once per tick across a fleet) and `scheduler::RedisJobQueue` (durable background jobs shared by instances) | Redis |
 //! | `full` | every module and backend | |
 //!
-//! Modules land one at a time; this table lists what exists in this version (storage, email and
+//! Modules land one at a time; this table lists what exists in this version (storage and
 //! observability are planned). The
 //! [`CHANGELOG`](https://github.com/corekit-rs/corekit/blob/main/CHANGELOG.md) says what each
 //! release added.

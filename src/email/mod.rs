@@ -14,6 +14,9 @@
 //! | SendGrid v3 `mail/send` | `email-sendgrid` | [`SendGridTransport`] |
 //! | Amazon SES v2 `SendEmail` | `email-ses` | [`SesTransport`] |
 //!
+//! With feature `email-queue`, [`EmailQueue`] enqueues emails on a
+//! [`corekit::queue`](crate::queue) topic and runs the worker that sends them.
+//!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use corekit::email::{Email, Mailer, MemoryTransport};
@@ -66,6 +69,8 @@ mod memory;
 mod message;
 mod mime;
 
+#[cfg(feature = "email-queue")]
+mod queued;
 #[cfg(feature = "email-sendgrid")]
 mod sendgrid;
 #[cfg(feature = "email-ses")]
@@ -82,9 +87,12 @@ pub use memory::MemoryTransport;
 pub use message::{Attachment, Email, EmailBuilder, MAX_TAGS};
 pub use mime::to_mime;
 
+#[cfg(feature = "email-queue")]
+#[cfg_attr(docsrs, doc(cfg(feature = "email-queue")))]
+pub use queued::EmailQueue;
 #[cfg(feature = "email-sendgrid")]
 #[cfg_attr(docsrs, doc(cfg(feature = "email-sendgrid")))]
-pub use sendgrid::SendGridTransport;
+pub use sendgrid::{SendGridBuilder, SendGridTransport};
 #[cfg(feature = "email-ses")]
 #[cfg_attr(docsrs, doc(cfg(feature = "email-ses")))]
 pub use ses::SesTransport;

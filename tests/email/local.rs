@@ -238,3 +238,73 @@ async fn configuration_from_variables() {
     let mailer = Mailer::from_config(&c).await.unwrap();
     mailer.ping().await.unwrap();
 }
+
+async fn queued_round_trip(queue: corekit::queue::Queue) {
+    use corekit::email::EmailQueue;
+    let topic = crate::support::unique("emails").replace('-', "_");
+    let emails = EmailQueue::new(queue.clone(), topic.clone());
+    let outbox = MemoryTransport::new();
+    let mailer = Mailer::builder(outbox.clone())
+        .default_from("app@example.com")
+        .unwrap()
+        .retry(Retry::new(1, Duration::from_millis(1)))
+        .build();
+    // Provision the group first (RabbitMQ-style brokers route only to existing groups).
+    queue.ensure_group(&topic, "senders").await.unwrap();
+    queue.ensure_dead_letter(&topic).await.unwrap();
+    emails.enqueue(full_email("queued")).await.unwrap();
+    // Same first recipient, so the same key: the worker sends them in order.
+    let plain = Email::builder()
+        .to("ada@example.com")
+        .text("second")
+        .build()
+        .unwrap();
+    emails.enqueue(plain).await.unwrap();
+    outbox.fail_next(1, false); // the first send is rejected for good: dead-lettered
+    let watch = outbox.clone();
+    let report = emails
+        .work(mailer, "senders", async move {
+            while watch.calls() < 2 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!((report.acked, report.dead_lettered), (1, 1), "{report:?}");
+    let sent = outbox.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].text(), Some("second"));
+    // The rejected one is in the dead-letter topic, intact.
+    use futures_util::StreamExt;
+    let mut dead = queue
+        .subscribe(
+            &queue.dead_letter_topic(&topic),
+            corekit::queue::DEAD_LETTER_GROUP,
+        )
+        .await
+        .unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(30), dead.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(d.message().text().unwrap().contains("key-queued"));
+    d.ack().await.unwrap();
+}
+
+#[tokio::test]
+async fn emails_through_the_in_memory_queue() {
+    queued_round_trip(corekit::queue::Queue::new(
+        corekit::queue::MemoryBroker::new(),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn emails_through_nats_jetstream() {
+    let broker = corekit::queue::NatsBroker::builder(crate::support::NATS.require())
+        .connect()
+        .await
+        .unwrap();
+    queued_round_trip(corekit::queue::Queue::new(broker)).await;
+}
