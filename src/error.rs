@@ -289,6 +289,47 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// `error` and every `source()` below it, joined with `": "`: the whole story in one line, for
+/// clients whose top-level message hides the useful part (a missing variable, a bad certificate).
+#[cfg(any(feature = "email-smtp", feature = "email-templates"))]
+pub(crate) fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Bounds a backend call: past `limit` it fails with a retryable [`ErrorKind::Timeout`] whose
+/// message `what` builds (only then).
+#[cfg(any(
+    feature = "queue-kafka",
+    feature = "queue-rabbitmq",
+    feature = "queue-nats",
+    feature = "email-smtp",
+    feature = "email-sendgrid",
+    feature = "email-ses"
+))]
+pub(crate) async fn bounded<T>(
+    limit: std::time::Duration,
+    what: impl FnOnce() -> String,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!("{} did not finish within {limit:?}", what()),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,12 @@ pub use smtp::{SmtpBuilder, SmtpTransport};
 #[cfg_attr(docsrs, doc(cfg(feature = "email-templates")))]
 pub use templates::{Rendered, Templates};
 
+#[cfg(any(
+    feature = "email-smtp",
+    feature = "email-sendgrid",
+    feature = "email-ses"
+))]
+pub(crate) use crate::error::bounded;
 use crate::{Error, Result};
 use std::future::Future;
 use std::pin::Pin;
@@ -439,23 +445,4 @@ impl Mailer {
 
 fn is_transient(e: &Error) -> bool {
     e.is_retryable()
-}
-
-/// Bounds one send attempt.
-#[cfg(any(
-    feature = "email-smtp",
-    feature = "email-sendgrid",
-    feature = "email-ses"
-))]
-pub(crate) async fn bounded<T>(
-    limit: Duration,
-    what: &'static str,
-    fut: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
-        Err(Error::new(
-            crate::ErrorKind::Timeout,
-            format!("{what} did not finish within {limit:?}"),
-        ))
-    })
 }

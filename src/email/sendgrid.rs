@@ -179,7 +179,7 @@ impl Transport for SendGridTransport {
             let payload = serde_json::to_vec(&body(email)?)
                 .map_err(|e| Error::invalid_input(format!("SendGrid body: {e}")))?;
             let url = format!("{}/v3/mail/send", self.builder.base_url);
-            bounded(self.builder.timeout, "SendGrid send", async {
+            bounded(self.builder.timeout, || "SendGrid send".to_owned(), async {
                 let response = self
                     .http
                     .post(&url)

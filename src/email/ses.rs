@@ -156,7 +156,7 @@ impl Transport for SesTransport {
             if let Some(set) = &self.configuration_set {
                 request = request.configuration_set_name(set);
             }
-            let out = bounded(self.timeout, "SES SendEmail", async {
+            let out = bounded(self.timeout, || "SES SendEmail".to_owned(), async {
                 request.send().await.map_err(ses_error)
             })
             .await?;

@@ -383,16 +383,7 @@ impl SmtpTransport {
 /// Maps lettre's SMTP error to corekit's: 4xx and connection trouble are transient, 5xx
 /// permanent, bad credentials and untrusted certificates are configuration problems.
 fn smtp_error(e: SmtpError, what: &str) -> Error {
-    let chain = {
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        text
-    };
+    let chain = crate::error::chain_text(&e);
     let code = e.status().map(u16::from);
     let (kind, retryable) = if e.is_timeout() {
         (ErrorKind::Timeout, true)
@@ -427,33 +418,39 @@ impl Transport for SmtpTransport {
             let envelope = message.envelope();
             // Dropping the future on timeout drops the connection with it: a connection is
             // only ever pooled after a send that finished.
-            bounded(self.inner.builder.timeout, "SMTP send", async {
-                let _permit = self
-                    .inner
-                    .permits
-                    .acquire()
-                    .await
-                    .map_err(|_| Error::new(ErrorKind::Unavailable, "SMTP transport closed"))?;
-                self.send_bytes(envelope, &bytes).await.map(Some)
-            })
+            bounded(
+                self.inner.builder.timeout,
+                || "SMTP send".to_owned(),
+                async {
+                    let _permit =
+                        self.inner.permits.acquire().await.map_err(|_| {
+                            Error::new(ErrorKind::Unavailable, "SMTP transport closed")
+                        })?;
+                    self.send_bytes(envelope, &bytes).await.map(Some)
+                },
+            )
             .await
         })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(bounded(self.inner.builder.timeout, "SMTP ping", async {
-            let mut conn = self.connect().await?;
-            let alive = conn.test_connected().await;
-            let _ = conn.quit().await;
-            if alive {
-                Ok(())
-            } else {
-                Err(Error::new(
-                    ErrorKind::Unavailable,
-                    "SMTP server did not answer NOOP",
-                ))
-            }
-        }))
+        Box::pin(bounded(
+            self.inner.builder.timeout,
+            || "SMTP ping".to_owned(),
+            async {
+                let mut conn = self.connect().await?;
+                let alive = conn.test_connected().await;
+                let _ = conn.quit().await;
+                if alive {
+                    Ok(())
+                } else {
+                    Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "SMTP server did not answer NOOP",
+                    ))
+                }
+            },
+        ))
     }
 }
 

@@ -49,14 +49,7 @@ impl Rendered {
 
 /// The whole chain of a Tera error, which is where it names the variable.
 fn tera_error(e: tera::Error, what: &str) -> Error {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    Error::invalid_input(format!("{what}: {text}"))
+    Error::invalid_input(format!("{what}: {}", crate::error::chain_text(&e)))
 }
 
 impl Templates {

@@ -120,6 +120,12 @@ pub use nats::{NatsBroker, NatsBuilder, NatsMode};
 #[cfg_attr(docsrs, doc(cfg(feature = "queue-rabbitmq")))]
 pub use rabbitmq::{RabbitMqBroker, RabbitMqBuilder};
 
+#[cfg(any(
+    feature = "queue-kafka",
+    feature = "queue-rabbitmq",
+    feature = "queue-nats"
+))]
+pub(crate) use crate::error::bounded;
 use crate::{Error, Result};
 use delivery::DeadLetter;
 use futures_util::{Stream, StreamExt};
@@ -611,26 +617,5 @@ impl Queue {
 
     pub(crate) fn settings(&self) -> &Settings {
         &self.settings
-    }
-}
-
-/// Bounds a backend call: past `limit` it fails with a retryable
-/// [`Timeout`](crate::ErrorKind::Timeout) naming what timed out.
-#[cfg(any(
-    feature = "queue-kafka",
-    feature = "queue-rabbitmq",
-    feature = "queue-nats"
-))]
-pub(crate) async fn bounded<T>(
-    limit: Duration,
-    what: impl FnOnce() -> String,
-    fut: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(result) => result,
-        Err(_) => Err(Error::new(
-            crate::ErrorKind::Timeout,
-            format!("{} did not finish within {limit:?}", what()),
-        )),
     }
 }
