@@ -95,6 +95,10 @@ pub mod queue;
 )]
 pub mod email;
 
+#[cfg(feature = "observability")]
+#[cfg_attr(docsrs, doc(cfg(feature = "observability")))]
+pub mod observability;
+
 #[cfg(feature = "scheduler")]
 #[cfg_attr(docsrs, doc(cfg(feature = "scheduler")))]
 pub mod scheduler;

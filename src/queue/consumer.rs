@@ -266,6 +266,9 @@ where
             messaging.message.id = %message.id,
             attempt = message.attempt,
         );
+        // With `observability-queue`, the handler's span continues the publisher's trace.
+        #[cfg(feature = "observability-queue")]
+        crate::observability::extract_message(&message, &span);
         let outcome = AssertUnwindSafe((self.handler)(message))
             .catch_unwind()
             .instrument(span.clone())

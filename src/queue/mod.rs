@@ -83,7 +83,9 @@
 //! `publish_batch`, `subscribe`, `ensure_topic`, `ensure_group`, `ping`),
 //! `messaging.system` (`memory`, `kafka`, `rabbitmq`, `nats`) and
 //! `messaging.destination.name`; [`Consumer`] runs each handler in a `queue` span with
-//! `otel.name = "process"`, the message id and attempt.
+//! `otel.name = "process"`, the message id and attempt. With feature `observability-queue`,
+//! `publish` writes the current W3C trace context into the message headers (`traceparent`,
+//! unless already set) and the consumer's `process` span continues that trace.
 
 mod config;
 mod consumer;
@@ -450,6 +452,8 @@ impl Queue {
     /// ones for timeouts and lost connections).
     pub async fn publish(&self, topic: &str, message: Message) -> Result<()> {
         message::validate_topic(topic)?;
+        #[cfg(feature = "observability-queue")]
+        let message = traced(message);
         message.validate(self.settings.max_payload)?;
         self.call("publish", topic, self.broker.publish(topic, message))
             .await
@@ -474,6 +478,8 @@ impl Queue {
     /// As [`publish`](Self::publish); every message is checked before any is sent.
     pub async fn publish_batch(&self, topic: &str, messages: Vec<Message>) -> Result<()> {
         message::validate_topic(topic)?;
+        #[cfg(feature = "observability-queue")]
+        let messages: Vec<Message> = messages.into_iter().map(traced).collect();
         for m in &messages {
             m.validate(self.settings.max_payload)?;
         }
@@ -618,4 +624,14 @@ impl Queue {
     pub(crate) fn settings(&self) -> &Settings {
         &self.settings
     }
+}
+
+/// With `observability-queue`: the current trace context in the message's headers, unless the
+/// caller put one there.
+#[cfg(feature = "observability-queue")]
+fn traced(mut message: Message) -> Message {
+    if !message.headers.contains_key("traceparent") {
+        crate::observability::inject_message(&mut message);
+    }
+    message
 }

@@ -1,0 +1,9 @@
+//! Observability against a real OTLP/HTTP receiver running in this process (no collector is
+//! installable here): a local HTTP server decodes the protobuf export requests, and the tests
+//! assert what arrived.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod receiver;
+mod traces;
