@@ -54,7 +54,11 @@
 //! | `email` (`INFO`) | `send` (each attempt) | `email.transport`, `email.recipients`, `attempt` |
 //!
 //! With `observability-queue`, [`inject_message`] and [`extract_message`] carry W3C trace context
-//! in queue message headers, so a consumer's spans join the publisher's trace.
+//! in queue message headers (`Queue::publish` and `Consumer` do it for you), so a consumer's spans
+//! join the publisher's trace; and every queue backend call is measured on the global meter as
+//! `messaging.client.operation.duration` (seconds; `messaging.system`,
+//! `messaging.operation.name`) with failures counted in `corekit.messaging.errors`
+//! (`error.type` = the [`ErrorKind`](crate::ErrorKind)).
 //!
 //! # Export problems
 //!
@@ -717,4 +721,48 @@ pub fn extract_message(message: &crate::queue::Message, span: &tracing::Span) {
         p.extract(&MessageHeadersRef(&message.headers))
     });
     let _ = span.set_parent(cx);
+}
+
+/// Records one backend call of a corekit module on the global meter:
+/// `<kind>.client.operation.duration` (seconds, the semantic conventions' name for database and
+/// messaging clients) and `corekit.<kind>.errors`, both with `<kind>.system`, `<kind>.operation`
+/// and, for errors, `error.type`.
+#[cfg(feature = "observability-queue")]
+pub(crate) fn record_operation(
+    kind: &'static str,
+    system: &'static str,
+    operation: &'static str,
+    elapsed: std::time::Duration,
+    error: Option<&Error>,
+) {
+    // Instruments come from the provider installed now (the global one can change at init).
+    let meter = opentelemetry::global::meter("corekit");
+    let (system_key, op_key, duration, errors) = match kind {
+        "messaging" => (
+            "messaging.system",
+            "messaging.operation.name",
+            "messaging.client.operation.duration",
+            "corekit.messaging.errors",
+        ),
+        _ => (
+            "db.system",
+            "db.operation.name",
+            "db.client.operation.duration",
+            "corekit.db.errors",
+        ),
+    };
+    let attrs = [
+        KeyValue::new(system_key, system),
+        KeyValue::new(op_key, operation),
+    ];
+    meter
+        .f64_histogram(duration)
+        .with_unit("s")
+        .build()
+        .record(elapsed.as_secs_f64(), &attrs);
+    if let Some(e) = error {
+        let mut attrs = attrs.to_vec();
+        attrs.push(KeyValue::new("error.type", format!("{:?}", e.kind())));
+        meter.u64_counter(errors).build().add(1, &attrs);
+    }
 }

@@ -607,7 +607,18 @@ impl Queue {
             messaging.destination.name = topic,
             messaging.operation = op,
         );
-        fut.instrument(span).await.map_err(|e| {
+        #[cfg(feature = "observability-queue")]
+        let start = std::time::Instant::now();
+        let result = fut.instrument(span).await;
+        #[cfg(feature = "observability-queue")]
+        crate::observability::record_operation(
+            "messaging",
+            system,
+            op,
+            start.elapsed(),
+            result.as_ref().err(),
+        );
+        result.map_err(|e| {
             let e = if e.backend().is_none() {
                 e.with_backend(system)
             } else {

@@ -1,5 +1,6 @@
 use crate::receiver::{Receiver, attr, int_attr};
 use corekit::observability::{current_trace_id, extract_http, inject_http, start_span};
+use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use std::time::Duration;
 
@@ -328,5 +329,62 @@ async fn a_trace_survives_publish_and_consume() {
             });
         assert_eq!(process.trace_id, publish.trace_id);
         let _ = queue.delete_topic(&topic).await;
+    }
+}
+
+#[tokio::test]
+async fn queue_calls_are_measured_without_code() {
+    // The global meter provider is what module metrics use: install one (once per process).
+    let rx = Receiver::start().await;
+    let provider = {
+        opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+            .with_reader(
+                opentelemetry_sdk::metrics::PeriodicReader::builder(
+                    opentelemetry_otlp::MetricExporter::builder()
+                        .with_http()
+                        .with_endpoint(format!("{}/v1/metrics", rx.server.uri()))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+            )
+            .build()
+    };
+    opentelemetry::global::set_meter_provider(provider.clone());
+    let queue = corekit::queue::Queue::new(corekit::queue::MemoryBroker::new());
+    for _ in 0..3 {
+        queue
+            .publish("measured", corekit::queue::Message::new("x"))
+            .await
+            .unwrap();
+    }
+    let _ = queue.publish("", corekit::queue::Message::new("x")).await; // rejected before the broker: not a call
+    std::thread::spawn(move || provider.force_flush())
+        .join()
+        .unwrap()
+        .unwrap();
+    let metrics: Vec<_> = rx
+        .metrics()
+        .await
+        .into_iter()
+        .flat_map(|r| r.resource_metrics)
+        .flat_map(|r| r.scope_metrics)
+        .flat_map(|s| s.metrics)
+        .collect();
+    let m = metrics
+        .iter()
+        .find(|m| m.name == "messaging.client.operation.duration")
+        .expect("duration histogram");
+    match &m.data {
+        Some(metric::Data::Histogram(h)) => {
+            let p = h
+                .data_points
+                .iter()
+                .find(|p| attr(&p.attributes, "messaging.operation.name") == Some("publish"))
+                .unwrap();
+            assert_eq!(p.count, 3);
+            assert_eq!(attr(&p.attributes, "messaging.system"), Some("memory"));
+        }
+        other => panic!("{other:?}"),
     }
 }
