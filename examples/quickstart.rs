@@ -39,6 +39,22 @@ fn app_greeting() -> &'static str {
 
 #[tokio::main]
 async fn main() -> corekit::Result<()> {
+    // 0. Observability (with `--features observability`): OpenTelemetry from the OTEL_*
+    //    variables; unless they say otherwise, spans print to the console and metrics are off.
+    #[cfg(feature = "observability")]
+    let _telemetry = {
+        use corekit::observability::{LogFormat, ObservabilityConfig, Telemetry};
+        let mut config = ObservabilityConfig::from_env()?;
+        if std::env::var_os("OTEL_TRACES_EXPORTER").is_none() {
+            config.traces_exporter = "console".into();
+        }
+        if std::env::var_os("OTEL_METRICS_EXPORTER").is_none() {
+            config.metrics_exporter = "none".into();
+        }
+        Telemetry::builder_from(config)
+            .log_format(LogFormat::Compact)
+            .init()?
+    };
     // 1. Configuration: QUICKSTART_REQUEST_TIMEOUT=2s overrides the default.
     let app = AppConfig::from_env()?;
     println!("config: {app:?}");
@@ -108,7 +124,15 @@ async fn main() -> corekit::Result<()> {
         .subject("Welcome")
         .text(format!("{}, Ada", app_greeting()))
         .build()?;
-    let sent = mailer.send(email).await?;
+    let sent = {
+        let _span = tracing::info_span!("send_welcome").entered();
+        #[cfg(feature = "observability")]
+        println!(
+            "observability: trace id {:?}",
+            corekit::observability::current_trace_id()
+        );
+        mailer.send(email).await?
+    };
     println!(
         "email: sent via {} to {} (outbox holds {})",
         sent.transport,

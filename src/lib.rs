@@ -29,12 +29,14 @@
 //! | `email-templates` | `email::Templates` (Tera: subject, HTML, text; layouts; auto-escaping) | |
 //! | `email-queue` | `email::EmailQueue`: enqueue emails on a `queue` topic, a worker sends them | the queue's broker |
 //! | `email` | every email transport, templates and the queue integration | |
+//! | `observability` | `observability`: OpenTelemetry traces and metrics over OTLP (HTTP or gRPC) or console from the standard `OTEL_*` variables, `tracing` layer stack, flush-on-drop guard, export counters, HTTP propagation | an OTLP collector |
+//! | `observability-queue` | trace context carried through `queue` messages (publish injects, `Consumer` continues the trace) and queue call metrics | |
 //! | `scheduler` | `scheduler`: cron (5/6 fields, aliases, time zones, DST-correct), fluent intervals, one-shots, overlap/misfire policies, panic isolation, graceful shutdown, in-process background jobs with retries | nothing: in-process |
 //! | `scheduler-redis` | `scheduler::RedisTickLock` (`single_instance` jobs run once per tick across a fleet) and `scheduler::RedisJobQueue` (durable background jobs shared by instances) | Redis |
 //! | `full` | every module and backend | |
 //!
-//! Modules land one at a time; this table lists what exists in this version (storage and
-//! observability are planned). The
+//! Modules land one at a time; this table lists what exists in this version (storage is
+//! planned). The
 //! [`CHANGELOG`](https://github.com/corekit-rs/corekit/blob/main/CHANGELOG.md) says what each
 //! release added.
 //!

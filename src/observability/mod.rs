@@ -232,20 +232,23 @@ impl ObservabilityBuilder {
         )
     }
 
+    fn grpc_metadata(&self) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap> {
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in self.headers()? {
+            let key = http::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| exporter_error("OTLP", format!("header {k:?}: {e}")))?;
+            let value = http::header::HeaderValue::from_str(&v)
+                .map_err(|e| exporter_error("OTLP", format!("header {k:?} value: {e}")))?;
+            headers.insert(key, value);
+        }
+        Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers))
+    }
+
     fn span_exporter(&self) -> Result<opentelemetry_otlp::SpanExporter> {
         let c = &self.config;
         let gzip = c.exporter_otlp_compression == "gzip";
         if c.exporter_otlp_protocol == "grpc" {
-            let mut headers = http::HeaderMap::new();
-            for (k, v) in self.headers()? {
-                let key = http::header::HeaderName::from_bytes(k.as_bytes())
-                    .map_err(|e| exporter_error("traces", format!("header {k:?}: {e}")))?;
-                let value = http::header::HeaderValue::from_str(&v)
-                    .map_err(|e| exporter_error("traces", format!("header {k:?} value: {e}")))?;
-                headers.insert(key, value);
-            }
-            let metadata =
-                opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers);
+            let metadata = self.grpc_metadata()?;
             let mut b = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(c.traces_endpoint())
@@ -275,7 +278,8 @@ impl ObservabilityBuilder {
             let mut b = opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
                 .with_endpoint(c.metrics_endpoint())
-                .with_timeout(c.exporter_otlp_timeout);
+                .with_timeout(c.exporter_otlp_timeout)
+                .with_metadata(self.grpc_metadata()?);
             if gzip {
                 b = b.with_compression(opentelemetry_otlp::Compression::Gzip);
             }
