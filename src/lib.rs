@@ -31,6 +31,7 @@
 //! | `email` | every email transport, templates and the queue integration | |
 //! | `observability` | `observability`: OpenTelemetry traces and metrics over OTLP (HTTP or gRPC) or console from the standard `OTEL_*` variables, `tracing` layer stack, flush-on-drop guard, export counters, HTTP propagation | an OTLP collector |
 //! | `observability-queue` | trace context carried through `queue` messages (publish injects, `Consumer` continues the trace) and queue call metrics | |
+//! | `observability-cache`, `observability-email` | cache backend calls and email send attempts measured (duration histogram, error counter) | |
 //! | `scheduler` | `scheduler`: cron (5/6 fields, aliases, time zones, DST-correct), fluent intervals, one-shots, overlap/misfire policies, panic isolation, graceful shutdown, in-process background jobs with retries | nothing: in-process |
 //! | `scheduler-redis` | `scheduler::RedisTickLock` (`single_instance` jobs run once per tick across a fleet) and `scheduler::RedisJobQueue` (durable background jobs shared by instances) | Redis |
 //! | `full` | every module and backend | |

@@ -602,11 +602,21 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         } else {
             tracing::Span::none()
         };
+        #[cfg(feature = "observability-cache")]
+        let start = std::time::Instant::now();
         let result = if span.is_none() {
             fut.await
         } else {
             fut.instrument(span).await
         };
+        #[cfg(feature = "observability-cache")]
+        crate::observability::record_operation(
+            "db",
+            self.inner.store.name(),
+            op,
+            start.elapsed(),
+            result.as_ref().err(),
+        );
         match result {
             Ok(v) => Ok(v),
             Err(e) => {

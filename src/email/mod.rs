@@ -389,7 +389,17 @@ impl Mailer {
                 email.recipients = email.recipients().count(),
                 attempt,
             );
+            #[cfg(feature = "observability-email")]
+            let start = std::time::Instant::now();
             let result = transport.send(email).instrument(span).await;
+            #[cfg(feature = "observability-email")]
+            crate::observability::record_operation(
+                "email",
+                transport.name(),
+                "send",
+                start.elapsed(),
+                result.as_ref().err(),
+            );
             match result {
                 Ok(id) => return Ok(id),
                 Err(e) => {

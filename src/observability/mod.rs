@@ -55,10 +55,21 @@
 //!
 //! With `observability-queue`, [`inject_message`] and [`extract_message`] carry W3C trace context
 //! in queue message headers (`Queue::publish` and `Consumer` do it for you), so a consumer's spans
-//! join the publisher's trace; and every queue backend call is measured on the global meter as
-//! `messaging.client.operation.duration` (seconds; `messaging.system`,
-//! `messaging.operation.name`) with failures counted in `corekit.messaging.errors`
-//! (`error.type` = the [`ErrorKind`](crate::ErrorKind)).
+//! join the publisher's trace.
+//!
+//! # Standard metrics, no code
+//!
+//! Once [`install`](Telemetry::install)ed (as [`init`] does), every backend call is measured, per
+//! integration feature:
+//!
+//! | feature | histogram (seconds) | error counter | attributes |
+//! |---|---|---|---|
+//! | `observability-queue` | `messaging.client.operation.duration` | `corekit.messaging.errors` | `messaging.system`, `messaging.operation.name` |
+//! | `observability-cache` | `db.client.operation.duration` | `corekit.db.errors` | `db.system`, `db.operation.name` |
+//! | `observability-email` | `corekit.email.send.duration` (each attempt) | `corekit.email.errors` | `email.system`, `email.operation.name` |
+//!
+//! Errors carry `error.type`, the [`ErrorKind`](crate::ErrorKind). Memory-cache hits are not
+//! measured (they answer without a backend call).
 //!
 //! # Export problems
 //!
@@ -497,6 +508,12 @@ impl Telemetry {
         }
         if let Some(p) = &self.meter {
             opentelemetry::global::set_meter_provider(p.clone());
+            #[cfg(any(
+                feature = "observability-queue",
+                feature = "observability-cache",
+                feature = "observability-email"
+            ))]
+            module_metrics(p);
         }
         opentelemetry::global::set_text_map_propagator(make_propagator(&self.propagators));
         Ok(Guard {
@@ -727,11 +744,59 @@ pub fn extract_message(message: &crate::queue::Message, span: &tracing::Span) {
     let _ = span.set_parent(cx);
 }
 
-/// Records one backend call of a corekit module on the global meter:
-/// `<kind>.client.operation.duration` (seconds, the semantic conventions' name for database and
-/// messaging clients) and `corekit.<kind>.errors`, both with `<kind>.system`, `<kind>.operation`
-/// and, for errors, `error.type`.
-#[cfg(feature = "observability-queue")]
+#[cfg(any(
+    feature = "observability-queue",
+    feature = "observability-cache",
+    feature = "observability-email"
+))]
+/// The instruments corekit's modules record into; made once, from the meter provider that
+/// [`Telemetry::install`] installs. Until then recording is one atomic load.
+struct ModuleMetrics {
+    db_duration: Histogram<f64>,
+    db_errors: Counter<u64>,
+    messaging_duration: Histogram<f64>,
+    messaging_errors: Counter<u64>,
+    email_duration: Histogram<f64>,
+    email_errors: Counter<u64>,
+}
+
+#[cfg(any(
+    feature = "observability-queue",
+    feature = "observability-cache",
+    feature = "observability-email"
+))]
+static MODULE_METRICS: std::sync::OnceLock<ModuleMetrics> = std::sync::OnceLock::new();
+
+#[cfg(any(
+    feature = "observability-queue",
+    feature = "observability-cache",
+    feature = "observability-email"
+))]
+fn module_metrics(provider: &SdkMeterProvider) {
+    use opentelemetry::metrics::MeterProvider as _;
+    MODULE_METRICS.get_or_init(|| {
+        let meter = provider.meter("corekit");
+        let duration = |name: &'static str| meter.f64_histogram(name).with_unit("s").build();
+        ModuleMetrics {
+            db_duration: duration("db.client.operation.duration"),
+            db_errors: meter.u64_counter("corekit.db.errors").build(),
+            messaging_duration: duration("messaging.client.operation.duration"),
+            messaging_errors: meter.u64_counter("corekit.messaging.errors").build(),
+            email_duration: duration("corekit.email.send.duration"),
+            email_errors: meter.u64_counter("corekit.email.errors").build(),
+        }
+    });
+}
+
+/// Records one backend call of a corekit module, once telemetry is installed:
+/// `db.client.operation.duration` (cache), `messaging.client.operation.duration` (queue) and
+/// `corekit.email.send.duration` (email), in seconds, with `<kind>.system` and
+/// `<kind>.operation.name`; failures also add to `corekit.<kind>.errors` with `error.type`.
+#[cfg(any(
+    feature = "observability-queue",
+    feature = "observability-cache",
+    feature = "observability-email"
+))]
 pub(crate) fn record_operation(
     kind: &'static str,
     system: &'static str,
@@ -739,34 +804,39 @@ pub(crate) fn record_operation(
     elapsed: std::time::Duration,
     error: Option<&Error>,
 ) {
-    // Instruments come from the provider installed now (the global one can change at init).
-    let meter = opentelemetry::global::meter("corekit");
+    let Some(m) = MODULE_METRICS.get() else {
+        return;
+    };
     let (system_key, op_key, duration, errors) = match kind {
         "messaging" => (
             "messaging.system",
             "messaging.operation.name",
-            "messaging.client.operation.duration",
-            "corekit.messaging.errors",
+            &m.messaging_duration,
+            &m.messaging_errors,
+        ),
+        "email" => (
+            "email.system",
+            "email.operation.name",
+            &m.email_duration,
+            &m.email_errors,
         ),
         _ => (
             "db.system",
             "db.operation.name",
-            "db.client.operation.duration",
-            "corekit.db.errors",
+            &m.db_duration,
+            &m.db_errors,
         ),
     };
     let attrs = [
         KeyValue::new(system_key, system),
         KeyValue::new(op_key, operation),
     ];
-    meter
-        .f64_histogram(duration)
-        .with_unit("s")
-        .build()
-        .record(elapsed.as_secs_f64(), &attrs);
+    duration.record(elapsed.as_secs_f64(), &attrs);
     if let Some(e) = error {
-        let mut attrs = attrs.to_vec();
-        attrs.push(KeyValue::new("error.type", format!("{:?}", e.kind())));
-        meter.u64_counter(errors).build().add(1, &attrs);
+        let [a, b] = attrs;
+        errors.add(
+            1,
+            &[a, b, KeyValue::new("error.type", format!("{:?}", e.kind()))],
+        );
     }
 }

@@ -1,6 +1,5 @@
 use crate::receiver::{Receiver, attr, int_attr};
 use corekit::observability::{current_trace_id, extract_http, inject_http, start_span};
-use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use std::time::Duration;
 
@@ -332,25 +331,11 @@ async fn a_trace_survives_publish_and_consume() {
     }
 }
 
+/// The only test in this binary that installs telemetry globally (a process can do it once).
 #[tokio::test]
-async fn queue_calls_are_measured_without_code() {
-    // The global meter provider is what module metrics use: install one (once per process).
+async fn module_calls_are_measured_without_code() {
     let rx = Receiver::start().await;
-    let provider = {
-        opentelemetry_sdk::metrics::SdkMeterProvider::builder()
-            .with_reader(
-                opentelemetry_sdk::metrics::PeriodicReader::builder(
-                    opentelemetry_otlp::MetricExporter::builder()
-                        .with_http()
-                        .with_endpoint(format!("{}/v1/metrics", rx.server.uri()))
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-            )
-            .build()
-    };
-    opentelemetry::global::set_meter_provider(provider.clone());
+    let guard = rx.telemetry(&[]).install().unwrap();
     let queue = corekit::queue::Queue::new(corekit::queue::MemoryBroker::new());
     for _ in 0..3 {
         queue
@@ -358,11 +343,22 @@ async fn queue_calls_are_measured_without_code() {
             .await
             .unwrap();
     }
-    let _ = queue.publish("", corekit::queue::Message::new("x")).await; // rejected before the broker: not a call
-    std::thread::spawn(move || provider.force_flush())
-        .join()
-        .unwrap()
+    let cache = corekit::cache::Cache::new(corekit::cache::MemoryStore::new(10));
+    cache.set("a", &1).await.unwrap();
+    cache.set("b", &2).await.unwrap();
+    let outbox = corekit::email::MemoryTransport::new();
+    outbox.fail_next(1, true);
+    let mailer = corekit::email::Mailer::builder(outbox)
+        .retry(corekit::email::Retry::new(2, Duration::from_millis(1)))
+        .build();
+    let email = corekit::email::Email::builder()
+        .from("a@example.com")
+        .to("b@example.com")
+        .text("x")
+        .build()
         .unwrap();
+    mailer.send(email).await.unwrap();
+    guard.telemetry().unwrap().flush().unwrap();
     let metrics: Vec<_> = rx
         .metrics()
         .await
@@ -371,20 +367,58 @@ async fn queue_calls_are_measured_without_code() {
         .flat_map(|r| r.scope_metrics)
         .flat_map(|s| s.metrics)
         .collect();
-    let m = metrics
-        .iter()
-        .find(|m| m.name == "messaging.client.operation.duration")
-        .expect("duration histogram");
-    match &m.data {
-        Some(metric::Data::Histogram(h)) => {
-            let p = h
+    let histogram_count = |name: &str, key: &str, op: &str| -> u64 {
+        let m = metrics
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        match &m.data {
+            Some(metric::Data::Histogram(h)) => h
                 .data_points
                 .iter()
-                .find(|p| attr(&p.attributes, "messaging.operation.name") == Some("publish"))
-                .unwrap();
-            assert_eq!(p.count, 3);
-            assert_eq!(attr(&p.attributes, "messaging.system"), Some("memory"));
+                .filter(|p| attr(&p.attributes, key) == Some(op))
+                .map(|p| p.count)
+                .sum(),
+            other => panic!("{name}: {other:?}"),
+        }
+    };
+    assert_eq!(
+        histogram_count(
+            "messaging.client.operation.duration",
+            "messaging.operation.name",
+            "publish"
+        ),
+        3
+    );
+    assert_eq!(
+        histogram_count("db.client.operation.duration", "db.operation.name", "set"),
+        2
+    );
+    assert_eq!(
+        histogram_count(
+            "corekit.email.send.duration",
+            "email.operation.name",
+            "send"
+        ),
+        2,
+        "each attempt"
+    );
+    let errors = metrics
+        .iter()
+        .find(|m| m.name == "corekit.email.errors")
+        .expect("email errors");
+    match &errors.data {
+        Some(metric::Data::Sum(sum)) => {
+            assert_eq!(
+                sum.data_points[0].value,
+                Some(number_data_point::Value::AsInt(1))
+            );
+            assert_eq!(
+                attr(&sum.data_points[0].attributes, "error.type"),
+                Some("Unavailable")
+            );
         }
         other => panic!("{other:?}"),
     }
+    guard.shutdown().unwrap();
 }
