@@ -255,6 +255,30 @@ fn redact(field: &str, value: &str, secrets: &[&str]) -> String {
     }
 }
 
+/// Decodes `%XX` escapes (URL user-info, OTLP attribute values); invalid escapes stay as they
+/// are and invalid UTF-8 becomes U+FFFD.
+#[cfg(any(feature = "email-smtp", feature = "observability"))]
+pub(crate) fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if let (b'%', Some(Some(hi)), Some(Some(lo))) = (
+            bytes[i],
+            bytes.get(i + 1).map(|b| hex(*b)),
+            bytes.get(i + 2).map(|b| hex(*b)),
+        ) {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Replaces the password in a URL's user-info (`redis://user:pw@host`) with `***`, so a URL can
 /// be logged or put in an error. Strings that are not such URLs come back unchanged.
 pub fn redact_url(value: &str) -> String {

@@ -55,27 +55,6 @@ impl std::fmt::Debug for SmtpBuilder {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if let (b'%', Some(Some(hi)), Some(Some(lo))) = (
-            bytes[i],
-            bytes.get(i + 1).map(|b| hex(*b)),
-            bytes.get(i + 2).map(|b| hex(*b)),
-        ) {
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl SmtpBuilder {
     /// Username and password (PLAIN or LOGIN, whichever the server offers). Refused over a
     /// connection that is not encrypted unless the URL says `?tls=none`.
@@ -262,7 +241,10 @@ impl SmtpTransport {
         }
         if let Some(userinfo) = userinfo {
             let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-            b = b.credentials(percent_decode(user), percent_decode(pass));
+            b = b.credentials(
+                crate::config::percent_decode(user),
+                crate::config::percent_decode(pass),
+            );
         }
         Ok(b)
     }
@@ -470,8 +452,8 @@ mod tests {
         let (user, pass) = b.credentials.as_ref().unwrap();
         assert_eq!((user.as_str(), pass.expose()), ("us@er", "p%ss:w"));
         assert_eq!(SmtpTransport::from_url("smtp://h").unwrap().port, 25);
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(percent_decode("é%41"), "éA");
+        assert_eq!(crate::config::percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(crate::config::percent_decode("é%41"), "éA");
         for bad in [
             "http://h",
             "smtp://",

@@ -115,30 +115,9 @@ pub(crate) fn parse_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
             if k.is_empty() {
                 return Err(format!("{p:?} has an empty key"));
             }
-            Ok((k.to_owned(), percent_decode(v.trim())))
+            Ok((k.to_owned(), crate::config::percent_decode(v.trim())))
         })
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if let (b'%', Some(Some(hi)), Some(Some(lo))) = (
-            bytes[i],
-            bytes.get(i + 1).map(|b| hex(*b)),
-            bytes.get(i + 2).map(|b| hex(*b)),
-        ) {
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl EnvConfig for ObservabilityConfig {
