@@ -40,12 +40,11 @@ async fn the_outbox_keeps_what_was_sent() {
         sent[0].idempotency_key().is_some(),
         "a key is generated when none is given"
     );
-    assert_eq!(sent[1], {
-        let mut e = full_email("outbox");
-        // what went out is exactly what was built
-        e = e.clone();
-        e
-    });
+    assert_eq!(
+        sent[1],
+        full_email("outbox"),
+        "what went out is exactly what was built"
+    );
     assert!(outbox.sent().is_empty());
 }
 
