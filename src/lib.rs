@@ -22,6 +22,7 @@
 //! | `queue-rabbitmq-tls` | `amqps://` for `RabbitMqBroker` (rustls, ring) | RabbitMQ with TLS |
 //! | `queue-nats` | `queue::NatsBroker` (async-nats; JetStream streams and durable pull consumers, or fire-and-forget core NATS) | NATS 2.9+ with JetStream |
 //! | `queue` | every queue backend | |
+//! | `storage-memory` *(default)*, `storage-local` *(default)* | `storage`: `ObjectPath` keys, `Storage` handle (put/get/ranges/head/delete/list/list_with_delimiter/copy/rename, conditional puts and gets), `MemoryStorage`, `LocalStorage` (S3, GCS, Azure planned) | nothing / a directory |
 //! | `email-memory` *(default)* | `email`: `Email` builder, `Mailer` (retries, failover), `MemoryTransport` outbox and `FileTransport` (`.eml`) | nothing: in-process |
 //! | `email-smtp` | `email::SmtpTransport` (lettre; own pool with TCP_NODELAY, STARTTLS, implicit TLS, PLAIN/LOGIN) | any SMTP server |
 //! | `email-sendgrid` | `email::SendGridTransport` (reqwest, v3 `mail/send`) | SendGrid |
@@ -36,8 +37,8 @@
 //! | `scheduler-redis` | `scheduler::RedisTickLock` (`single_instance` jobs run once per tick across a fleet) and `scheduler::RedisJobQueue` (durable background jobs shared by instances) | Redis |
 //! | `full` | every module and backend | |
 //!
-//! Modules land one at a time; this table lists what exists in this version (storage is
-//! planned). The
+//! Modules land one at a time; this table lists what exists in this version (storage's cloud
+//! backends are planned). The
 //! [`CHANGELOG`](https://github.com/corekit-rs/corekit/blob/main/CHANGELOG.md) says what each
 //! release added.
 //!
@@ -84,6 +85,13 @@ pub mod cache;
     )))
 )]
 pub mod queue;
+
+#[cfg(feature = "_storage")]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "storage-memory", feature = "storage-local")))
+)]
+pub mod storage;
 
 #[cfg(feature = "_email")]
 #[cfg_attr(

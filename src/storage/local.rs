@@ -1,0 +1,441 @@
+//! Objects as files under a root directory.
+
+use super::{
+    Backend, BoxFuture, Capabilities, GetOptions, GetResult, ListResult, ObjectMeta, ObjectPath,
+    PutMode, PutOptions, Version, listed, one_level,
+};
+use crate::{Error, ErrorKind, Result};
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::UNIX_EPOCH;
+
+/// corekit's own directory under the root: temporary files and metadata sidecars.
+const RESERVED: &str = ".corekit";
+const STRIPES: usize = 64;
+
+/// Objects as files under a root directory.
+///
+/// - Writes go to a temporary file under `<root>/.corekit/tmp` and are renamed into place, so a
+///   reader never sees a partial object, even if the writer crashes (no fsync: a power loss can
+///   lose the newest writes, as with object_store's local store).
+/// - Create-only puts are a hard link (atomic: of 50 concurrent writers exactly one wins);
+///   compare-and-swap and every other write to a key take one of 64 in-process locks, so
+///   conditional writes are exact within one process (not across processes sharing the
+///   directory).
+/// - Content type, cache control, disposition and user metadata live in a JSON sidecar under
+///   `<root>/.corekit/meta`; `head` and `get` return them, `list` does not read them.
+/// - The version token is the file's size and modification time in nanoseconds.
+/// - A key whose first segment is `.corekit` is refused, and so is any path through a symbolic
+///   link: nothing outside the root is reachable.
+#[derive(Clone)]
+pub struct LocalStorage {
+    root: Arc<PathBuf>,
+    locks: Arc<[Mutex<()>; STRIPES]>,
+}
+
+impl std::fmt::Debug for LocalStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStorage")
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Sidecar {
+    content_type: Option<String>,
+    cache_control: Option<String>,
+    content_disposition: Option<String>,
+    metadata: BTreeMap<String, String>,
+}
+
+fn io_error(e: std::io::Error, what: String) -> Error {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+        std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+        std::io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
+        _ => ErrorKind::Backend,
+    };
+    Error::new(kind, format!("{what}: {e}")).with_source(e)
+}
+
+impl LocalStorage {
+    /// Objects under `root` (created if missing).
+    ///
+    /// # Errors
+    /// When the directory cannot be created.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        let root: PathBuf = root.into();
+        for dir in [
+            root.join(RESERVED).join("tmp"),
+            root.join(RESERVED).join("meta"),
+        ] {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| io_error(e, format!("creating {}", dir.display())))?;
+        }
+        Ok(Self {
+            root: Arc::new(root),
+            locks: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn lock(&self, path: &ObjectPath) -> std::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        path.hash(&mut h);
+        self.locks[(h.finish() as usize) % STRIPES]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The file for `path`, after checking nothing on the way is a symlink.
+    fn file(&self, path: &ObjectPath) -> Result<PathBuf> {
+        if path.as_str().split('/').next() == Some(RESERVED) {
+            return Err(Error::invalid_input(format!(
+                "object key {path}: '{RESERVED}/' is reserved by the local backend"
+            )));
+        }
+        let mut at = self.root.to_path_buf();
+        for segment in path.as_str().split('/') {
+            at.push(segment);
+            if let Ok(m) = std::fs::symlink_metadata(&at)
+                && m.file_type().is_symlink()
+            {
+                return Err(Error::invalid_input(format!(
+                    "object key {path}: {} is a symbolic link; refusing to leave the root",
+                    at.display()
+                )));
+            }
+        }
+        Ok(at)
+    }
+
+    fn sidecar_file(&self, path: &ObjectPath) -> PathBuf {
+        self.root
+            .join(RESERVED)
+            .join("meta")
+            .join(format!("{}.json", path.as_str()))
+    }
+
+    fn temp(&self) -> PathBuf {
+        self.root
+            .join(RESERVED)
+            .join("tmp")
+            .join(format!("{:032x}", fastrand::u128(..)))
+    }
+
+    fn meta(&self, path: &ObjectPath, file: &Path, with_sidecar: bool) -> Result<ObjectMeta> {
+        let m = std::fs::metadata(file).map_err(|e| io_error(e, format!("{path}")))?;
+        if !m.is_file() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no object at {path}"),
+            ));
+        }
+        let modified = m.modified().unwrap_or(UNIX_EPOCH);
+        let nanos = modified
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let sidecar = if with_sidecar {
+            std::fs::read(self.sidecar_file(path))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
+                .unwrap_or_default()
+        } else {
+            Sidecar::default()
+        };
+        Ok(ObjectMeta {
+            path: path.clone(),
+            size: m.len(),
+            last_modified: modified,
+            version: Version(format!("{}-{nanos}", m.len())),
+            content_type: sidecar.content_type,
+            cache_control: sidecar.cache_control,
+            content_disposition: sidecar.content_disposition,
+            metadata: sidecar.metadata,
+        })
+    }
+
+    fn write_sidecar(&self, path: &ObjectPath, options: &PutOptions) -> Result<()> {
+        let file = self.sidecar_file(path);
+        let empty = options.content_type.is_none()
+            && options.cache_control.is_none()
+            && options.content_disposition.is_none()
+            && options.metadata.is_empty();
+        if empty {
+            return match std::fs::remove_file(&file) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_error(e, format!("{path} metadata"))),
+            };
+        }
+        let sidecar = Sidecar {
+            content_type: options.content_type.clone(),
+            cache_control: options.cache_control.clone(),
+            content_disposition: options.content_disposition.clone(),
+            metadata: options.metadata.clone(),
+        };
+        let json = serde_json::to_vec(&sidecar)
+            .map_err(|e| Error::new(ErrorKind::Backend, format!("{path} metadata: {e}")))?;
+        self.atomic_write(&file, &json, path)
+    }
+
+    fn atomic_write(&self, target: &Path, bytes: &[u8], path: &ObjectPath) -> Result<()> {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_error(e, format!("{path}")))?;
+        }
+        let tmp = self.temp();
+        let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
+        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, target)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_error(e, format!("writing {path}")));
+        }
+        Ok(())
+    }
+
+    fn put_blocking(
+        &self,
+        path: &ObjectPath,
+        bytes: &[u8],
+        options: &PutOptions,
+    ) -> Result<ObjectMeta> {
+        let file = self.file(path)?;
+        let _guard = self.lock(path);
+        match &options.mode {
+            PutMode::Overwrite => self.atomic_write(&file, bytes, path)?,
+            PutMode::IfMatch(want) => {
+                let current = self.meta(path, &file, false).map(|m| m.version).ok();
+                if current.as_ref() != Some(want) {
+                    return Err(Error::new(
+                        ErrorKind::PreconditionFailed,
+                        format!("{path}: version is not the one required (if-match)"),
+                    ));
+                }
+                self.atomic_write(&file, bytes, path)?;
+            }
+            PutMode::Create => {
+                if let Some(parent) = file.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| io_error(e, format!("{path}")))?;
+                }
+                let tmp = self.temp();
+                std::fs::write(&tmp, bytes).map_err(|e| io_error(e, format!("writing {path}")))?;
+                // A hard link fails if the target exists: atomic create-only.
+                let linked = std::fs::hard_link(&tmp, &file);
+                let _ = std::fs::remove_file(&tmp);
+                linked.map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        Error::new(ErrorKind::AlreadyExists, format!("{path} already exists"))
+                    } else {
+                        io_error(e, format!("writing {path}"))
+                    }
+                })?;
+            }
+        }
+        self.write_sidecar(path, options)?;
+        self.meta(path, &file, true)
+    }
+
+    fn get_blocking(&self, path: &ObjectPath, options: &GetOptions) -> Result<GetResult> {
+        let file = self.file(path)?;
+        let meta = self.meta(path, &file, true)?;
+        options.check_version(&meta.version, path)?;
+        let range = match options.range {
+            Some(r) => r.resolve(meta.size)?,
+            None => 0..meta.size,
+        };
+        let mut f = std::fs::File::open(&file).map_err(|e| io_error(e, format!("{path}")))?;
+        let mut buf = vec![0u8; (range.end - range.start) as usize];
+        f.seek(SeekFrom::Start(range.start))
+            .and_then(|_| f.read_exact(&mut buf))
+            .map_err(|e| io_error(e, format!("reading {path}")))?;
+        Ok(GetResult {
+            meta,
+            bytes: Bytes::from(buf),
+            range,
+        })
+    }
+
+    fn walk(&self, dir: &Path, prefix: &str, out: &mut Vec<(ObjectPath, PathBuf)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if prefix.is_empty() && name == RESERVED {
+                continue;
+            }
+            let key = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                self.walk(&entry.path(), &key, out);
+            } else if kind.is_file()
+                && let Ok(p) = ObjectPath::new(&key)
+            {
+                out.push((p, entry.path()));
+            }
+        }
+    }
+
+    fn list_blocking(
+        &self,
+        prefix: Option<&ObjectPath>,
+        after: Option<&ObjectPath>,
+    ) -> Result<Vec<ObjectMeta>> {
+        let (start, base) = match prefix {
+            Some(p) => (self.file(p)?, p.as_str().to_owned()),
+            None => (self.root.to_path_buf(), String::new()),
+        };
+        let mut found = Vec::new();
+        self.walk(&start, &base, &mut found);
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found
+            .into_iter()
+            .filter(|(p, _)| listed(p, prefix, after))
+            .filter_map(|(p, file)| self.meta(&p, &file, false).ok())
+            .collect())
+    }
+
+    fn delete_blocking(&self, path: &ObjectPath) -> Result<()> {
+        let file = self.file(path)?;
+        let _guard = self.lock(path);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(e, format!("deleting {path}"))),
+        }
+        let _ = std::fs::remove_file(self.sidecar_file(path));
+        // Empty "directories" go too, so they vanish from delimiter listings.
+        let mut dir = file.parent().map(Path::to_path_buf);
+        while let Some(d) = dir {
+            if d == *self.root || std::fs::remove_dir(&d).is_err() {
+                break;
+            }
+            dir = d.parent().map(Path::to_path_buf);
+        }
+        Ok(())
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(LocalStorage) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(this))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Backend, format!("local storage task: {e}")))?
+    }
+}
+
+impl Backend for LocalStorage {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            create_only: true,
+            if_match: true,
+            presign: false,
+        }
+    }
+
+    fn put<'a>(
+        &'a self,
+        path: &'a ObjectPath,
+        bytes: Bytes,
+        options: &'a PutOptions,
+    ) -> BoxFuture<'a, Result<ObjectMeta>> {
+        let (path, options) = (path.clone(), options.clone());
+        Box::pin(self.blocking(move |s| s.put_blocking(&path, &bytes, &options)))
+    }
+
+    fn get<'a>(
+        &'a self,
+        path: &'a ObjectPath,
+        options: &'a GetOptions,
+    ) -> BoxFuture<'a, Result<GetResult>> {
+        let (path, options) = (path.clone(), options.clone());
+        Box::pin(self.blocking(move |s| s.get_blocking(&path, &options)))
+    }
+
+    fn head<'a>(&'a self, path: &'a ObjectPath) -> BoxFuture<'a, Result<ObjectMeta>> {
+        let path = path.clone();
+        Box::pin(self.blocking(move |s| {
+            let file = s.file(&path)?;
+            s.meta(&path, &file, true)
+        }))
+    }
+
+    fn delete<'a>(&'a self, path: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
+        let path = path.clone();
+        Box::pin(self.blocking(move |s| s.delete_blocking(&path)))
+    }
+
+    fn list<'a>(
+        &'a self,
+        prefix: Option<&'a ObjectPath>,
+        start_after: Option<&'a ObjectPath>,
+    ) -> BoxFuture<'a, Result<Vec<ObjectMeta>>> {
+        let (prefix, after) = (prefix.cloned(), start_after.cloned());
+        Box::pin(self.blocking(move |s| s.list_blocking(prefix.as_ref(), after.as_ref())))
+    }
+
+    fn list_with_delimiter<'a>(
+        &'a self,
+        prefix: Option<&'a ObjectPath>,
+    ) -> BoxFuture<'a, Result<ListResult>> {
+        Box::pin(async move { Ok(one_level(self.list(prefix, None).await?, prefix)) })
+    }
+
+    fn copy<'a>(&'a self, from: &'a ObjectPath, to: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let object = self.get(from, &GetOptions::default()).await?;
+            let options = PutOptions {
+                content_type: object.meta.content_type,
+                cache_control: object.meta.cache_control,
+                content_disposition: object.meta.content_disposition,
+                metadata: object.meta.metadata,
+                ..PutOptions::default()
+            };
+            self.put(to, object.bytes, &options).await.map(drop)
+        })
+    }
+
+    fn rename<'a>(&'a self, from: &'a ObjectPath, to: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
+        let (from, to) = (from.clone(), to.clone());
+        Box::pin(self.blocking(move |s| {
+            let (src, dst) = (s.file(&from)?, s.file(&to)?);
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io_error(e, format!("{to}")))?;
+            }
+            std::fs::rename(&src, &dst).map_err(|e| io_error(e, format!("renaming {from}")))?;
+            let (meta_src, meta_dst) = (s.sidecar_file(&from), s.sidecar_file(&to));
+            if meta_src.exists() {
+                if let Some(parent) = meta_dst.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                let _ = std::fs::rename(&meta_src, &meta_dst);
+            } else {
+                let _ = std::fs::remove_file(&meta_dst);
+            }
+            s.delete_blocking(&from).map(drop)
+        }))
+    }
+}

@@ -1,0 +1,340 @@
+//! The behaviour every storage backend must have, written once over `Storage`.
+
+use corekit::ErrorKind;
+use corekit::storage::{ByteRange, GetOptions, ObjectPath, PutOptions, Storage};
+use std::collections::BTreeSet;
+
+pub fn key(s: &str) -> ObjectPath {
+    ObjectPath::new(s).unwrap()
+}
+
+pub async fn metadata_round_trips(s: Storage, base: &str) {
+    let k = key(&format!("{base}/docs/report 100% ✓.pdf"));
+    let body: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let options = PutOptions::default()
+        .content_type("application/pdf")
+        .cache_control("max-age=60")
+        .content_disposition("attachment; filename=\"r.pdf\"")
+        .metadata("owner", "ada")
+        .metadata("x-trace_id", "abc");
+    let put = s.put(&k, body.clone().into(), &options).await.unwrap();
+    assert_eq!(put.size, 10_000);
+    let got = s.get(&k).await.unwrap();
+    assert_eq!(&got.bytes[..], &body[..], "bytes exact");
+    let head = s.head(&k).await.unwrap();
+    for meta in [&got.meta, &head] {
+        assert_eq!(meta.content_type.as_deref(), Some("application/pdf"));
+        assert_eq!(meta.cache_control.as_deref(), Some("max-age=60"));
+        assert_eq!(
+            meta.content_disposition.as_deref(),
+            Some("attachment; filename=\"r.pdf\"")
+        );
+        assert_eq!(meta.metadata.get("owner").map(String::as_str), Some("ada"));
+        assert_eq!(meta.metadata.len(), 2);
+        assert_eq!(meta.version, put.version);
+        assert_eq!(meta.path, k);
+    }
+    assert!(s.exists(&k).await.unwrap());
+    s.delete(&k).await.unwrap();
+    assert!(!s.exists(&k).await.unwrap());
+    s.delete(&k).await.expect("deleting what is gone is fine");
+    for e in [s.get(&k).await.unwrap_err(), s.head(&k).await.unwrap_err()] {
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    }
+}
+
+pub async fn ranges(s: Storage, base: &str) {
+    let k = key(&format!("{base}/range"));
+    s.put(&k, "0123456789".into(), &PutOptions::default())
+        .await
+        .unwrap();
+    let get = |r| {
+        let s = s.clone();
+        let k = k.clone();
+        async move { s.get_with(&k, &GetOptions::range(r)).await }
+    };
+    assert_eq!(
+        &get(ByteRange::Bounded(2, 5)).await.unwrap().bytes[..],
+        b"234"
+    );
+    assert_eq!(&get(ByteRange::Offset(7)).await.unwrap().bytes[..], b"789");
+    assert_eq!(&get(ByteRange::Suffix(3)).await.unwrap().bytes[..], b"789");
+    let clipped = get(ByteRange::Bounded(8, 100)).await.unwrap();
+    assert_eq!(
+        (&clipped.bytes[..], clipped.range.clone()),
+        (&b"89"[..], 8..10)
+    );
+    assert_eq!(clipped.meta.size, 10, "meta is the whole object's");
+    for bad in [
+        ByteRange::Offset(10),
+        ByteRange::Bounded(12, 20),
+        ByteRange::Bounded(3, 3),
+    ] {
+        let e = get(bad).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}: {e}");
+    }
+}
+
+pub async fn listing(s: Storage, base: &str) {
+    let names = [
+        "a/1", "a/2", "a/b/3", "a/b/c/4", "a/b-5", "ab/6", "a/ü 7", "a/100%",
+    ];
+    for n in names {
+        s.put(
+            &key(&format!("{base}/{n}")),
+            n.into(),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let a = key(&format!("{base}/a"));
+    let all: Vec<String> = s
+        .list(Some(&a))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.path.to_string())
+        .collect();
+    let mut expected: Vec<String> = names
+        .iter()
+        .filter(|n| n.starts_with("a/"))
+        .map(|n| format!("{base}/{n}"))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        all, expected,
+        "recursive, sorted, and 'ab/' is not under 'a'"
+    );
+    let after = s
+        .list_after(Some(&a), &key(&format!("{base}/a/2")))
+        .await
+        .unwrap();
+    assert!(
+        after
+            .iter()
+            .all(|m| m.path.as_str() > format!("{base}/a/2").as_str())
+    );
+    assert_eq!(
+        after.len(),
+        expected
+            .iter()
+            .filter(|e| e.as_str() > format!("{base}/a/2").as_str())
+            .count()
+    );
+    let level = s.list_with_delimiter(Some(&a)).await.unwrap();
+    let objects: BTreeSet<String> = level.objects.iter().map(|m| m.path.to_string()).collect();
+    let prefixes: Vec<String> = level
+        .common_prefixes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let want: BTreeSet<String> = ["a/1", "a/2", "a/b-5", "a/ü 7", "a/100%"]
+        .iter()
+        .map(|n| format!("{base}/{n}"))
+        .collect();
+    assert_eq!(objects, want);
+    assert_eq!(prefixes, [format!("{base}/a/b")]);
+    assert_eq!(
+        level
+            .objects
+            .iter()
+            .find(|m| m.path.filename() == "1")
+            .unwrap()
+            .size,
+        3
+    );
+}
+
+pub async fn many_keys_list_completely(s: Storage, base: &str) {
+    let dir = key(&format!("{base}/many"));
+    for i in 0..1500 {
+        s.put(
+            &dir.join(&format!("{i:05}")).unwrap(),
+            "x".into(),
+            &PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let listed = s.list(Some(&dir)).await.unwrap();
+    assert_eq!(listed.len(), 1500);
+    assert!(
+        listed.windows(2).all(|w| w[0].path < w[1].path),
+        "in key order"
+    );
+}
+
+pub async fn copy_and_rename(s: Storage, base: &str) {
+    let (a, b, c) = (
+        key(&format!("{base}/a")),
+        key(&format!("{base}/deep/b")),
+        key(&format!("{base}/c")),
+    );
+    s.put(
+        &a,
+        "payload".into(),
+        &PutOptions::default()
+            .content_type("text/plain")
+            .metadata("k", "v"),
+    )
+    .await
+    .unwrap();
+    s.copy(&a, &b).await.unwrap();
+    let copied = s.get(&b).await.unwrap();
+    assert_eq!(&copied.bytes[..], b"payload");
+    assert_eq!(copied.meta.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(copied.meta.metadata.get("k").map(String::as_str), Some("v"));
+    assert!(s.exists(&a).await.unwrap(), "copy keeps the source");
+    s.rename(&a, &c).await.unwrap();
+    assert!(!s.exists(&a).await.unwrap(), "rename removes the source");
+    let moved = s.get(&c).await.unwrap();
+    assert_eq!(
+        (
+            &moved.bytes[..],
+            moved.meta.metadata.get("k").map(String::as_str)
+        ),
+        (&b"payload"[..], Some("v"))
+    );
+    let e = s
+        .copy(&key(&format!("{base}/missing")), &b)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+}
+
+pub async fn conditional_operations(s: Storage, base: &str) {
+    let k = key(&format!("{base}/cas"));
+    let v1 = s
+        .put(&k, "one".into(), &PutOptions::create_only())
+        .await
+        .unwrap()
+        .version;
+    let e = s
+        .put(&k, "two".into(), &PutOptions::create_only())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    // Some backends' versions have coarse clocks: wait a little so v2 differs from v1.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let v2 = s
+        .put(&k, "three!".into(), &PutOptions::if_match(v1.clone()))
+        .await
+        .unwrap()
+        .version;
+    assert_ne!(v1, v2);
+    let e = s
+        .put(&k, "stale".into(), &PutOptions::if_match(v1.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PreconditionFailed, "{e}");
+    assert_eq!(
+        &s.get(&k).await.unwrap().bytes[..],
+        b"three!",
+        "the lost race wrote nothing"
+    );
+    let e = s
+        .put(
+            &key(&format!("{base}/absent")),
+            "x".into(),
+            &PutOptions::if_match(v2.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PreconditionFailed);
+    let mut get = GetOptions::default();
+    get.if_match = Some(v2.clone());
+    s.get_with(&k, &get).await.unwrap();
+    get.if_match = Some(v1.clone());
+    assert_eq!(
+        s.get_with(&k, &get).await.unwrap_err().kind(),
+        ErrorKind::PreconditionFailed
+    );
+    let mut get = GetOptions::default();
+    get.if_none_match = Some(v2);
+    assert_eq!(
+        s.get_with(&k, &get).await.unwrap_err().kind(),
+        ErrorKind::PreconditionFailed,
+        "not modified"
+    );
+    get.if_none_match = Some(v1);
+    s.get_with(&k, &get).await.unwrap();
+}
+
+pub async fn one_of_fifty_create_only_writers_wins(s: Storage, base: &str) {
+    let k = key(&format!("{base}/race"));
+    let writers = (0..50).map(|i| {
+        let (s, k) = (s.clone(), k.clone());
+        tokio::spawn(async move {
+            let body = format!("writer {i} ").repeat(1000);
+            (i, s.put(&k, body.into(), &PutOptions::create_only()).await)
+        })
+    });
+    let results = futures_util::future::join_all(writers).await;
+    let winners: Vec<usize> = results
+        .iter()
+        .filter_map(|r| match r.as_ref().unwrap() {
+            (i, Ok(_)) => Some(*i),
+            (_, Err(e)) => {
+                assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+                None
+            }
+        })
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one create-only writer wins");
+    let stored = s.get(&k).await.unwrap();
+    assert_eq!(
+        stored.bytes,
+        format!("writer {} ", winners[0]).repeat(1000).into_bytes()
+    );
+}
+
+pub async fn bad_input_is_rejected(s: Storage, base: &str) {
+    let k = key(&format!("{base}/x"));
+    for options in [
+        PutOptions::default().metadata("bad key", "v"),
+        PutOptions::default().metadata("k", "line\nbreak"),
+        PutOptions::default().content_type("text/plain\r\nX-Evil: 1"),
+    ] {
+        let e = s.put(&k, "x".into(), &options).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    }
+    for bad in ["../etc/passwd", "/abs", "a//b", "a\\b", "nul\0"] {
+        assert_eq!(
+            ObjectPath::new(bad).unwrap_err().kind(),
+            ErrorKind::InvalidInput,
+            "{bad:?}"
+        );
+    }
+    // Percent signs are literal: `%2e%2e` is a name, never `..`.
+    let literal = key(&format!("{base}/%2e%2e/x"));
+    s.put(&literal, "ok".into(), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(&s.get(&literal).await.unwrap().bytes[..], b"ok");
+}
+
+#[macro_export]
+macro_rules! storage_suite {
+    () => {
+        $crate::storage_suite!(@tests
+            metadata_round_trips,
+            ranges,
+            listing,
+            many_keys_list_completely,
+            copy_and_rename,
+            conditional_operations,
+            one_of_fifty_create_only_writers_wins,
+            bad_input_is_rejected
+        );
+    };
+    (@tests $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (storage, base) = storage().await;
+                $crate::conformance::$name(storage, &base).await
+            }
+        )*
+    };
+}

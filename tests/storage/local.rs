@@ -1,0 +1,97 @@
+use crate::conformance::key;
+use corekit::ErrorKind;
+use corekit::storage::{LocalStorage, PutOptions, Storage};
+
+fn root() -> std::path::PathBuf {
+    std::env::temp_dir().join(crate::support::unique("corekit-local"))
+}
+
+async fn storage() -> (Storage, String) {
+    (
+        Storage::new(LocalStorage::new(root()).unwrap()),
+        "t".to_owned(),
+    )
+}
+
+crate::storage_suite!();
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_overwrites_leave_one_complete_object() {
+    let s = Storage::new(LocalStorage::new(root()).unwrap());
+    let k = key("contended");
+    let writers = (0..20).map(|i| {
+        let (s, k) = (s.clone(), k.clone());
+        tokio::spawn(async move {
+            let body = vec![i as u8; 1 << 20];
+            s.put(&k, body.into(), &PutOptions::default())
+                .await
+                .unwrap();
+        })
+    });
+    futures_util::future::join_all(writers).await;
+    let got = s.get(&k).await.unwrap();
+    assert_eq!(got.bytes.len(), 1 << 20);
+    let first = got.bytes[0];
+    assert!(
+        got.bytes.iter().all(|b| *b == first),
+        "one writer's object, whole"
+    );
+}
+
+#[tokio::test]
+async fn nothing_outside_the_root_is_reachable() {
+    let dir = root();
+    let s = Storage::new(LocalStorage::new(&dir).unwrap());
+    let outside = std::env::temp_dir().join(crate::support::unique("outside"));
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), "top secret").unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("link")).unwrap();
+    let e = s.get(&key("link/secret")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    let e = s
+        .put(&key("link/new"), "x".into(), &PutOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(!outside.join("new").exists());
+    let e = s
+        .put(&key(".corekit/meta/x"), "x".into(), &PutOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    // corekit's own files never show up in listings.
+    s.put(
+        &key("visible"),
+        "x".into(),
+        &PutOptions::default().content_type("text/plain"),
+    )
+    .await
+    .unwrap();
+    let listed: Vec<String> = s
+        .list(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.path.to_string())
+        .collect();
+    assert_eq!(listed, ["visible"]);
+    std::fs::remove_dir_all(&outside).unwrap();
+}
+
+#[tokio::test]
+async fn objects_are_plain_files() {
+    let dir = root();
+    let s = Storage::new(LocalStorage::new(&dir).unwrap());
+    s.put(&key("a/b.txt"), "hello".into(), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("a/b.txt")).unwrap(),
+        "hello"
+    );
+    s.delete(&key("a/b.txt")).await.unwrap();
+    assert!(
+        !dir.join("a").exists(),
+        "empty directories are removed with their last object"
+    );
+}

@@ -1,0 +1,9 @@
+//! The storage module: one conformance suite run on the in-memory and local backends, plus the
+//! local backend's own guarantees.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod conformance;
+mod local;
+mod memory;
