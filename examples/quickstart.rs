@@ -7,6 +7,7 @@
 use corekit::cache::{Cache, MemoryStore};
 use corekit::config::{self, EnvConfig};
 use corekit::email::{Email, Mailer, MemoryTransport};
+use corekit::storage::{LocalStorage, ObjectPath, PutOptions, Storage};
 use corekit::queue::{MemoryBroker, Message, Queue};
 use serde::Deserialize;
 use std::time::Duration;
@@ -139,5 +140,21 @@ async fn main() -> corekit::Result<()> {
         outbox.sent()[0].to()[0],
         outbox.sent().len()
     );
+
+    // 5. Storage: a local directory (a temp dir here). Keys are validated; writes are atomic.
+    let root = std::env::temp_dir().join(format!("corekit-quickstart-{}", std::process::id()));
+    let storage = Storage::new(LocalStorage::new(&root)?);
+    let key = ObjectPath::new("greetings/ada.txt")?;
+    storage
+        .put(&key, greeting.clone().into(), &PutOptions::default().content_type("text/plain"))
+        .await?;
+    let object = storage.get(&key).await?;
+    println!(
+        "storage: {} holds {:?} ({:?})",
+        key,
+        String::from_utf8_lossy(&object.bytes),
+        object.meta.content_type
+    );
+    let _ = std::fs::remove_dir_all(&root);
     Ok(())
 }
