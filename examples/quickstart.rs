@@ -7,8 +7,8 @@
 use corekit::cache::{Cache, MemoryStore};
 use corekit::config::{self, EnvConfig};
 use corekit::email::{Email, Mailer, MemoryTransport};
-use corekit::storage::{LocalStorage, ObjectPath, PutOptions, Storage};
 use corekit::queue::{MemoryBroker, Message, Queue};
+use corekit::storage::{LocalStorage, ObjectPath, PutOptions, Storage};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -146,7 +146,11 @@ async fn main() -> corekit::Result<()> {
     let storage = Storage::new(LocalStorage::new(&root)?);
     let key = ObjectPath::new("greetings/ada.txt")?;
     storage
-        .put(&key, greeting.clone().into(), &PutOptions::default().content_type("text/plain"))
+        .put(
+            &key,
+            greeting.clone().into(),
+            &PutOptions::default().content_type("text/plain"),
+        )
         .await?;
     let object = storage.get(&key).await?;
     println!(

@@ -24,36 +24,65 @@ async fn main() -> corekit::Result<()> {
         )
         .await?;
     storage
-        .put(&ObjectPath::new("reports/2026/q3.csv")?, "x".into(), &PutOptions::default())
+        .put(
+            &ObjectPath::new("reports/2026/q3.csv")?,
+            "x".into(),
+            &PutOptions::default(),
+        )
         .await?;
     storage
-        .put(&ObjectPath::new("reports/readme.txt")?, "hi".into(), &PutOptions::default())
+        .put(
+            &ObjectPath::new("reports/readme.txt")?,
+            "hi".into(),
+            &PutOptions::default(),
+        )
         .await?;
 
     let head = storage.head(&report).await?;
-    println!("head: {} bytes, {:?}, {:?}", head.size, head.content_type, head.metadata);
+    println!(
+        "head: {} bytes, {:?}, {:?}",
+        head.size, head.content_type, head.metadata
+    );
     let first_line = storage
         .get_with(&report, &GetOptions::range(ByteRange::Bounded(0, 14)))
         .await?;
-    println!("first bytes: {:?}", String::from_utf8_lossy(&first_line.bytes));
+    println!(
+        "first bytes: {:?}",
+        String::from_utf8_lossy(&first_line.bytes)
+    );
 
     let level = storage
         .list_with_delimiter(Some(&ObjectPath::new("reports")?))
         .await?;
     println!(
         "reports/: objects {:?}, prefixes {:?}",
-        level.objects.iter().map(|m| m.path.to_string()).collect::<Vec<_>>(),
-        level.common_prefixes.iter().map(ToString::to_string).collect::<Vec<_>>()
+        level
+            .objects
+            .iter()
+            .map(|m| m.path.to_string())
+            .collect::<Vec<_>>(),
+        level
+            .common_prefixes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
     );
 
     // A second writer of a create-only key loses instead of overwriting.
     let lock = ObjectPath::new("locks/nightly-job")?;
-    storage.put(&lock, "instance-a".into(), &PutOptions::create_only()).await?;
-    let lost = storage.put(&lock, "instance-b".into(), &PutOptions::create_only()).await;
+    storage
+        .put(&lock, "instance-a".into(), &PutOptions::create_only())
+        .await?;
+    let lost = storage
+        .put(&lock, "instance-b".into(), &PutOptions::create_only())
+        .await;
     println!("second create-only put: {}", lost.unwrap_err());
 
     // Keys that would escape the root never reach the disk.
-    println!("rejected: {}", ObjectPath::new("../etc/passwd").unwrap_err());
+    println!(
+        "rejected: {}",
+        ObjectPath::new("../etc/passwd").unwrap_err()
+    );
     let _ = std::fs::remove_dir_all(&root);
     Ok(())
 }

@@ -241,7 +241,13 @@ impl LocalStorage {
             }
         }
         self.write_sidecar(path, options)?;
-        self.meta(path, &file, true)
+        // The sidecar holds exactly what was just written: no need to read it back.
+        let mut meta = self.meta(path, &file, false)?;
+        meta.content_type = options.content_type.clone();
+        meta.cache_control = options.cache_control.clone();
+        meta.content_disposition = options.content_disposition.clone();
+        meta.metadata = options.metadata.clone();
+        Ok(meta)
     }
 
     fn get_blocking(&self, path: &ObjectPath, options: &GetOptions) -> Result<GetResult> {
