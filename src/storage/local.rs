@@ -12,15 +12,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
-/// corekit's own directory under the root: temporary files and metadata sidecars.
+/// corekit's own directory under the root: metadata sidecars.
 const RESERVED: &str = ".corekit";
+/// Marks temporary files, written beside their target and renamed over it.
+const TEMP_MARK: &str = ".corekit-tmp-";
 const STRIPES: usize = 64;
 
 /// Objects as files under a root directory.
 ///
-/// - Writes go to a temporary file under `<root>/.corekit/tmp` and are renamed into place, so a
-///   reader never sees a partial object, even if the writer crashes (no fsync: a power loss can
-///   lose the newest writes, as with object_store's local store).
+/// - Writes go to a temporary file beside the target (`.<name>.corekit-tmp-<random>`, never
+///   listed) and are renamed into place, so a reader never sees a partial object, even if the
+///   writer crashes (no fsync: a power loss can lose the newest writes, as with object_store's
+///   local store).
 /// - Create-only puts are a hard link (atomic: of 50 concurrent writers exactly one wins);
 ///   compare-and-swap and every other write to a key take one of 64 in-process locks, so
 ///   conditional writes are exact within one process (not across processes sharing the
@@ -28,8 +31,8 @@ const STRIPES: usize = 64;
 /// - Content type, cache control, disposition and user metadata live in a JSON sidecar under
 ///   `<root>/.corekit/meta`; `head` and `get` return them, `list` does not read them.
 /// - The version token is the file's size and modification time in nanoseconds.
-/// - A key whose first segment is `.corekit` is refused, and so is any path through a symbolic
-///   link: nothing outside the root is reachable.
+/// - A key whose first segment is `.corekit`, or with a segment containing `.corekit-tmp-`, is
+///   refused, and so is any path through a symbolic link: nothing outside the root is reachable.
 #[derive(Clone)]
 pub struct LocalStorage {
     root: Arc<PathBuf>,
@@ -98,9 +101,9 @@ impl LocalStorage {
 
     /// The file for `path`, after checking nothing on the way is a symlink.
     fn file(&self, path: &ObjectPath) -> Result<PathBuf> {
-        if path.as_str().split('/').next() == Some(RESERVED) {
+        if path.as_str().split('/').next() == Some(RESERVED) || path.as_str().contains(TEMP_MARK) {
             return Err(Error::invalid_input(format!(
-                "object key {path}: '{RESERVED}/' is reserved by the local backend"
+                "object key {path}: '{RESERVED}/' and '{TEMP_MARK}' are reserved by the local backend"
             )));
         }
         let mut at = self.root.to_path_buf();
@@ -125,11 +128,13 @@ impl LocalStorage {
             .join(format!("{}.json", path.as_str()))
     }
 
-    fn temp(&self) -> PathBuf {
-        self.root
-            .join(RESERVED)
-            .join("tmp")
-            .join(format!("{:032x}", fastrand::u128(..)))
+    /// A temporary file beside `target` (same directory: the rename stays within it).
+    fn temp(target: &Path) -> PathBuf {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        target.with_file_name(format!(".{name}{TEMP_MARK}{:016x}", fastrand::u64(..)))
     }
 
     fn meta(&self, path: &ObjectPath, file: &Path, with_sidecar: bool) -> Result<ObjectMeta> {
@@ -193,7 +198,7 @@ impl LocalStorage {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_error(e, format!("{path}")))?;
         }
-        let tmp = self.temp();
+        let tmp = Self::temp(target);
         let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
         if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, target)) {
             let _ = std::fs::remove_file(&tmp);
@@ -226,7 +231,7 @@ impl LocalStorage {
                 if let Some(parent) = file.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| io_error(e, format!("{path}")))?;
                 }
-                let tmp = self.temp();
+                let tmp = Self::temp(&file);
                 std::fs::write(&tmp, bytes).map_err(|e| io_error(e, format!("writing {path}")))?;
                 // A hard link fails if the target exists: atomic create-only.
                 let linked = std::fs::hard_link(&tmp, &file);
@@ -278,7 +283,7 @@ impl LocalStorage {
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
-            if prefix.is_empty() && name == RESERVED {
+            if (prefix.is_empty() && name == RESERVED) || name.contains(TEMP_MARK) {
                 continue;
             }
             let key = if prefix.is_empty() {
