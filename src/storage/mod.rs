@@ -6,8 +6,9 @@
 //! |---|---|---|---|
 //! | in-memory (tests, development) | `storage-memory` | [`MemoryStorage`] | a generation counter |
 //! | local directory (atomic writes, sidecar metadata, no escaping the root) | `storage-local` | [`LocalStorage`] | size + modification time (ns) |
+//! | S3 and S3-compatible stores (aws-sdk-s3) | `storage-s3` | [`S3Storage`] | ETag |
 //!
-//! S3, GCS and Azure Blob are planned (issue 5); their features are not declared yet.
+//! GCS and Azure Blob are planned; their features are not declared yet.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -34,6 +35,8 @@ mod path;
 mod local;
 #[cfg(feature = "storage-memory")]
 mod memory;
+#[cfg(feature = "storage-s3")]
+mod s3;
 
 pub use path::{MAX_KEY_LEN, ObjectPath};
 
@@ -43,6 +46,9 @@ pub use local::LocalStorage;
 #[cfg(feature = "storage-memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "storage-memory")))]
 pub use memory::MemoryStorage;
+#[cfg(feature = "storage-s3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "storage-s3")))]
+pub use s3::{S3Builder, S3Storage};
 
 use crate::{Error, ErrorKind, Result};
 use bytes::Bytes;
@@ -246,6 +252,7 @@ impl GetOptions {
         }
     }
 
+    #[cfg(any(feature = "storage-memory", feature = "storage-local"))]
     pub(crate) fn check_version(&self, current: &Version, path: &ObjectPath) -> Result<()> {
         if let Some(v) = &self.if_match
             && v != current

@@ -7,3 +7,4 @@ mod support;
 mod conformance;
 mod local;
 mod memory;
+mod s3;

@@ -63,6 +63,12 @@ pub const SES: Server = Server {
     default: "http://127.0.0.1:5000",
 };
 
+pub const S3: Server = Server {
+    service: "s3",
+    env_var: "COREKIT_TEST_S3_ENDPOINT",
+    default: "http://127.0.0.1:8333",
+};
+
 /// Where `scripts/services.sh` keeps state (installed tools, certificates, mailboxes).
 pub fn services_dir() -> std::path::PathBuf {
     if let Ok(dir) = std::env::var("COREKIT_SERVICES_DIR") {

@@ -1,0 +1,31 @@
+//! S3 against SeaweedFS (it checks SigV4 and honours conditional requests).
+
+use crate::support;
+use corekit::storage::{S3Storage, Storage};
+
+async fn storage() -> (Storage, String) {
+    let endpoint = support::S3.require();
+    let s3 = S3Storage::builder("corekit-tests")
+        .endpoint(endpoint)
+        .credentials("corekit", "corekit-secret")
+        .build()
+        .await;
+    s3.ensure_bucket().await.unwrap();
+    (Storage::new(s3), support::unique("t"))
+}
+
+crate::storage_suite!();
+
+#[tokio::test]
+async fn wrong_credentials_are_permission_denied() {
+    let s3 = S3Storage::builder("corekit-tests")
+        .endpoint(support::S3.require())
+        .credentials("corekit", "wrong")
+        .build()
+        .await;
+    let e = Storage::new(s3)
+        .head(&corekit::storage::ObjectPath::new("x").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), corekit::ErrorKind::PermissionDenied, "{e}");
+}
