@@ -418,13 +418,7 @@ impl Backend for LocalStorage {
     fn copy<'a>(&'a self, from: &'a ObjectPath, to: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let object = self.get(from, &GetOptions::default()).await?;
-            let options = PutOptions {
-                content_type: object.meta.content_type,
-                cache_control: object.meta.cache_control,
-                content_disposition: object.meta.content_disposition,
-                metadata: object.meta.metadata,
-                ..PutOptions::default()
-            };
+            let options = PutOptions::keeping(object.meta);
             self.put(to, object.bytes, &options).await.map(drop)
         })
     }

@@ -166,13 +166,7 @@ impl Backend for MemoryStorage {
                 .get(from)
                 .cloned()
                 .ok_or_else(|| not_found(from))?;
-            let options = PutOptions {
-                content_type: meta.content_type,
-                cache_control: meta.cache_control,
-                content_disposition: meta.content_disposition,
-                metadata: meta.metadata,
-                ..PutOptions::default()
-            };
+            let options = PutOptions::keeping(meta);
             self.put_now(to, bytes, &options).map(drop)
         })();
         Box::pin(std::future::ready(result))

@@ -135,6 +135,18 @@ impl PutOptions {
         }
     }
 
+    /// An overwrite carrying `meta`'s content type, cache control, disposition and user
+    /// metadata (what a copy keeps).
+    pub fn keeping(meta: ObjectMeta) -> Self {
+        Self {
+            content_type: meta.content_type,
+            cache_control: meta.cache_control,
+            content_disposition: meta.content_disposition,
+            metadata: meta.metadata,
+            ..Self::default()
+        }
+    }
+
     /// With this content type.
     pub fn content_type(mut self, value: impl Into<String>) -> Self {
         self.content_type = Some(value.into());

@@ -140,6 +140,27 @@ where
         .with_source(e)
 }
 
+/// The metadata of a `GetObject` or `HeadObject` output (same accessors, different types).
+macro_rules! object_meta {
+    ($path:expr, $size:expr, $out:expr) => {
+        ObjectMeta {
+            path: $path.clone(),
+            size: $size,
+            last_modified: to_system_time($out.last_modified()),
+            version: Version($out.e_tag().unwrap_or_default().to_owned()),
+            content_type: $out.content_type().map(str::to_owned),
+            cache_control: $out.cache_control().map(str::to_owned),
+            content_disposition: $out.content_disposition().map(str::to_owned),
+            metadata: $out
+                .metadata()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        }
+    };
+}
+
 fn to_system_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
     t.and_then(|t| SystemTime::try_from(*t).ok())
         .unwrap_or(SystemTime::UNIX_EPOCH)
@@ -224,6 +245,38 @@ impl S3Storage {
         prefix
             .map(|p| format!("{}/", p.as_str()))
             .unwrap_or_default()
+    }
+
+    /// Every page of a ListObjectsV2 under `prefix`, following continuation tokens.
+    async fn pages(
+        &self,
+        prefix: Option<&ObjectPath>,
+        start_after: Option<&ObjectPath>,
+        delimited: bool,
+    ) -> Result<Vec<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output>> {
+        let mut pages = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .bounded("S3 list", async {
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(Self::prefix_of(prefix))
+                        .set_delimiter(delimited.then(|| "/".to_owned()))
+                        .set_start_after(start_after.map(|p| p.as_str().to_owned()))
+                        .set_continuation_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| s3_error(e, "listing".into()))
+                })
+                .await?;
+            token = page.next_continuation_token().map(str::to_owned);
+            pages.push(page);
+            if token.is_none() {
+                return Ok(pages);
+            }
+        }
     }
 
     fn listed_meta(&self, o: &aws_sdk_s3::types::Object) -> Option<ObjectMeta> {
@@ -330,21 +383,7 @@ impl Backend for S3Storage {
                 .content_range()
                 .and_then(parse_content_range)
                 .unwrap_or((0..length, length));
-            let meta = ObjectMeta {
-                path: path.clone(),
-                size,
-                last_modified: to_system_time(out.last_modified()),
-                version: Version(out.e_tag().unwrap_or_default().to_owned()),
-                content_type: out.content_type().map(str::to_owned),
-                cache_control: out.cache_control().map(str::to_owned),
-                content_disposition: out.content_disposition().map(str::to_owned),
-                metadata: out
-                    .metadata()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-            };
+            let meta = object_meta!(path, size, out);
             let bytes = out
                 .body
                 .collect()
@@ -368,21 +407,8 @@ impl Backend for S3Storage {
                 .send()
                 .await
                 .map_err(|e| s3_error(e, format!("head of {path}")))?;
-            Ok(ObjectMeta {
-                path: path.clone(),
-                size: out.content_length().unwrap_or(0).max(0) as u64,
-                last_modified: to_system_time(out.last_modified()),
-                version: Version(out.e_tag().unwrap_or_default().to_owned()),
-                content_type: out.content_type().map(str::to_owned),
-                cache_control: out.cache_control().map(str::to_owned),
-                content_disposition: out.content_disposition().map(str::to_owned),
-                metadata: out
-                    .metadata()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-            })
+            let size = out.content_length().unwrap_or(0).max(0) as u64;
+            Ok(object_meta!(path, size, out))
         }))
     }
 
@@ -406,30 +432,13 @@ impl Backend for S3Storage {
     ) -> BoxFuture<'a, Result<Vec<ObjectMeta>>> {
         Box::pin(async move {
             let mut out = Vec::new();
-            let mut token: Option<String> = None;
-            loop {
-                let page = self
-                    .bounded("S3 list", async {
-                        self.client
-                            .list_objects_v2()
-                            .bucket(&self.bucket)
-                            .prefix(Self::prefix_of(prefix))
-                            .set_start_after(start_after.map(|p| p.as_str().to_owned()))
-                            .set_continuation_token(token.clone())
-                            .send()
-                            .await
-                            .map_err(|e| s3_error(e, "listing".into()))
-                    })
-                    .await?;
+            for page in self.pages(prefix, start_after, false).await? {
                 out.extend(page.contents().iter().filter_map(|o| self.listed_meta(o)));
-                token = page.next_continuation_token().map(str::to_owned);
-                if token.is_none() {
-                    // S3 lists in UTF-8 byte order; some compatible stores (SeaweedFS) walk
-                    // directories instead. corekit promises key order everywhere.
-                    out.sort_by(|a, b| a.path.cmp(&b.path));
-                    return Ok(out);
-                }
             }
+            // S3 lists in UTF-8 byte order; some compatible stores (SeaweedFS) walk directories
+            // instead. corekit promises key order everywhere.
+            out.sort_by(|a, b| a.path.cmp(&b.path));
+            Ok(out)
         })
     }
 
@@ -439,21 +448,7 @@ impl Backend for S3Storage {
     ) -> BoxFuture<'a, Result<ListResult>> {
         Box::pin(async move {
             let mut result = ListResult::default();
-            let mut token: Option<String> = None;
-            loop {
-                let page = self
-                    .bounded("S3 list", async {
-                        self.client
-                            .list_objects_v2()
-                            .bucket(&self.bucket)
-                            .prefix(Self::prefix_of(prefix))
-                            .delimiter("/")
-                            .set_continuation_token(token.clone())
-                            .send()
-                            .await
-                            .map_err(|e| s3_error(e, "listing".into()))
-                    })
-                    .await?;
+            for page in self.pages(prefix, None, true).await? {
                 result
                     .objects
                     .extend(page.contents().iter().filter_map(|o| self.listed_meta(o)));
@@ -462,11 +457,8 @@ impl Backend for S3Storage {
                         .iter()
                         .filter_map(|p| ObjectPath::new(p.prefix()?.trim_end_matches('/')).ok()),
                 );
-                token = page.next_continuation_token().map(str::to_owned);
-                if token.is_none() {
-                    return Ok(result);
-                }
             }
+            Ok(result)
         })
     }
 
