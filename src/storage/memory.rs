@@ -86,7 +86,8 @@ impl Backend for MemoryStorage {
         Capabilities {
             create_only: true,
             if_match: true,
-            presign: false,
+            multipart: false,
+            presign: None,
         }
     }
 

@@ -30,6 +30,8 @@
 //! never `..`.
 
 mod path;
+mod retry;
+mod upload;
 
 #[cfg(feature = "storage-local")]
 mod local;
@@ -39,6 +41,8 @@ mod memory;
 mod s3;
 
 pub use path::{MAX_KEY_LEN, ObjectPath};
+pub use retry::RetryPolicy;
+pub use upload::{ByteStream, GetStream, Part, Upload};
 
 #[cfg(feature = "storage-local")]
 #[cfg_attr(docsrs, doc(cfg(feature = "storage-local")))]
@@ -56,7 +60,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tracing::Instrument;
 
 /// A boxed, sendable future: what [`Backend`] methods return.
@@ -317,11 +321,23 @@ pub struct Capabilities {
     pub create_only: bool,
     /// Compare-and-swap puts.
     pub if_match: bool,
-    /// Presigned URLs.
-    pub presign: bool,
+    /// Native multipart uploads (else [`Storage::put_stream`] buffers the body and puts it whole).
+    pub multipart: bool,
+    /// Presigned URLs, and the longest expiry the backend signs.
+    pub presign: Option<Duration>,
 }
 
-/// The object-storage backend trait. Keys reaching a backend are already validated.
+/// What a presigned URL lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresignMethod {
+    /// Download the object (`GET`).
+    Get,
+    /// Upload the object (`PUT` of the whole body).
+    Put,
+}
+
+/// The object-storage backend trait. Keys reaching a backend are already validated (and
+/// scoped under the handle's prefix); retries, deadlines and spans are the handle's.
 pub trait Backend: Send + Sync + 'static {
     /// Short name (`memory`, `local`, ...).
     fn name(&self) -> &'static str;
@@ -340,6 +356,17 @@ pub trait Backend: Send + Sync + 'static {
         path: &'a ObjectPath,
         options: &'a GetOptions,
     ) -> BoxFuture<'a, Result<GetResult>>;
+    /// Reads `path` as a stream; the default reads it whole, then yields it.
+    fn get_stream<'a>(
+        &'a self,
+        path: &'a ObjectPath,
+        options: &'a GetOptions,
+    ) -> BoxFuture<'a, Result<GetStream>> {
+        Box::pin(async move {
+            let got = self.get(path, options).await?;
+            Ok(GetStream::from_bytes(got.meta, got.range, got.bytes))
+        })
+    }
     /// Metadata of `path`.
     fn head<'a>(&'a self, path: &'a ObjectPath) -> BoxFuture<'a, Result<ObjectMeta>>;
     /// Deletes `path`; deleting what is not there succeeds (S3's semantics, on every backend).
@@ -365,27 +392,84 @@ pub trait Backend: Send + Sync + 'static {
             self.delete(from).await
         })
     }
+    /// Starts a multipart upload to `path`; `None` (the default) when the backend has none.
+    fn start_upload<'a>(
+        &'a self,
+        path: &'a ObjectPath,
+        options: &'a PutOptions,
+    ) -> BoxFuture<'a, Result<Option<Box<dyn Upload>>>> {
+        let _ = (path, options);
+        Box::pin(std::future::ready(Ok(None)))
+    }
+    /// A URL that lets its holder `method` the object at `path` until `expires` from now
+    /// (checked against [`Capabilities::presign`] before the call).
+    fn presign<'a>(
+        &'a self,
+        method: PresignMethod,
+        path: &'a ObjectPath,
+        expires: Duration,
+    ) -> BoxFuture<'a, Result<String>> {
+        let _ = (method, path, expires);
+        Box::pin(std::future::ready(Err(Error::unsupported(
+            self.name(),
+            "presign",
+            "this backend has no presigned URLs",
+        ))))
+    }
+    /// A cheap request that proves the store answers; the default asks for the metadata of a
+    /// key that should not exist (`NotFound` is healthy).
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let probe = ObjectPath::new("corekit-health-probe")?;
+            match self.head(&probe).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+    }
 }
 
+/// The smallest part size [`Storage::with_part_size`] accepts (S3's minimum).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+/// The default part size of streaming uploads.
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+
 /// The storage handle applications use; cheap to clone.
+///
+/// A handle adds to its backend: key scoping under a prefix ([`scoped`](Self::scoped)),
+/// retries with a per-attempt timeout and an overall deadline ([`RetryPolicy`]), streaming
+/// uploads cut into parts uploaded a few at a time, checks before any request, and a `tracing`
+/// span per call.
 #[derive(Clone)]
 pub struct Storage {
     backend: Arc<dyn Backend>,
+    prefix: Option<ObjectPath>,
+    retry: RetryPolicy,
+    part_size: usize,
+    upload_concurrency: usize,
 }
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Storage")
             .field("backend", &self.backend.name())
+            .field("prefix", &self.prefix)
+            .field("retry", &self.retry)
+            .field("part_size", &self.part_size)
             .finish()
     }
 }
 
 impl Storage {
-    /// Over `backend`.
+    /// Over `backend`, with the default [`RetryPolicy`] and part size.
     pub fn new<B: Backend>(backend: B) -> Self {
         Self {
             backend: Arc::new(backend),
+            prefix: None,
+            retry: RetryPolicy::default(),
+            part_size: DEFAULT_PART_SIZE,
+            upload_concurrency: 4,
         }
     }
 
@@ -399,12 +483,102 @@ impl Storage {
         self.backend.capabilities()
     }
 
-    async fn call<T>(
+    /// With this retry policy.
+    #[must_use]
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// Streaming uploads in parts of `bytes` (default 8 MiB).
+    ///
+    /// # Errors
+    /// `InvalidInput` below [`MIN_PART_SIZE`] or not a multiple of 256 KiB (GCS's chunk unit).
+    pub fn with_part_size(mut self, bytes: usize) -> Result<Self> {
+        if bytes < MIN_PART_SIZE || bytes % (256 * 1024) != 0 {
+            return Err(Error::invalid_input(format!(
+                "part size {bytes}: use at least {MIN_PART_SIZE} bytes, a multiple of 256 KiB"
+            )));
+        }
+        self.part_size = bytes;
+        Ok(self)
+    }
+
+    /// Streaming uploads with up to `parts` parts in flight (default 4).
+    #[must_use]
+    pub fn with_upload_concurrency(mut self, parts: usize) -> Self {
+        self.upload_concurrency = parts.max(1);
+        self
+    }
+
+    /// The same store seen under `prefix`: every key is relative to it, listings return keys
+    /// without it, and nothing outside it is reachable. Scoping a scoped handle nests.
+    #[must_use]
+    pub fn scoped(&self, prefix: &ObjectPath) -> Self {
+        let prefix = match &self.prefix {
+            Some(outer) => outer.join(prefix.as_str()).unwrap_or_else(|_| prefix.clone()),
+            None => prefix.clone(),
+        };
+        Self {
+            prefix: Some(prefix),
+            ..self.clone()
+        }
+    }
+
+    /// The prefix this handle is scoped under.
+    pub fn prefix(&self) -> Option<&ObjectPath> {
+        self.prefix.as_ref()
+    }
+
+    fn full(&self, path: &ObjectPath) -> Result<ObjectPath> {
+        match &self.prefix {
+            Some(p) => p.join(path.as_str()),
+            None => Ok(path.clone()),
+        }
+    }
+
+    fn full_prefix(&self, prefix: Option<&ObjectPath>) -> Result<Option<ObjectPath>> {
+        prefix
+            .map(|p| self.full(p))
+            .transpose()
+            .map(|p| p.or_else(|| self.prefix.clone()))
+    }
+
+    fn relative(&self, path: ObjectPath) -> ObjectPath {
+        match &self.prefix {
+            Some(p) => path
+                .as_str()
+                .strip_prefix(p.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .and_then(|rest| ObjectPath::new(rest).ok())
+                .unwrap_or(path),
+            None => path,
+        }
+    }
+
+    fn relative_meta(&self, mut meta: ObjectMeta) -> ObjectMeta {
+        if self.prefix.is_some() {
+            meta.path = self.relative(meta.path);
+        }
+        meta
+    }
+
+    async fn call<T, F, Fut>(
         &self,
         op: &'static str,
         path: Option<&ObjectPath>,
-        fut: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
+        idempotent: bool,
+        attempt: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
         let system = self.backend.name();
         let span = tracing::debug_span!(
             "storage",
@@ -412,31 +586,14 @@ impl Storage {
             storage.system = system,
             storage.key = path.map(ObjectPath::as_str),
         );
-        fut.instrument(span).await.map_err(|e| {
-            let e = if e.backend().is_none() {
-                e.with_backend(system)
-            } else {
-                e
-            };
-            if e.operation().is_none() {
-                e.with_operation(op)
-            } else {
-                e
-            }
-        })
+        self.retry
+            .run(idempotent, attempt)
+            .instrument(span)
+            .await
+            .map_err(|e| annotate(e, system, op))
     }
 
-    /// Stores `bytes` at `path` with `options`; returns the new object's metadata.
-    ///
-    /// # Errors
-    /// `InvalidInput` for bad options; `AlreadyExists` / `PreconditionFailed` when a conditional
-    /// put loses; `Unsupported` when the backend cannot do the mode.
-    pub async fn put(
-        &self,
-        path: &ObjectPath,
-        bytes: Bytes,
-        options: &PutOptions,
-    ) -> Result<ObjectMeta> {
+    fn check_put(&self, options: &PutOptions) -> Result<()> {
         options.check()?;
         let caps = self.capabilities();
         let unsupported = match options.mode {
@@ -451,8 +608,89 @@ impl Storage {
                 format!("{:?} puts are not supported by this backend", options.mode),
             ));
         }
-        self.call("put", Some(path), self.backend.put(path, bytes, options))
-            .await
+        Ok(())
+    }
+
+    /// Stores `bytes` at `path` with `options`; returns the new object's metadata.
+    ///
+    /// # Errors
+    /// `InvalidInput` for bad options; `AlreadyExists` / `PreconditionFailed` when a conditional
+    /// put loses; `Unsupported` when the backend cannot do the mode.
+    pub async fn put(
+        &self,
+        path: &ObjectPath,
+        bytes: Bytes,
+        options: &PutOptions,
+    ) -> Result<ObjectMeta> {
+        self.check_put(options)?;
+        let full = self.full(path)?;
+        let idempotent = options.mode == PutMode::Overwrite;
+        self.call("put", Some(&full), idempotent, || {
+            self.backend.put(&full, bytes.clone(), options)
+        })
+        .await
+        .map(|m| self.relative_meta(m))
+    }
+
+    /// Stores a body read from `stream`. A body of up to one part is one put; a larger one is
+    /// a multipart upload (on backends that have one: [`Capabilities::multipart`]) in parts
+    /// of the configured size, a few in flight at once, each retried on its own. A failure
+    /// aborts the upload: nothing partial becomes visible.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put), plus the stream's own errors.
+    pub async fn put_stream<S>(
+        &self,
+        path: &ObjectPath,
+        stream: S,
+        options: &PutOptions,
+    ) -> Result<ObjectMeta>
+    where
+        S: futures_util::Stream<Item = Result<Bytes>> + Send + Unpin,
+    {
+        self.check_put(options)?;
+        let full = self.full(path)?;
+        let system = self.backend.name();
+        let span = tracing::debug_span!(
+            "storage",
+            otel.name = "put_stream",
+            storage.system = system,
+            storage.key = full.as_str(),
+        );
+        let (backend, retry) = (&self.backend, self.retry);
+        let body = upload::drive(
+            stream,
+            self.part_size,
+            self.upload_concurrency,
+            async || backend.start_upload(&full, options).await,
+            async |upload: &dyn Upload, part: Part| {
+                retry.run(true, || upload.put_part(part.clone())).await
+            },
+        )
+        .instrument(span)
+        .await
+        .map_err(|e| annotate(e, system, "put_stream"))?;
+        match body {
+            upload::Body::Whole(bytes) => self.put(path, bytes, options).await,
+            upload::Body::Uploaded(meta) => Ok(self.relative_meta(meta)),
+        }
+    }
+
+    /// Stores a body read from `reader` (see [`put_stream`](Self::put_stream)).
+    ///
+    /// # Errors
+    /// As [`put_stream`](Self::put_stream).
+    pub async fn put_reader<R>(
+        &self,
+        path: &ObjectPath,
+        reader: R,
+        options: &PutOptions,
+    ) -> Result<ObjectMeta>
+    where
+        R: tokio::io::AsyncRead + Send + Unpin,
+    {
+        let stream = std::pin::pin!(upload::read_stream(reader, 256 * 1024));
+        self.put_stream(path, stream, options).await
     }
 
     /// Reads the whole object.
@@ -469,8 +707,28 @@ impl Storage {
     /// `NotFound`; `PreconditionFailed` for a failed condition; `InvalidInput` for a range past
     /// the end.
     pub async fn get_with(&self, path: &ObjectPath, options: &GetOptions) -> Result<GetResult> {
-        self.call("get", Some(path), self.backend.get(path, options))
-            .await
+        let full = self.full(path)?;
+        let mut got = self
+            .call("get", Some(&full), true, || self.backend.get(&full, options))
+            .await?;
+        got.meta = self.relative_meta(got.meta);
+        Ok(got)
+    }
+
+    /// Opens the object as a stream of chunks (the attempt timeout bounds the opening; the
+    /// caller paces the reading).
+    ///
+    /// # Errors
+    /// As [`get_with`](Self::get_with).
+    pub async fn get_stream(&self, path: &ObjectPath, options: &GetOptions) -> Result<GetStream> {
+        let full = self.full(path)?;
+        let mut got = self
+            .call("get_stream", Some(&full), true, || {
+                self.backend.get_stream(&full, options)
+            })
+            .await?;
+        got.meta = self.relative_meta(got.meta);
+        Ok(got)
     }
 
     /// Metadata.
@@ -478,7 +736,10 @@ impl Storage {
     /// # Errors
     /// `NotFound` when there is none.
     pub async fn head(&self, path: &ObjectPath) -> Result<ObjectMeta> {
-        self.call("head", Some(path), self.backend.head(path)).await
+        let full = self.full(path)?;
+        self.call("head", Some(&full), true, || self.backend.head(&full))
+            .await
+            .map(|m| self.relative_meta(m))
     }
 
     /// Whether `path` exists.
@@ -498,19 +759,27 @@ impl Storage {
     /// # Errors
     /// The backend's errors.
     pub async fn delete(&self, path: &ObjectPath) -> Result<()> {
-        self.call("delete", Some(path), self.backend.delete(path))
+        let full = self.full(path)?;
+        self.call("delete", Some(&full), true, || self.backend.delete(&full))
             .await
     }
 
-    /// Deletes many.
+    /// Deletes many, up to 8 at once.
     ///
     /// # Errors
-    /// The first failure.
+    /// The first failure (the others are still attempted).
     pub async fn delete_many(&self, paths: &[ObjectPath]) -> Result<()> {
-        for p in paths {
-            self.delete(p).await?;
+        use futures_util::StreamExt;
+        let mut results = futures_util::stream::iter(paths)
+            .map(|p| self.delete(p))
+            .buffer_unordered(8);
+        let mut first = None;
+        while let Some(r) = results.next().await {
+            if let (Err(e), None) = (r, &first) {
+                first = Some(e);
+            }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 
     /// Every object under `prefix`, recursively, in key order.
@@ -518,8 +787,7 @@ impl Storage {
     /// # Errors
     /// The backend's errors.
     pub async fn list(&self, prefix: Option<&ObjectPath>) -> Result<Vec<ObjectMeta>> {
-        self.call("list", prefix, self.backend.list(prefix, None))
-            .await
+        self.list_from(prefix, None).await
     }
 
     /// As [`list`](Self::list), starting after `after`.
@@ -531,8 +799,25 @@ impl Storage {
         prefix: Option<&ObjectPath>,
         after: &ObjectPath,
     ) -> Result<Vec<ObjectMeta>> {
-        self.call("list", prefix, self.backend.list(prefix, Some(after)))
-            .await
+        self.list_from(prefix, Some(after)).await
+    }
+
+    async fn list_from(
+        &self,
+        prefix: Option<&ObjectPath>,
+        after: Option<&ObjectPath>,
+    ) -> Result<Vec<ObjectMeta>> {
+        let full = self.full_prefix(prefix)?;
+        let after = after.map(|a| self.full(a)).transpose()?;
+        let listed = self
+            .call("list", full.as_ref(), true, || {
+                self.backend.list(full.as_ref(), after.as_ref())
+            })
+            .await?;
+        Ok(listed
+            .into_iter()
+            .map(|m| self.relative_meta(m))
+            .collect())
     }
 
     /// One level under `prefix`: objects and common prefixes.
@@ -540,12 +825,24 @@ impl Storage {
     /// # Errors
     /// The backend's errors.
     pub async fn list_with_delimiter(&self, prefix: Option<&ObjectPath>) -> Result<ListResult> {
-        self.call(
-            "list_with_delimiter",
-            prefix,
-            self.backend.list_with_delimiter(prefix),
-        )
-        .await
+        let full = self.full_prefix(prefix)?;
+        let level = self
+            .call("list_with_delimiter", full.as_ref(), true, || {
+                self.backend.list_with_delimiter(full.as_ref())
+            })
+            .await?;
+        Ok(ListResult {
+            objects: level
+                .objects
+                .into_iter()
+                .map(|m| self.relative_meta(m))
+                .collect(),
+            common_prefixes: level
+                .common_prefixes
+                .into_iter()
+                .map(|p| self.relative(p))
+                .collect(),
+        })
     }
 
     /// Copies `from` to `to`.
@@ -553,17 +850,75 @@ impl Storage {
     /// # Errors
     /// `NotFound` when `from` is absent.
     pub async fn copy(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
-        self.call("copy", Some(from), self.backend.copy(from, to))
+        let (from, to) = (self.full(from)?, self.full(to)?);
+        self.call("copy", Some(&from), true, || self.backend.copy(&from, &to))
             .await
     }
 
-    /// Moves `from` to `to`.
+    /// Moves `from` to `to` (not retried: a lost answer may hide a completed move).
     ///
     /// # Errors
     /// `NotFound` when `from` is absent.
     pub async fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
-        self.call("rename", Some(from), self.backend.rename(from, to))
-            .await
+        let (from, to) = (self.full(from)?, self.full(to)?);
+        self.call("rename", Some(&from), false, || {
+            self.backend.rename(&from, &to)
+        })
+        .await
+    }
+
+    /// A URL that lets anyone holding it `method` the object at `path` for `expires`, with no
+    /// credentials of their own (S3 SigV4, GCS V4, Azure SAS). The URL is a secret: whoever
+    /// has it has the access.
+    ///
+    /// # Errors
+    /// `Unsupported` on backends without (local, memory); `InvalidInput` for a zero expiry or
+    /// one past the backend's limit, before any request.
+    pub async fn presign(
+        &self,
+        method: PresignMethod,
+        path: &ObjectPath,
+        expires: Duration,
+    ) -> Result<String> {
+        let Some(max) = self.capabilities().presign else {
+            return Err(Error::unsupported(
+                self.backend(),
+                "presign",
+                "this backend has no presigned URLs (serve the object through your application)",
+            ));
+        };
+        if expires.is_zero() || expires > max {
+            return Err(Error::invalid_input(format!(
+                "presigned URL expiry {expires:?}: the {} backend signs between 1 s and {max:?}",
+                self.backend()
+            )));
+        }
+        let full = self.full(path)?;
+        self.call("presign", Some(&full), true, || {
+            self.backend.presign(method, &full, expires)
+        })
+        .await
+    }
+
+    /// Whether the store answers (readiness probes).
+    ///
+    /// # Errors
+    /// The backend's error when it does not.
+    pub async fn ping(&self) -> Result<()> {
+        self.call("ping", None, true, || self.backend.ping()).await
+    }
+}
+
+fn annotate(e: Error, system: &'static str, op: &'static str) -> Error {
+    let e = if e.backend().is_none() {
+        e.with_backend(system)
+    } else {
+        e
+    };
+    if e.operation().is_none() {
+        e.with_operation(op)
+    } else {
+        e
     }
 }
 

@@ -1,13 +1,16 @@
 //! Amazon S3 and S3-compatible stores (SeaweedFS, MinIO, R2) on aws-sdk-s3.
 
 use super::{
-    Backend, BoxFuture, ByteRange, Capabilities, GetOptions, GetResult, ListResult, ObjectMeta,
-    ObjectPath, PutMode, PutOptions, Version,
+    Backend, BoxFuture, ByteRange, Capabilities, GetOptions, GetResult, GetStream, ListResult,
+    ObjectMeta, ObjectPath, Part, PresignMethod, PutMode, PutOptions, Upload, Version,
 };
 use crate::{Error, ErrorKind, Result};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// Builds an [`S3Storage`]; from [`S3Storage::builder`].
@@ -140,6 +143,22 @@ where
         .with_source(e)
 }
 
+fn read_error(path: &ObjectPath, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::new(ErrorKind::Unavailable, format!("reading {path}: {e}"))
+        .with_backend("s3")
+        .with_retryable(true)
+        .with_source(e)
+}
+
+/// Maps a conditional put's 412 to `AlreadyExists` when it was create-only.
+fn lost_race(e: Error, path: &ObjectPath, mode: &PutMode) -> Error {
+    if *mode == PutMode::Create && e.kind() == ErrorKind::PreconditionFailed {
+        Error::new(ErrorKind::AlreadyExists, format!("{path} already exists")).with_backend("s3")
+    } else {
+        e
+    }
+}
+
 /// The metadata of a `GetObject` or `HeadObject` output (same accessors, different types).
 macro_rules! object_meta {
     ($path:expr, $size:expr, $out:expr) => {
@@ -159,6 +178,20 @@ macro_rules! object_meta {
                 .collect(),
         }
     };
+}
+
+/// What a put or completed upload wrote.
+fn written(path: &ObjectPath, size: u64, etag: Option<&str>, options: &PutOptions) -> ObjectMeta {
+    ObjectMeta {
+        path: path.clone(),
+        size,
+        last_modified: SystemTime::now(),
+        version: Version(etag.unwrap_or_default().to_owned()),
+        content_type: options.content_type.clone(),
+        cache_control: options.cache_control.clone(),
+        content_disposition: options.content_disposition.clone(),
+        metadata: options.metadata.clone(),
+    }
 }
 
 fn to_system_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
@@ -241,6 +274,39 @@ impl S3Storage {
         crate::error::bounded(self.timeout, move || what, fut).await
     }
 
+    /// Sends a GetObject: the object's metadata, the range served, and the body to read.
+    async fn open(
+        &self,
+        path: &ObjectPath,
+        options: &GetOptions,
+    ) -> Result<(ObjectMeta, std::ops::Range<u64>, ByteStream)> {
+        let mut req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(path.as_str());
+        if let Some(r) = options.range {
+            req = req.range(range_header(r)?);
+        }
+        if let Some(v) = &options.if_match {
+            req = req.if_match(&v.0);
+        }
+        if let Some(v) = &options.if_none_match {
+            req = req.if_none_match(&v.0);
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| s3_error(e, format!("getting {path}")))?;
+        let length = out.content_length().unwrap_or(0).max(0) as u64;
+        let (range, size) = out
+            .content_range()
+            .and_then(parse_content_range)
+            .unwrap_or((0..length, length));
+        let meta = object_meta!(path, size, out);
+        Ok((meta, range, out.body))
+    }
+
     fn prefix_of(prefix: Option<&ObjectPath>) -> String {
         prefix
             .map(|p| format!("{}/", p.as_str()))
@@ -303,7 +369,8 @@ impl Backend for S3Storage {
         Capabilities {
             create_only: true,
             if_match: true,
-            presign: false,
+            multipart: true,
+            presign: Some(Duration::from_secs(7 * 24 * 3600)),
         }
     }
 
@@ -333,24 +400,9 @@ impl Backend for S3Storage {
                 PutMode::IfMatch(v) => req.if_match(&v.0),
             };
             let out = req.send().await.map_err(|e| {
-                let e = s3_error(e, format!("putting {path}"));
-                if options.mode == PutMode::Create && e.kind() == ErrorKind::PreconditionFailed {
-                    Error::new(ErrorKind::AlreadyExists, format!("{path} already exists"))
-                        .with_backend("s3")
-                } else {
-                    e
-                }
+                lost_race(s3_error(e, format!("putting {path}")), path, &options.mode)
             })?;
-            Ok(ObjectMeta {
-                path: path.clone(),
-                size,
-                last_modified: SystemTime::now(),
-                version: Version(out.e_tag().unwrap_or_default().to_owned()),
-                content_type: options.content_type.clone(),
-                cache_control: options.cache_control.clone(),
-                content_disposition: options.content_disposition.clone(),
-                metadata: options.metadata.clone(),
-            })
+            Ok(written(path, size, out.e_tag(), options))
         }))
     }
 
@@ -360,41 +412,104 @@ impl Backend for S3Storage {
         options: &'a GetOptions,
     ) -> BoxFuture<'a, Result<GetResult>> {
         Box::pin(self.bounded("S3 get", async move {
+            let (meta, range, body) = self.open(path, options).await?;
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| read_error(path, e))?
+                .into_bytes();
+            Ok(GetResult { meta, bytes, range })
+        }))
+    }
+
+    fn get_stream<'a>(
+        &'a self,
+        path: &'a ObjectPath,
+        options: &'a GetOptions,
+    ) -> BoxFuture<'a, Result<GetStream>> {
+        Box::pin(self.bounded("S3 get", async move {
+            let (meta, range, body) = self.open(path, options).await?;
+            let path = path.clone();
+            let stream = futures_util::stream::try_unfold(body, move |mut body| {
+                let path = path.clone();
+                async move {
+                    match body.try_next().await {
+                        Ok(Some(chunk)) => Ok(Some((chunk, body))),
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(read_error(&path, e)),
+                    }
+                }
+            });
+            Ok(GetStream {
+                meta,
+                range,
+                stream: Box::pin(stream),
+            })
+        }))
+    }
+
+    fn start_upload<'a>(
+        &'a self,
+        path: &'a ObjectPath,
+        options: &'a PutOptions,
+    ) -> BoxFuture<'a, Result<Option<Box<dyn Upload>>>> {
+        Box::pin(self.bounded("S3 multipart start", async move {
             let mut req = self
                 .client
-                .get_object()
+                .create_multipart_upload()
                 .bucket(&self.bucket)
-                .key(path.as_str());
-            if let Some(r) = options.range {
-                req = req.range(range_header(r)?);
-            }
-            if let Some(v) = &options.if_match {
-                req = req.if_match(&v.0);
-            }
-            if let Some(v) = &options.if_none_match {
-                req = req.if_none_match(&v.0);
+                .key(path.as_str())
+                .set_content_type(options.content_type.clone())
+                .set_cache_control(options.cache_control.clone())
+                .set_content_disposition(options.content_disposition.clone());
+            for (k, v) in &options.metadata {
+                req = req.metadata(k, v);
             }
             let out = req
                 .send()
                 .await
-                .map_err(|e| s3_error(e, format!("getting {path}")))?;
-            let length = out.content_length().unwrap_or(0).max(0) as u64;
-            let (range, size) = out
-                .content_range()
-                .and_then(parse_content_range)
-                .unwrap_or((0..length, length));
-            let meta = object_meta!(path, size, out);
-            let bytes = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| {
-                    Error::new(ErrorKind::Unavailable, format!("reading {path}: {e}"))
-                        .with_backend("s3")
-                })?
-                .into_bytes();
-            Ok(GetResult { meta, bytes, range })
+                .map_err(|e| s3_error(e, format!("starting an upload to {path}")))?;
+            let upload_id = out.upload_id().unwrap_or_default().to_owned();
+            Ok(Some(Box::new(S3Upload {
+                storage: self.clone(),
+                path: path.clone(),
+                options: options.clone(),
+                upload_id,
+                parts: Mutex::default(),
+                size: AtomicU64::new(0),
+            }) as Box<dyn Upload>))
         }))
+    }
+
+    fn presign<'a>(
+        &'a self,
+        method: PresignMethod,
+        path: &'a ObjectPath,
+        expires: Duration,
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
+                .map_err(|e| Error::invalid_input(format!("presigned URL expiry: {e}")))?;
+            let signed = match method {
+                PresignMethod::Get => self
+                    .client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(path.as_str())
+                    .presigned(config)
+                    .await
+                    .map_err(|e| s3_error(e, format!("presigning {path}")))?,
+                PresignMethod::Put => self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(path.as_str())
+                    .presigned(config)
+                    .await
+                    .map_err(|e| s3_error(e, format!("presigning {path}")))?,
+            };
+            Ok(signed.uri().to_owned())
+        })
     }
 
     fn head<'a>(&'a self, path: &'a ObjectPath) -> BoxFuture<'a, Result<ObjectMeta>> {
@@ -473,6 +588,102 @@ impl Backend for S3Storage {
                 .await
                 .map(drop)
                 .map_err(|e| s3_error(e, format!("copying {from}")))
+        }))
+    }
+}
+
+/// A multipart upload (CreateMultipartUpload, UploadPart per part, Complete or Abort). The
+/// put's mode goes on CompleteMultipartUpload, so a conditional multipart put is as exact as a
+/// single one.
+struct S3Upload {
+    storage: S3Storage,
+    path: ObjectPath,
+    options: PutOptions,
+    upload_id: String,
+    parts: Mutex<BTreeMap<i32, String>>,
+    size: AtomicU64,
+}
+
+impl Upload for S3Upload {
+    fn put_part(&self, part: Part) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.storage.bounded("S3 upload part", async move {
+            let number = i32::try_from(part.index + 1)
+                .ok()
+                .filter(|n| *n <= 10_000)
+                .ok_or_else(|| {
+                    Error::invalid_input("S3 uploads have at most 10000 parts: raise the part size")
+                })?;
+            let len = part.bytes.len() as u64;
+            let out = self
+                .storage
+                .client
+                .upload_part()
+                .bucket(&self.storage.bucket)
+                .key(self.path.as_str())
+                .upload_id(&self.upload_id)
+                .part_number(number)
+                .body(ByteStream::from(part.bytes))
+                .send()
+                .await
+                .map_err(|e| s3_error(e, format!("uploading part {number} of {}", self.path)))?;
+            let etag = out.e_tag().unwrap_or_default().to_owned();
+            let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+            if parts.insert(number, etag).is_none() {
+                self.size.fetch_add(len, Ordering::Relaxed);
+            }
+            Ok(())
+        }))
+    }
+
+    fn complete(&self) -> BoxFuture<'_, Result<ObjectMeta>> {
+        Box::pin(self.storage.bounded("S3 multipart complete", async move {
+            use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+            let parts: Vec<CompletedPart> = self
+                .parts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(n, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build())
+                .collect();
+            let mut req = self
+                .storage
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.storage.bucket)
+                .key(self.path.as_str())
+                .upload_id(&self.upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                );
+            req = match &self.options.mode {
+                PutMode::Overwrite => req,
+                PutMode::Create => req.if_none_match("*"),
+                PutMode::IfMatch(v) => req.if_match(&v.0),
+            };
+            let path = &self.path;
+            let out = req.send().await.map_err(|e| {
+                let e = s3_error(e, format!("completing the upload to {path}"));
+                lost_race(e, path, &self.options.mode)
+            })?;
+            let size = self.size.load(Ordering::Relaxed);
+            Ok(written(path, size, out.e_tag(), &self.options))
+        }))
+    }
+
+    fn abort(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.storage.bounded("S3 multipart abort", async move {
+            self.storage
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.storage.bucket)
+                .key(self.path.as_str())
+                .upload_id(&self.upload_id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| s3_error(e, format!("aborting the upload to {}", self.path)))
         }))
     }
 }

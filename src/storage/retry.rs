@@ -1,0 +1,187 @@
+//! Retries with backoff, a per-attempt timeout and a whole-operation deadline.
+
+use crate::{Error, ErrorKind, Result};
+use std::future::Future;
+use std::time::Duration;
+
+/// How a [`Storage`](super::Storage) handle retries.
+///
+/// Two bounds, on purpose different: `attempt_timeout` cuts one request that hangs (and the
+/// request is retried), `deadline` bounds the whole operation, retries and backoff included (and
+/// nothing is retried after it). A retryable error (`Timeout`, `Unavailable`, 429 and 5xx
+/// answers) is retried for idempotent operations only: a create-only or compare-and-swap put
+/// whose answer was lost may have succeeded, so it is returned to the caller rather than
+/// repeated into a false `AlreadyExists`. Each part of a streaming upload is retried on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (default 3; 0 disables retries).
+    pub max_retries: u32,
+    /// First backoff, doubled per retry with ±50% jitter (default 100 ms).
+    pub initial_backoff: Duration,
+    /// Cap on one backoff (default 5 s).
+    pub max_backoff: Duration,
+    /// Bound on one attempt (default 30 s; streaming reads: opening the stream).
+    pub attempt_timeout: Duration,
+    /// Bound on the whole operation (default 2 min; streaming uploads: each part).
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(30),
+            deadline: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries; the given per-attempt timeout and deadline.
+    pub fn none() -> Self {
+        Self {
+            max_retries: 0,
+            ..Self::default()
+        }
+    }
+
+    /// With `n` retries.
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// With this per-attempt timeout.
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
+        self
+    }
+
+    /// With this whole-operation deadline.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// With this first backoff and cap.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max;
+        self
+    }
+
+    fn backoff_for(&self, retry: u32) -> Duration {
+        let base = self
+            .initial_backoff
+            .saturating_mul(1u32 << retry.min(16))
+            .min(self.max_backoff);
+        base.mul_f64(0.5 + fastrand::f64())
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the budget is spent.
+    pub(crate) async fn run<T, F, Fut>(&self, idempotent: bool, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let limit = self.attempt_timeout;
+        let attempts = async {
+            let mut retry = 0;
+            loop {
+                let result = crate::error::bounded(
+                    limit,
+                    || "one attempt".to_owned(),
+                    attempt(),
+                )
+                .await;
+                match result {
+                    Err(e) if idempotent && e.is_retryable() && retry < self.max_retries => {
+                        tracing::debug!(error = %e, retry, "storage: retrying");
+                        tokio::time::sleep(self.backoff_for(retry)).await;
+                        retry += 1;
+                    }
+                    other => return other,
+                }
+            }
+        };
+        match tokio::time::timeout(self.deadline, attempts).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the operation did not finish within its {:?} deadline",
+                    self.deadline
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy::default().backoff(Duration::from_millis(1), Duration::from_millis(2))
+    }
+
+    #[tokio::test]
+    async fn retries_retryable_errors_of_idempotent_operations_only() {
+        let calls = AtomicU32::new(0);
+        let flaky = || async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                Err(Error::new(ErrorKind::Unavailable, "down"))
+            } else {
+                Ok(7)
+            }
+        };
+        assert_eq!(fast().run(true, flaky).await.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        calls.store(0, Ordering::SeqCst);
+        assert!(fast().run(false, flaky).await.is_err(), "not idempotent");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        calls.store(0, Ordering::SeqCst);
+        let permanent = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(Error::new(ErrorKind::NotFound, "gone"))
+        };
+        assert_eq!(
+            fast().run(true, permanent).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempt_timeout_and_deadline_are_separate_bounds() {
+        let calls = AtomicU32::new(0);
+        let hang_once = || async {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok(1)
+        };
+        let policy = fast()
+            .attempt_timeout(Duration::from_secs(1))
+            .deadline(Duration::from_secs(10));
+        assert_eq!(policy.run(true, hang_once).await.unwrap(), 1, "retried");
+        let hang = || std::future::pending::<Result<()>>();
+        let e = policy
+            .deadline(Duration::from_millis(2500))
+            .run(true, hang)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(e.to_string().contains("deadline"), "{e}");
+        let e = RetryPolicy::none()
+            .attempt_timeout(Duration::from_secs(1))
+            .run(true, hang)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("one attempt"), "{e}");
+    }
+}
