@@ -33,6 +33,8 @@ mod path;
 mod retry;
 mod upload;
 
+#[cfg(feature = "storage-gcs")]
+mod gcs;
 #[cfg(feature = "storage-local")]
 mod local;
 #[cfg(feature = "storage-memory")]
@@ -44,6 +46,9 @@ pub use path::{MAX_KEY_LEN, ObjectPath};
 pub use retry::RetryPolicy;
 pub use upload::{ByteStream, GetStream, Part, Upload};
 
+#[cfg(feature = "storage-gcs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "storage-gcs")))]
+pub use gcs::{GcsBuilder, GcsStorage};
 #[cfg(feature = "storage-local")]
 #[cfg_attr(docsrs, doc(cfg(feature = "storage-local")))]
 pub use local::LocalStorage;
@@ -268,7 +273,12 @@ impl GetOptions {
         }
     }
 
-    #[cfg(any(feature = "storage-memory", feature = "storage-local"))]
+    #[cfg(any(
+        feature = "storage-memory",
+        feature = "storage-local",
+        feature = "storage-gcs",
+        feature = "storage-azure"
+    ))]
     pub(crate) fn check_version(&self, current: &Version, path: &ObjectPath) -> Result<()> {
         if let Some(v) = &self.if_match
             && v != current

@@ -5,6 +5,7 @@
 mod support;
 
 mod conformance;
+mod gcs;
 mod local;
 mod memory;
 mod s3;

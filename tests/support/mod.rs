@@ -69,6 +69,18 @@ pub const S3: Server = Server {
     default: "http://127.0.0.1:8333",
 };
 
+pub const GCS: Server = Server {
+    service: "gcs",
+    env_var: "COREKIT_TEST_GCS_ENDPOINT",
+    default: "http://127.0.0.1:4443",
+};
+
+pub const AZURE: Server = Server {
+    service: "azure",
+    env_var: "COREKIT_TEST_AZURE_ENDPOINT",
+    default: "http://127.0.0.1:10000/devstoreaccount1",
+};
+
 /// Where `scripts/services.sh` keeps state (installed tools, certificates, mailboxes).
 pub fn services_dir() -> std::path::PathBuf {
     if let Ok(dir) = std::env::var("COREKIT_SERVICES_DIR") {
