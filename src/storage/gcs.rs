@@ -2,7 +2,7 @@
 
 use super::{
     Backend, BoxFuture, Capabilities, GetOptions, GetResult, GetStream, ListResult, ObjectMeta,
-    ObjectPath, Part, PresignMethod, PutMode, PutOptions, Upload, Version,
+    ObjectPath, Part, PresignMethod, PresignedRequest, PutMode, PutOptions, Upload, Version,
 };
 use crate::{Error, ErrorKind, Result};
 use bytes::Bytes;
@@ -81,7 +81,11 @@ impl GcsBuilder {
 
     /// Signs presigned URLs as `access_id` (a service account e-mail) with this PKCS#8 PEM
     /// private key, instead of the key the credentials carry.
-    pub fn signer(mut self, access_id: impl Into<String>, private_key_pem: impl Into<String>) -> Self {
+    pub fn signer(
+        mut self,
+        access_id: impl Into<String>,
+        private_key_pem: impl Into<String>,
+    ) -> Self {
         self.signer = Some((
             access_id.into(),
             crate::config::Secret::new(private_key_pem),
@@ -639,7 +643,7 @@ impl Backend for GcsStorage {
         method: PresignMethod,
         path: &'a ObjectPath,
         expires: Duration,
-    ) -> BoxFuture<'a, Result<String>> {
+    ) -> BoxFuture<'a, Result<PresignedRequest>> {
         Box::pin(async move {
             use gcloud_storage::sign::{SignBy, SignedURLMethod, SignedURLOptions};
             let mut options = SignedURLOptions {
@@ -667,6 +671,7 @@ impl Backend for GcsStorage {
             self.client
                 .signed_url(&self.bucket, path.as_str(), access_id, sign_by, options)
                 .await
+                .map(|url| PresignedRequest::new(method, url))
                 .map_err(|e| {
                     Error::new(
                         ErrorKind::Config,
@@ -754,7 +759,10 @@ mod tests {
     fn versions_are_generations() {
         assert_eq!(condition(&PutMode::Create), Some(0));
         assert_eq!(condition(&PutMode::IfMatch(Version("42".into()))), Some(42));
-        assert_eq!(condition(&PutMode::IfMatch(Version("etag".into()))), Some(-1));
+        assert_eq!(
+            condition(&PutMode::IfMatch(Version("etag".into()))),
+            Some(-1)
+        );
         assert_eq!(condition(&PutMode::Overwrite), None);
     }
 }

@@ -427,8 +427,8 @@ impl Backend for LocalStorage {
                         Some(r) => r.resolve(meta.size)?,
                         None => 0..meta.size,
                     };
-                    let mut f = std::fs::File::open(&file)
-                        .map_err(|e| io_error(e, format!("{path}")))?;
+                    let mut f =
+                        std::fs::File::open(&file).map_err(|e| io_error(e, format!("{path}")))?;
                     f.seek(SeekFrom::Start(range.start))
                         .map_err(|e| io_error(e, format!("reading {path}")))?;
                     Ok((meta, range, f))
@@ -453,8 +453,8 @@ impl Backend for LocalStorage {
         let (path, options) = (path.clone(), options.clone());
         Box::pin(self.blocking(move |s| {
             let (target, tmp) = s.new_temp(&path)?;
-            let file = std::fs::File::create(&tmp)
-                .map_err(|e| io_error(e, format!("writing {path}")))?;
+            let file =
+                std::fs::File::create(&tmp).map_err(|e| io_error(e, format!("writing {path}")))?;
             Ok(Some(Box::new(LocalUpload {
                 storage: s,
                 path,

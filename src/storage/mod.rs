@@ -33,6 +33,8 @@ mod path;
 mod retry;
 mod upload;
 
+#[cfg(feature = "storage-azure")]
+mod azure;
 #[cfg(feature = "storage-gcs")]
 mod gcs;
 #[cfg(feature = "storage-local")]
@@ -46,6 +48,9 @@ pub use path::{MAX_KEY_LEN, ObjectPath};
 pub use retry::RetryPolicy;
 pub use upload::{ByteStream, GetStream, Part, Upload};
 
+#[cfg(feature = "storage-azure")]
+#[cfg_attr(docsrs, doc(cfg(feature = "storage-azure")))]
+pub use azure::{AzureBuilder, AzureStorage};
 #[cfg(feature = "storage-gcs")]
 #[cfg_attr(docsrs, doc(cfg(feature = "storage-gcs")))]
 pub use gcs::{GcsBuilder, GcsStorage};
@@ -346,6 +351,29 @@ pub enum PresignMethod {
     Put,
 }
 
+/// A presigned request: what its holder sends, with no credentials of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PresignedRequest {
+    /// The method to use.
+    pub method: PresignMethod,
+    /// The URL, signature included (a secret: whoever has it has the access).
+    pub url: String,
+    /// Headers the request must carry (Azure's `x-ms-blob-type` on a PUT, for one).
+    pub headers: Vec<(String, String)>,
+}
+
+impl PresignedRequest {
+    /// A request with no required headers.
+    pub fn new(method: PresignMethod, url: String) -> Self {
+        Self {
+            method,
+            url,
+            headers: Vec::new(),
+        }
+    }
+}
+
 /// The object-storage backend trait. Keys reaching a backend are already validated (and
 /// scoped under the handle's prefix); retries, deadlines and spans are the handle's.
 pub trait Backend: Send + Sync + 'static {
@@ -418,7 +446,7 @@ pub trait Backend: Send + Sync + 'static {
         method: PresignMethod,
         path: &'a ObjectPath,
         expires: Duration,
-    ) -> BoxFuture<'a, Result<String>> {
+    ) -> BoxFuture<'a, Result<PresignedRequest>> {
         let _ = (method, path, expires);
         Box::pin(std::future::ready(Err(Error::unsupported(
             self.name(),
@@ -531,7 +559,9 @@ impl Storage {
     #[must_use]
     pub fn scoped(&self, prefix: &ObjectPath) -> Self {
         let prefix = match &self.prefix {
-            Some(outer) => outer.join(prefix.as_str()).unwrap_or_else(|_| prefix.clone()),
+            Some(outer) => outer
+                .join(prefix.as_str())
+                .unwrap_or_else(|_| prefix.clone()),
             None => prefix.clone(),
         };
         Self {
@@ -719,7 +749,9 @@ impl Storage {
     pub async fn get_with(&self, path: &ObjectPath, options: &GetOptions) -> Result<GetResult> {
         let full = self.full(path)?;
         let mut got = self
-            .call("get", Some(&full), true, || self.backend.get(&full, options))
+            .call("get", Some(&full), true, || {
+                self.backend.get(&full, options)
+            })
             .await?;
         got.meta = self.relative_meta(got.meta);
         Ok(got)
@@ -824,10 +856,7 @@ impl Storage {
                 self.backend.list(full.as_ref(), after.as_ref())
             })
             .await?;
-        Ok(listed
-            .into_iter()
-            .map(|m| self.relative_meta(m))
-            .collect())
+        Ok(listed.into_iter().map(|m| self.relative_meta(m)).collect())
     }
 
     /// One level under `prefix`: objects and common prefixes.
@@ -877,9 +906,9 @@ impl Storage {
         .await
     }
 
-    /// A URL that lets anyone holding it `method` the object at `path` for `expires`, with no
-    /// credentials of their own (S3 SigV4, GCS V4, Azure SAS). The URL is a secret: whoever
-    /// has it has the access.
+    /// A request that lets anyone holding it `method` the object at `path` for `expires`, with
+    /// no credentials of their own (S3 SigV4, GCS V4, Azure service SAS): a URL, and the headers
+    /// it must be sent with. The URL is a secret: whoever has it has the access.
     ///
     /// # Errors
     /// `Unsupported` on backends without (local, memory); `InvalidInput` for a zero expiry or
@@ -889,7 +918,7 @@ impl Storage {
         method: PresignMethod,
         path: &ObjectPath,
         expires: Duration,
-    ) -> Result<String> {
+    ) -> Result<PresignedRequest> {
         let Some(max) = self.capabilities().presign else {
             return Err(Error::unsupported(
                 self.backend(),
@@ -932,8 +961,45 @@ fn annotate(e: Error, system: &'static str, op: &'static str) -> Error {
     }
 }
 
-/// Shared by the in-process backends: one directory level of a sorted key list.
-#[cfg(any(feature = "storage-memory", feature = "storage-local"))]
+/// Percent-encodes all but unreserved characters (and `/` when `keep_slash`): keys in URLs and
+/// `x-amz-copy-source`, SAS query values.
+#[cfg(any(feature = "storage-s3", feature = "storage-azure"))]
+pub(crate) fn percent_encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) || (keep_slash && b == b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A key as a URL path (slashes kept).
+#[cfg(any(feature = "storage-s3", feature = "storage-azure"))]
+pub(crate) fn encode_key(key: &str) -> String {
+    percent_encode(key, true)
+}
+
+/// `bytes a-b/size` → (a..b+1, size).
+#[cfg(any(feature = "storage-s3", feature = "storage-azure"))]
+pub(crate) fn parse_content_range(value: &str) -> Option<(std::ops::Range<u64>, u64)> {
+    let rest = value.strip_prefix("bytes ")?;
+    let (span, size) = rest.split_once('/')?;
+    let (a, b) = span.split_once('-')?;
+    Some((
+        a.parse().ok()?..b.parse::<u64>().ok()? + 1,
+        size.parse().ok()?,
+    ))
+}
+
+/// Shared by the in-process backends and Azure: one directory level of a sorted key list.
+#[cfg(any(
+    feature = "storage-memory",
+    feature = "storage-local",
+    feature = "storage-azure"
+))]
 pub(crate) fn one_level(objects: Vec<ObjectMeta>, prefix: Option<&ObjectPath>) -> ListResult {
     let strip = prefix.map_or(0, |p| p.as_str().len() + 1);
     let mut result = ListResult::default();
@@ -962,4 +1028,18 @@ pub(crate) fn listed(
     after: Option<&ObjectPath>,
 ) -> bool {
     prefix.is_none_or(|p| path.is_under(p)) && after.is_none_or(|a| path > a)
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(any(feature = "storage-s3", feature = "storage-azure"))]
+    #[test]
+    fn url_helpers() {
+        assert_eq!(super::encode_key("a/ü b%"), "a/%C3%BC%20b%25");
+        assert_eq!(super::percent_encode("a/b+=", false), "a%2Fb%2B%3D");
+        assert_eq!(
+            super::parse_content_range("bytes 8-9/10"),
+            Some((8..10, 10))
+        );
+    }
 }

@@ -91,12 +91,8 @@ impl RetryPolicy {
         let attempts = async {
             let mut retry = 0;
             loop {
-                let result = crate::error::bounded(
-                    limit,
-                    || "one attempt".to_owned(),
-                    attempt(),
-                )
-                .await;
+                let result =
+                    crate::error::bounded(limit, || "one attempt".to_owned(), attempt()).await;
                 match result {
                     Err(e) if idempotent && e.is_retryable() && retry < self.max_retries => {
                         tracing::debug!(error = %e, retry, "storage: retrying");

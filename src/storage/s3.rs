@@ -2,7 +2,8 @@
 
 use super::{
     Backend, BoxFuture, ByteRange, Capabilities, GetOptions, GetResult, GetStream, ListResult,
-    ObjectMeta, ObjectPath, Part, PresignMethod, PutMode, PutOptions, Upload, Version,
+    ObjectMeta, ObjectPath, Part, PresignMethod, PresignedRequest, PutMode, PutOptions, Upload,
+    Version, encode_key, parse_content_range,
 };
 use crate::{Error, ErrorKind, Result};
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -92,19 +93,6 @@ pub struct S3Storage {
     client: aws_sdk_s3::Client,
     bucket: String,
     timeout: Duration,
-}
-
-/// Percent-encodes a key for `x-amz-copy-source` (slashes kept).
-fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn s3_error<E>(
@@ -210,17 +198,6 @@ fn range_header(range: ByteRange) -> Result<String> {
         ByteRange::Offset(start) => format!("bytes={start}-"),
         ByteRange::Suffix(n) => format!("bytes=-{n}"),
     })
-}
-
-/// `bytes a-b/size` → (a..b+1, size).
-fn parse_content_range(value: &str) -> Option<(std::ops::Range<u64>, u64)> {
-    let rest = value.strip_prefix("bytes ")?;
-    let (span, size) = rest.split_once('/')?;
-    let (a, b) = span.split_once('-')?;
-    Some((
-        a.parse().ok()?..b.parse::<u64>().ok()? + 1,
-        size.parse().ok()?,
-    ))
 }
 
 impl S3Storage {
@@ -486,7 +463,7 @@ impl Backend for S3Storage {
         method: PresignMethod,
         path: &'a ObjectPath,
         expires: Duration,
-    ) -> BoxFuture<'a, Result<String>> {
+    ) -> BoxFuture<'a, Result<PresignedRequest>> {
         Box::pin(async move {
             let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
                 .map_err(|e| Error::invalid_input(format!("presigned URL expiry: {e}")))?;
@@ -508,7 +485,12 @@ impl Backend for S3Storage {
                     .await
                     .map_err(|e| s3_error(e, format!("presigning {path}")))?,
             };
-            Ok(signed.uri().to_owned())
+            let mut request = PresignedRequest::new(method, signed.uri().to_owned());
+            request.headers = signed
+                .headers()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            Ok(request)
         })
     }
 
@@ -694,8 +676,6 @@ mod tests {
 
     #[test]
     fn helpers() {
-        assert_eq!(encode_key("a/ü b%"), "a/%C3%BC%20b%25");
-        assert_eq!(parse_content_range("bytes 8-9/10"), Some((8..10, 10)));
         assert_eq!(range_header(ByteRange::Suffix(3)).unwrap(), "bytes=-3");
         assert!(range_header(ByteRange::Bounded(3, 3)).is_err());
     }

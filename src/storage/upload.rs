@@ -152,9 +152,9 @@ where
                 last,
             };
             offset += part.bytes.len() as u64;
-            index = index.checked_add(1).ok_or_else(|| {
-                Error::invalid_input("body has more parts than a u32 can count")
-            })?;
+            index = index
+                .checked_add(1)
+                .ok_or_else(|| Error::invalid_input("body has more parts than a u32 can count"))?;
             while in_flight.len() >= limit {
                 if let Some(done) = in_flight.next().await {
                     done?;
@@ -252,7 +252,9 @@ mod tests {
             chunks(total, chunk),
             10,
             2,
-            async move || -> Result<Option<Box<dyn Upload>>> { Ok(Some(Box::new(r) as Box<dyn Upload>)) },
+            async move || -> Result<Option<Box<dyn Upload>>> {
+                Ok(Some(Box::new(r) as Box<dyn Upload>))
+            },
             async |u: &dyn Upload, p| u.put_part(p).await,
         )
         .await

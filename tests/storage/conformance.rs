@@ -2,7 +2,7 @@
 
 use corekit::ErrorKind;
 use corekit::storage::{
-    ByteRange, GetOptions, ObjectPath, PresignMethod, PutOptions, Storage, MIN_PART_SIZE,
+    ByteRange, GetOptions, MIN_PART_SIZE, ObjectPath, PresignMethod, PutOptions, Storage,
 };
 use std::collections::BTreeSet;
 
@@ -18,7 +18,7 @@ pub async fn metadata_round_trips(s: Storage, base: &str) {
         .cache_control("max-age=60")
         .content_disposition("attachment; filename=\"r.pdf\"")
         .metadata("owner", "ada")
-        .metadata("x-trace_id", "abc");
+        .metadata("trace_id", "abc");
     let put = s.put(&k, body.clone().into(), &options).await.unwrap();
     assert_eq!(put.size, 10_000);
     let got = s.get(&k).await.unwrap();
@@ -344,9 +344,15 @@ pub async fn streaming_put_and_get(s: Storage, base: &str) {
     assert_eq!(head.metadata.get("parts").map(String::as_str), Some("3"));
     assert_eq!(head.version, put.version);
     let got = s.get(&k).await.unwrap();
-    assert!(got.bytes[..] == body[..], "multipart body read back byte-exact");
+    assert!(
+        got.bytes[..] == body[..],
+        "multipart body read back byte-exact"
+    );
     let mut stream = s
-        .get_stream(&k, &GetOptions::range(ByteRange::Offset(MIN_PART_SIZE as u64 - 10)))
+        .get_stream(
+            &k,
+            &GetOptions::range(ByteRange::Offset(MIN_PART_SIZE as u64 - 10)),
+        )
         .await
         .unwrap();
     assert_eq!(stream.meta.size, body.len() as u64);
@@ -356,7 +362,10 @@ pub async fn streaming_put_and_get(s: Storage, base: &str) {
         streamed.extend_from_slice(&chunk.unwrap());
         chunks_seen += 1;
     }
-    assert!(streamed[..] == body[MIN_PART_SIZE - 10..], "streamed range exact");
+    assert!(
+        streamed[..] == body[MIN_PART_SIZE - 10..],
+        "streamed range exact"
+    );
     assert!(chunks_seen >= 1);
     // The put's mode holds for multipart bodies too.
     let again = futures_util::stream::iter(vec![Ok(bytes::Bytes::from(body.clone()))]);
@@ -366,13 +375,20 @@ pub async fn streaming_put_and_get(s: Storage, base: &str) {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
     let small = s
-        .put_reader(&key(&format!("{base}/small.txt")), &b"tiny body"[..], &PutOptions::default())
+        .put_reader(
+            &key(&format!("{base}/small.txt")),
+            &b"tiny body"[..],
+            &PutOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(small.size, 9);
     let failing = futures_util::stream::iter(vec![
         Ok(bytes::Bytes::from(pattern(MIN_PART_SIZE + 1))),
-        Err(corekit::Error::new(ErrorKind::Unavailable, "source went away")),
+        Err(corekit::Error::new(
+            ErrorKind::Unavailable,
+            "source went away",
+        )),
     ]);
     let broken = key(&format!("{base}/broken.bin"));
     let e = s
@@ -380,7 +396,10 @@ pub async fn streaming_put_and_get(s: Storage, base: &str) {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
-    assert!(!s.exists(&broken).await.unwrap(), "nothing partial is visible");
+    assert!(
+        !s.exists(&broken).await.unwrap(),
+        "nothing partial is visible"
+    );
 }
 
 pub async fn presigned_urls(s: Storage, base: &str) {
@@ -395,15 +414,23 @@ pub async fn presigned_urls(s: Storage, base: &str) {
         return;
     };
     let too_long = max + std::time::Duration::from_secs(1);
-    let e = s.presign(PresignMethod::Get, &k, too_long).await.unwrap_err();
+    let e = s
+        .presign(PresignMethod::Get, &k, too_long)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     let minute = std::time::Duration::from_secs(60);
-    let put_url = s.presign(PresignMethod::Put, &k, minute).await.unwrap();
+    let put = s.presign(PresignMethod::Put, &k, minute).await.unwrap();
+    assert_eq!(put.method, PresignMethod::Put);
     let http = reqwest::Client::new();
-    let answer = http.put(&put_url).body("uploaded by URL").send().await.unwrap();
-    assert!(answer.status().is_success(), "PUT {put_url}: {answer:?}");
+    let mut request = http.put(&put.url).body("uploaded by URL");
+    for (name, value) in &put.headers {
+        request = request.header(name, value);
+    }
+    let answer = request.send().await.unwrap();
+    assert!(answer.status().is_success(), "PUT {}: {answer:?}", put.url);
     assert_eq!(&s.get(&k).await.unwrap().bytes[..], b"uploaded by URL");
-    let get_url = s.presign(PresignMethod::Get, &k, minute).await.unwrap();
+    let get_url = s.presign(PresignMethod::Get, &k, minute).await.unwrap().url;
     let answer = http.get(&get_url).send().await.unwrap();
     assert!(answer.status().is_success(), "GET {get_url}: {answer:?}");
     assert_eq!(&answer.bytes().await.unwrap()[..], b"uploaded by URL");
@@ -440,10 +467,23 @@ pub async fn scoped_handles_see_only_their_prefix(s: Storage, base: &str) {
     assert_eq!(listed, ["docs/x.txt"]);
     let level = a.list_with_delimiter(None).await.unwrap();
     assert_eq!(level.common_prefixes, [key("docs")]);
-    assert_eq!(a.head(&key("docs/x.txt")).await.unwrap().path, key("docs/x.txt"));
-    assert!(s.exists(&key(&format!("{base}/tenant-a/docs/x.txt"))).await.unwrap());
-    a.copy(&key("docs/x.txt"), &key("docs/z.txt")).await.unwrap();
-    assert!(s.exists(&key(&format!("{base}/tenant-a/docs/z.txt"))).await.unwrap());
+    assert_eq!(
+        a.head(&key("docs/x.txt")).await.unwrap().path,
+        key("docs/x.txt")
+    );
+    assert!(
+        s.exists(&key(&format!("{base}/tenant-a/docs/x.txt")))
+            .await
+            .unwrap()
+    );
+    a.copy(&key("docs/x.txt"), &key("docs/z.txt"))
+        .await
+        .unwrap();
+    assert!(
+        s.exists(&key(&format!("{base}/tenant-a/docs/z.txt")))
+            .await
+            .unwrap()
+    );
     s.ping().await.unwrap();
 }
 

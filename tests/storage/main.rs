@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod azure;
 mod conformance;
 mod gcs;
 mod local;

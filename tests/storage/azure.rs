@@ -1,0 +1,54 @@
+//! Azure Blob against Azurite (it checks the SAS signatures corekit signs).
+
+use crate::support;
+use corekit::storage::{AzureStorage, Storage};
+
+async fn storage() -> (Storage, String) {
+    let azure = AzureStorage::builder("devstoreaccount1", "corekit-tests")
+        .development(support::AZURE.require())
+        // Small pages, so listings follow continuation markers.
+        .page_size(400)
+        .build()
+        .unwrap();
+    azure.ensure_container().await.unwrap();
+    (Storage::new(azure), support::unique("t"))
+}
+
+crate::storage_suite!();
+
+#[tokio::test]
+async fn a_wrong_key_is_permission_denied() {
+    let azure = AzureStorage::builder("devstoreaccount1", "corekit-tests")
+        .endpoint(support::AZURE.require())
+        .access_key("d3Jvbmcga2V5")
+        .build()
+        .unwrap();
+    let e = Storage::new(azure)
+        .head(&corekit::storage::ObjectPath::new("x").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), corekit::ErrorKind::PermissionDenied, "{e}");
+}
+
+#[tokio::test]
+async fn a_connection_string_reaches_azurite() {
+    let endpoint = support::AZURE.require();
+    let proxy = endpoint.trim_end_matches("/devstoreaccount1");
+    let builder = AzureStorage::from_connection_string(
+        &format!("UseDevelopmentStorage=true;DevelopmentStorageProxyUri={proxy}"),
+        "corekit-tests",
+    )
+    .unwrap();
+    let storage = Storage::new(builder.build().unwrap());
+    storage.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn metadata_names_must_be_identifiers_on_azure() {
+    let (s, base) = storage().await;
+    let k = corekit::storage::ObjectPath::new(&format!("{base}/m")).unwrap();
+    let options = corekit::storage::PutOptions::default().metadata("x-trace", "1");
+    let e = s.put(&k, "x".into(), &options).await.unwrap_err();
+    assert_eq!(e.kind(), corekit::ErrorKind::InvalidInput, "{e}");
+    assert!(!s.exists(&k).await.unwrap(), "rejected before any request");
+}
