@@ -29,6 +29,7 @@
 //! Percent signs, spaces and Unicode in keys are literal: `%2e%2e` is a file named `%2e%2e`,
 //! never `..`.
 
+mod config;
 mod path;
 mod retry;
 mod upload;
@@ -44,6 +45,7 @@ mod memory;
 #[cfg(feature = "storage-s3")]
 mod s3;
 
+pub use config::{AzureCredential, StorageBackend, StorageConfig};
 pub use path::{MAX_KEY_LEN, ObjectPath};
 pub use retry::RetryPolicy;
 pub use upload::{ByteStream, GetStream, Part, Upload};

@@ -56,7 +56,9 @@ impl S3Builder {
 
     /// The store (loads the AWS configuration; no request is made).
     pub async fn build(self) -> S3Storage {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        // Retries are the Storage handle's (RetryPolicy): the SDK's own would multiply them.
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::disabled());
         let region = self
             .region
             .clone()

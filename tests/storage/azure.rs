@@ -52,3 +52,43 @@ async fn metadata_names_must_be_identifiers_on_azure() {
     assert_eq!(e.kind(), corekit::ErrorKind::InvalidInput, "{e}");
     assert!(!s.exists(&k).await.unwrap(), "rejected before any request");
 }
+
+#[tokio::test]
+async fn from_config_with_a_connection_string_and_a_url() {
+    use corekit::config::EnvConfig;
+    let proxy = support::AZURE.require().replace("/devstoreaccount1", "");
+    let config = corekit::storage::StorageConfig::from_vars(
+        "STORAGE_",
+        [
+            (
+                "STORAGE_URL".to_owned(),
+                "az://corekit-tests/from-config".to_owned(),
+            ),
+            (
+                "STORAGE_AZURE_CONNECTION_STRING".to_owned(),
+                format!("UseDevelopmentStorage=true;DevelopmentStorageProxyUri={proxy}"),
+            ),
+        ],
+    )
+    .unwrap();
+    let scoped = Storage::from_config(&config).await.unwrap();
+    assert_eq!(scoped.backend(), "azure");
+    let k = corekit::storage::ObjectPath::new(&support::unique("k")).unwrap();
+    scoped
+        .put(&k, "via config".into(), &Default::default())
+        .await
+        .unwrap();
+    let (raw, _) = storage().await;
+    let full = corekit::storage::ObjectPath::new(&format!("from-config/{k}")).unwrap();
+    assert_eq!(&raw.get(&full).await.unwrap().bytes[..], b"via config");
+}
+
+#[tokio::test]
+async fn a_dead_server_fails_within_the_deadline() {
+    let dead = format!("http://127.0.0.1:{}/devstoreaccount1", support::free_port());
+    let azure = AzureStorage::builder("devstoreaccount1", "corekit-tests")
+        .development(dead)
+        .build()
+        .unwrap();
+    crate::conformance::a_dead_server_fails_within_the_deadline(Storage::new(azure)).await;
+}

@@ -487,6 +487,37 @@ pub async fn scoped_handles_see_only_their_prefix(s: Storage, base: &str) {
     s.ping().await.unwrap();
 }
 
+/// `s` points at a port nothing listens on: calls fail with a retryable error, after the
+/// retries, within the deadline.
+pub async fn a_dead_server_fails_within_the_deadline(s: Storage) {
+    use corekit::storage::RetryPolicy;
+    use std::time::{Duration, Instant};
+    let s = s.with_retry(
+        RetryPolicy::default()
+            .max_retries(2)
+            .attempt_timeout(Duration::from_secs(1))
+            .deadline(Duration::from_secs(3))
+            .backoff(Duration::from_millis(10), Duration::from_millis(50)),
+    );
+    let started = Instant::now();
+    let e = s.head(&key("x")).await.unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Timeout),
+        "{e}"
+    );
+    assert!(e.is_retryable(), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let e = s
+        .put(&key("x"), "x".into(), &PutOptions::default())
+        .await
+        .unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+}
+
 #[macro_export]
 macro_rules! storage_suite {
     () => {

@@ -29,3 +29,14 @@ async fn wrong_credentials_are_permission_denied() {
         .unwrap_err();
     assert_eq!(e.kind(), corekit::ErrorKind::PermissionDenied, "{e}");
 }
+
+#[tokio::test]
+async fn a_dead_server_fails_within_the_deadline() {
+    let dead = format!("http://127.0.0.1:{}", support::free_port());
+    let s3 = S3Storage::builder("corekit-tests")
+        .endpoint(dead)
+        .credentials("corekit", "corekit-secret")
+        .build()
+        .await;
+    crate::conformance::a_dead_server_fails_within_the_deadline(Storage::new(s3)).await;
+}

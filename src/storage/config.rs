@@ -1,0 +1,516 @@
+//! `STORAGE_*` configuration.
+
+use super::{ObjectPath, RetryPolicy, Storage};
+use crate::config::{self as cfg, ConfigIssue, EnvConfig, Secret};
+use crate::{Error, Result};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Which backend [`Storage::from_env`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// [`MemoryStorage`](super::MemoryStorage) (feature `storage-memory`).
+    Memory,
+    /// [`LocalStorage`](super::LocalStorage) (feature `storage-local`).
+    Local,
+    /// [`S3Storage`](super::S3Storage) (feature `storage-s3`).
+    S3,
+    /// [`GcsStorage`](super::GcsStorage) (feature `storage-gcs`).
+    Gcs,
+    /// [`AzureStorage`](super::AzureStorage) (feature `storage-azure`).
+    Azure,
+}
+
+/// How Azure requests are authenticated when no key, SAS or connection string is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AzureCredential {
+    /// Pick from what is set: connection string, account key, SAS token, else managed
+    /// identity.
+    #[default]
+    Auto,
+    /// Entra ID through the managed identity of the VM, App Service or AKS pod.
+    ManagedIdentity,
+    /// Entra ID through AKS workload identity (`AZURE_FEDERATED_TOKEN_FILE`, ...).
+    WorkloadIdentity,
+    /// Entra ID through the developer's `az` / `azd` login.
+    Developer,
+}
+
+/// Storage settings; every field has the default listed in the [module docs](super).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct StorageConfig {
+    /// `STORAGE_BACKEND`; when unset, taken from `STORAGE_URL`'s scheme, else `local`.
+    pub backend: Option<StorageBackend>,
+    /// `STORAGE_URL`: `file:///srv/data`, `memory://`, `s3://bucket/prefix`,
+    /// `gs://bucket/prefix`, `az://container/prefix`.
+    pub url: Option<String>,
+    /// `STORAGE_LOCAL_ROOT` (local backend).
+    pub local_root: String,
+    /// `STORAGE_BUCKET` (S3, GCS).
+    pub bucket: Option<String>,
+    /// `STORAGE_CONTAINER` (Azure).
+    pub container: Option<String>,
+    /// `STORAGE_PREFIX`: every key is scoped under it.
+    pub prefix: Option<String>,
+    /// `STORAGE_ENDPOINT`: an S3-compatible store (MinIO, SeaweedFS, R2) or an emulator.
+    /// For GCS, `STORAGE_EMULATOR_HOST` is honoured too.
+    pub endpoint: Option<String>,
+    /// `STORAGE_REGION` (S3; default: the AWS chain's, else `us-east-1`).
+    pub region: Option<String>,
+    /// `STORAGE_GCS_CREDENTIALS_FILE`: a service-account key (default: application default
+    /// credentials, `GOOGLE_APPLICATION_CREDENTIALS`).
+    pub gcs_credentials_file: Option<String>,
+    /// `STORAGE_AZURE_ACCOUNT` (default `AZURE_STORAGE_ACCOUNT`).
+    pub azure_account: Option<String>,
+    /// `STORAGE_AZURE_ACCESS_KEY` (default `AZURE_STORAGE_KEY`).
+    pub azure_access_key: Option<Secret>,
+    /// `STORAGE_AZURE_SAS_TOKEN` (default `AZURE_STORAGE_SAS_TOKEN`).
+    pub azure_sas_token: Option<Secret>,
+    /// `STORAGE_AZURE_CONNECTION_STRING` (default `AZURE_STORAGE_CONNECTION_STRING`).
+    pub azure_connection_string: Option<Secret>,
+    /// `STORAGE_AZURE_CREDENTIAL`: `auto`, `managed-identity`, `workload-identity`,
+    /// `developer`.
+    pub azure_credential: AzureCredential,
+    /// `STORAGE_ATTEMPT_TIMEOUT`: bound on one request.
+    #[serde(with = "cfg::duration")]
+    pub attempt_timeout: Duration,
+    /// `STORAGE_DEADLINE`: bound on a whole operation, retries included.
+    #[serde(with = "cfg::duration")]
+    pub deadline: Duration,
+    /// `STORAGE_MAX_RETRIES`.
+    pub max_retries: u32,
+    /// `STORAGE_PART_SIZE`: streaming uploads' part size.
+    #[serde(with = "cfg::size")]
+    pub part_size: u64,
+    /// `STORAGE_UPLOAD_CONCURRENCY`: parts in flight per upload.
+    pub upload_concurrency: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let policy = RetryPolicy::default();
+        Self {
+            backend: None,
+            url: None,
+            local_root: "./data".to_owned(),
+            bucket: None,
+            container: None,
+            prefix: None,
+            endpoint: None,
+            region: None,
+            gcs_credentials_file: None,
+            azure_account: None,
+            azure_access_key: None,
+            azure_sas_token: None,
+            azure_connection_string: None,
+            azure_credential: AzureCredential::Auto,
+            attempt_timeout: policy.attempt_timeout,
+            deadline: policy.deadline,
+            max_retries: policy.max_retries,
+            part_size: super::DEFAULT_PART_SIZE as u64,
+            upload_concurrency: 4,
+        }
+    }
+}
+
+/// What a `STORAGE_URL` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    backend: StorageBackend,
+    /// Bucket, container, or the local root.
+    location: Option<String>,
+    prefix: Option<String>,
+}
+
+fn parse_url(url: &str) -> std::result::Result<Target, ConfigIssue> {
+    let bad = || {
+        ConfigIssue::new(
+            "url",
+            url,
+            "file:///path, memory://, s3://bucket[/prefix], gs://bucket[/prefix] or \
+             az://container[/prefix]",
+        )
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    let backend = match scheme {
+        "file" => StorageBackend::Local,
+        "memory" => StorageBackend::Memory,
+        "s3" | "s3a" => StorageBackend::S3,
+        "gs" | "gcs" => StorageBackend::Gcs,
+        "az" | "azure" | "abfs" => StorageBackend::Azure,
+        _ => return Err(bad()),
+    };
+    if backend == StorageBackend::Local {
+        return Ok(Target {
+            backend,
+            location: (!rest.is_empty()).then(|| cfg::percent_decode(rest)),
+            prefix: None,
+        });
+    }
+    let (location, prefix) = match rest.split_once('/') {
+        Some((l, p)) => (l, p.trim_matches('/')),
+        None => (rest, ""),
+    };
+    if backend != StorageBackend::Memory && location.is_empty() {
+        return Err(bad());
+    }
+    Ok(Target {
+        backend,
+        location: (!location.is_empty()).then(|| location.to_owned()),
+        prefix: (!prefix.is_empty()).then(|| cfg::percent_decode(prefix)),
+    })
+}
+
+impl EnvConfig for StorageConfig {
+    const PREFIX: &'static str = "STORAGE_";
+    const SECRETS: &'static [&'static str] = &[
+        "azure_access_key",
+        "azure_sas_token",
+        "azure_connection_string",
+    ];
+
+    fn validate(&self) -> std::result::Result<(), ConfigIssue> {
+        let target = self.url.as_deref().map(parse_url).transpose()?;
+        if let (Some(b), Some(t)) = (self.backend, &target)
+            && b != t.backend
+        {
+            return Err(ConfigIssue::new(
+                "backend",
+                format!("{b:?}").to_lowercase(),
+                format!("the backend STORAGE_URL names ({:?}), or unset", t.backend).to_lowercase(),
+            ));
+        }
+        if let Some(p) = &self.prefix
+            && ObjectPath::new(p).is_err()
+        {
+            return Err(ConfigIssue::new(
+                "prefix",
+                p,
+                "a key prefix: '/'-separated segments, no '.', '..' or empty segments",
+            ));
+        }
+        for (field, d) in [
+            ("attempt_timeout", self.attempt_timeout),
+            ("deadline", self.deadline),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigIssue::new(field, "0s", "a duration above zero"));
+            }
+        }
+        let part = usize::try_from(self.part_size).unwrap_or(usize::MAX);
+        if part < super::MIN_PART_SIZE || part % (256 * 1024) != 0 {
+            return Err(ConfigIssue::new(
+                "part_size",
+                self.part_size.to_string(),
+                "at least 5MiB, a multiple of 256KiB",
+            ));
+        }
+        if self.upload_concurrency == 0 {
+            return Err(ConfigIssue::new(
+                "upload_concurrency",
+                "0",
+                "a number above 0",
+            ));
+        }
+        let backend = self.resolved_backend();
+        let named = target.as_ref().and_then(|t| t.location.clone());
+        match backend {
+            StorageBackend::S3 | StorageBackend::Gcs
+                if named.is_none() && self.bucket.is_none() =>
+            {
+                Err(ConfigIssue::new(
+                    "bucket",
+                    "",
+                    "a bucket name (or STORAGE_URL=s3://bucket / gs://bucket)",
+                ))
+            }
+            StorageBackend::Azure if named.is_none() && self.container.is_none() => {
+                Err(ConfigIssue::new(
+                    "container",
+                    "",
+                    "a container name (or STORAGE_URL=az://container)",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl StorageConfig {
+    fn resolved_backend(&self) -> StorageBackend {
+        let from_url = self
+            .url
+            .as_deref()
+            .and_then(|u| parse_url(u).ok())
+            .map(|t| t.backend);
+        self.backend.or(from_url).unwrap_or(StorageBackend::Local)
+    }
+
+    /// Bucket, container or root from the URL, else the named field.
+    fn location(&self, field: Option<&String>) -> Option<String> {
+        self.url
+            .as_deref()
+            .and_then(|u| parse_url(u).ok())
+            .and_then(|t| t.location)
+            .or_else(|| field.cloned())
+    }
+
+    /// The key prefix: the URL's and `STORAGE_PREFIX` joined.
+    fn key_prefix(&self) -> Result<Option<ObjectPath>> {
+        let from_url = self
+            .url
+            .as_deref()
+            .and_then(|u| parse_url(u).ok())
+            .and_then(|t| t.prefix);
+        let joined = match (from_url, &self.prefix) {
+            (Some(a), Some(b)) => Some(format!("{a}/{b}")),
+            (a, b) => a.or_else(|| b.clone()),
+        };
+        joined.map(|p| ObjectPath::new(&p)).transpose()
+    }
+
+    /// The retry policy these settings describe.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::default()
+            .max_retries(self.max_retries)
+            .attempt_timeout(self.attempt_timeout)
+            .deadline(self.deadline)
+    }
+
+    /// Builds the configured store (no request is made, except to fetch cloud credentials).
+    ///
+    /// # Errors
+    /// `Config` for invalid settings or a backend whose feature is off.
+    pub async fn build(&self) -> Result<Storage> {
+        self.validate()
+            .map_err(|issue| issue.into_error(Self::PREFIX, Self::SECRETS))?;
+        let storage = self.backend_storage().await?;
+        let mut storage = storage
+            .with_retry(self.retry_policy())
+            .with_part_size(self.part_size as usize)?
+            .with_upload_concurrency(self.upload_concurrency);
+        if let Some(prefix) = self.key_prefix()? {
+            storage = storage.scoped(&prefix);
+        }
+        Ok(storage)
+    }
+
+    #[allow(clippy::unused_async)]
+    async fn backend_storage(&self) -> Result<Storage> {
+        let backend = self.resolved_backend();
+        match backend {
+            #[cfg(feature = "storage-memory")]
+            StorageBackend::Memory => Ok(Storage::new(super::MemoryStorage::new())),
+            #[cfg(feature = "storage-local")]
+            StorageBackend::Local => {
+                let root = self
+                    .location(None)
+                    .unwrap_or_else(|| self.local_root.clone());
+                Ok(Storage::new(super::LocalStorage::new(root)?))
+            }
+            #[cfg(feature = "storage-s3")]
+            StorageBackend::S3 => {
+                let bucket = self.location(self.bucket.as_ref()).unwrap_or_default();
+                let mut b = super::S3Storage::builder(bucket).timeout(self.attempt_timeout);
+                if let Some(e) = &self.endpoint {
+                    b = b.endpoint(e.clone());
+                }
+                if let Some(r) = &self.region {
+                    b = b.region(r.clone());
+                }
+                Ok(Storage::new(b.build().await))
+            }
+            #[cfg(feature = "storage-gcs")]
+            StorageBackend::Gcs => {
+                let bucket = self.location(self.bucket.as_ref()).unwrap_or_default();
+                let mut b = super::GcsStorage::builder(bucket).timeout(self.attempt_timeout);
+                let emulator = env("STORAGE_EMULATOR_HOST").map(|h| {
+                    if h.contains("://") {
+                        h
+                    } else {
+                        format!("http://{h}")
+                    }
+                });
+                if let Some(e) = self.endpoint.clone().or(emulator) {
+                    b = b.endpoint(e);
+                }
+                if let Some(file) = &self.gcs_credentials_file {
+                    b = b.key_file(file);
+                }
+                Ok(Storage::new(b.build().await?))
+            }
+            #[cfg(feature = "storage-azure")]
+            StorageBackend::Azure => Ok(Storage::new(self.azure()?.build()?)),
+            #[allow(unreachable_patterns)]
+            other => Err(Error::config(format!(
+                "STORAGE_BACKEND={}: build corekit with the cargo feature storage-{}",
+                format!("{other:?}").to_lowercase(),
+                format!("{other:?}").to_lowercase()
+            ))),
+        }
+    }
+
+    #[cfg(feature = "storage-azure")]
+    fn azure(&self) -> Result<super::AzureBuilder> {
+        use super::AzureStorage;
+        let container = self.location(self.container.as_ref()).unwrap_or_default();
+        let secret = |own: &Option<Secret>, standard: &str| {
+            own.clone().or_else(|| env(standard).map(Secret::new))
+        };
+        let connection = secret(
+            &self.azure_connection_string,
+            "AZURE_STORAGE_CONNECTION_STRING",
+        );
+        let mut b = match connection {
+            Some(c) => AzureStorage::from_connection_string(c.expose(), container)?,
+            None => {
+                let account = self
+                    .azure_account
+                    .clone()
+                    .or_else(|| env("AZURE_STORAGE_ACCOUNT"))
+                    .ok_or_else(|| {
+                        Error::config(
+                            "STORAGE_AZURE_ACCOUNT (or AZURE_STORAGE_ACCOUNT) is not set: expected \
+                             the storage account name",
+                        )
+                    })?;
+                let mut b = AzureStorage::builder(account, container);
+                if let Some(key) = secret(&self.azure_access_key, "AZURE_STORAGE_KEY") {
+                    b = b.access_key(key.expose());
+                } else if let Some(sas) = secret(&self.azure_sas_token, "AZURE_STORAGE_SAS_TOKEN") {
+                    b = b.sas_token(sas.expose());
+                } else {
+                    b = b.token_credential(self.entra_credential()?);
+                }
+                b
+            }
+        };
+        if let Some(e) = &self.endpoint {
+            b = b.endpoint(e.clone());
+        }
+        Ok(b.timeout(self.attempt_timeout))
+    }
+
+    #[cfg(feature = "storage-azure")]
+    fn entra_credential(
+        &self,
+    ) -> Result<std::sync::Arc<dyn azure_core::credentials::TokenCredential>> {
+        let failed = |e: azure_core::Error| {
+            Error::config(format!(
+                "STORAGE_AZURE_CREDENTIAL={:?}: {e}",
+                self.azure_credential
+            ))
+        };
+        Ok(match self.azure_credential {
+            AzureCredential::Auto | AzureCredential::ManagedIdentity => {
+                azure_identity::ManagedIdentityCredential::new(None).map_err(failed)?
+            }
+            AzureCredential::WorkloadIdentity => {
+                azure_identity::WorkloadIdentityCredential::new(None).map_err(failed)?
+            }
+            AzureCredential::Developer => {
+                azure_identity::DeveloperToolsCredential::new(None).map_err(failed)?
+            }
+        })
+    }
+}
+
+impl Storage {
+    /// The store `STORAGE_*` describes (see [`StorageConfig`]).
+    ///
+    /// # Errors
+    /// `Config` naming the variable and value at fault (secrets redacted).
+    pub async fn from_env() -> Result<Self> {
+        StorageConfig::from_env()?.build().await
+    }
+
+    /// The store `config` describes.
+    ///
+    /// # Errors
+    /// As [`from_env`](Self::from_env).
+    pub async fn from_config(config: &StorageConfig) -> Result<Self> {
+        config.build().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<StorageConfig> {
+        StorageConfig::from_vars(
+            "STORAGE_",
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn urls_name_backend_location_and_prefix() {
+        let t = parse_url("s3://media/tenants/a").unwrap();
+        assert_eq!(
+            (t.backend, t.location.as_deref(), t.prefix.as_deref()),
+            (StorageBackend::S3, Some("media"), Some("tenants/a"))
+        );
+        let t = parse_url("file:///srv/data%20dir").unwrap();
+        assert_eq!(
+            (t.backend, t.location.as_deref()),
+            (StorageBackend::Local, Some("/srv/data dir"))
+        );
+        assert_eq!(parse_url("az://c").unwrap().backend, StorageBackend::Azure);
+        assert_eq!(
+            parse_url("memory://").unwrap().backend,
+            StorageBackend::Memory
+        );
+        assert!(parse_url("ftp://x").is_err());
+        assert!(parse_url("gs://").is_err());
+    }
+
+    #[test]
+    fn bad_settings_name_the_variable() {
+        let e = load(&[("STORAGE_URL", "ftp://x")]).unwrap_err();
+        assert!(e.to_string().contains("STORAGE_URL=\"ftp://x\""), "{e}");
+        let e = load(&[("STORAGE_BACKEND", "s3")]).unwrap_err();
+        assert!(e.to_string().contains("STORAGE_BUCKET"), "{e}");
+        let e = load(&[("STORAGE_BACKEND", "gcs"), ("STORAGE_URL", "s3://b")]).unwrap_err();
+        assert!(e.to_string().contains("STORAGE_BACKEND"), "{e}");
+        let e = load(&[("STORAGE_PART_SIZE", "1MiB")]).unwrap_err();
+        assert!(e.to_string().contains("STORAGE_PART_SIZE"), "{e}");
+        let e = load(&[("STORAGE_PREFIX", "a/../b")]).unwrap_err();
+        assert!(e.to_string().contains("STORAGE_PREFIX"), "{e}");
+        let e = load(&[("STORAGE_BACKEND", "floppy")]).unwrap_err();
+        assert!(e.to_string().contains("STORAGE_BACKEND"), "{e}");
+        let e = load(&[
+            ("STORAGE_AZURE_ACCESS_KEY", "hunter2"),
+            ("STORAGE_DEADLINE", "0s"),
+        ])
+        .unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[cfg(all(feature = "storage-memory", feature = "storage-local"))]
+    #[tokio::test]
+    async fn builds_scoped_stores_with_the_policy() {
+        let c = load(&[
+            ("STORAGE_URL", "memory:///tenant-a"),
+            ("STORAGE_MAX_RETRIES", "1"),
+        ])
+        .unwrap();
+        let s = c.build().await.unwrap();
+        assert_eq!(s.backend(), "memory");
+        assert_eq!(s.prefix().map(ObjectPath::as_str), Some("tenant-a"));
+        assert_eq!(s.retry_policy().max_retries, 1);
+        let dir = std::env::temp_dir().join(format!("corekit-cfg-{}", fastrand::u64(..)));
+        let c = load(&[("STORAGE_LOCAL_ROOT", dir.to_str().unwrap())]).unwrap();
+        let s = c.build().await.unwrap();
+        assert_eq!(s.backend(), "local");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
