@@ -257,7 +257,11 @@ fn redact(field: &str, value: &str, secrets: &[&str]) -> String {
 
 /// Decodes `%XX` escapes (URL user-info, OTLP attribute values); invalid escapes stay as they
 /// are and invalid UTF-8 becomes U+FFFD.
-#[cfg(any(feature = "email-smtp", feature = "observability"))]
+#[cfg(any(
+    feature = "email-smtp",
+    feature = "observability",
+    feature = "_storage"
+))]
 pub(crate) fn percent_decode(s: &str) -> String {
     let hex = |b: u8| (b as char).to_digit(16);
     let bytes = s.as_bytes();

@@ -22,8 +22,11 @@
 //! | `queue-rabbitmq-tls` | `amqps://` for `RabbitMqBroker` (rustls, ring) | RabbitMQ with TLS |
 //! | `queue-nats` | `queue::NatsBroker` (async-nats; JetStream streams and durable pull consumers, or fire-and-forget core NATS) | NATS 2.9+ with JetStream |
 //! | `queue` | every queue backend | |
-//! | `storage-memory` *(default)*, `storage-local` *(default)* | `storage`: `ObjectPath` keys, `Storage` handle (put/get/ranges/head/delete/list/list_with_delimiter/copy/rename, conditional puts and gets), `MemoryStorage`, `LocalStorage` (GCS, Azure planned) | nothing / a directory |
-//! | `storage-s3` | `storage::S3Storage` (aws-sdk-s3; ETag versions, conditional puts) | S3 and S3-compatible stores |
+//! | `storage-memory` *(default)*, `storage-local` *(default)* | `storage`: `ObjectPath` keys, `Storage` handle (put/get/ranges/head/delete/list/list_with_delimiter/copy/rename, conditional puts and gets, streaming get, streaming put with multipart, presigned URLs, retries with attempt timeout and deadline, prefix scoping, `from_env`), `MemoryStorage`, `LocalStorage` | nothing / a directory |
+//! | `storage-s3` | `storage::S3Storage` (aws-sdk-s3; ETag versions, conditional puts, multipart, SigV4 presigning) | S3 and S3-compatible stores |
+//! | `storage-gcs` | `storage::GcsStorage` (gcloud-storage JSON API; generations, resumable uploads, V4 presigning) | Google Cloud Storage |
+//! | `storage-azure` | `storage::AzureStorage` (azure_storage_blob; account key, SAS, connection string or Entra ID; staged blocks, SAS presigning) | Azure Blob Storage |
+//! | `storage` | every storage backend | |
 //! | `email-memory` *(default)* | `email`: `Email` builder, `Mailer` (retries, failover), `MemoryTransport` outbox and `FileTransport` (`.eml`) | nothing: in-process |
 //! | `email-smtp` | `email::SmtpTransport` (lettre; own pool with TCP_NODELAY, STARTTLS, implicit TLS, PLAIN/LOGIN) | any SMTP server |
 //! | `email-sendgrid` | `email::SendGridTransport` (reqwest, v3 `mail/send`) | SendGrid |
@@ -38,8 +41,7 @@
 //! | `scheduler-redis` | `scheduler::RedisTickLock` (`single_instance` jobs run once per tick across a fleet) and `scheduler::RedisJobQueue` (durable background jobs shared by instances) | Redis |
 //! | `full` | every module and backend | |
 //!
-//! Modules land one at a time; this table lists what exists in this version (storage's cloud
-//! backends are planned). The
+//! Modules land one at a time; this table lists what exists in this version. The
 //! [`CHANGELOG`](https://github.com/corekit-rs/corekit/blob/main/CHANGELOG.md) says what each
 //! release added.
 //!

@@ -240,6 +240,7 @@ impl EnvConfig for StorageConfig {
     }
 }
 
+#[cfg(any(feature = "storage-gcs", feature = "storage-azure"))]
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }

@@ -213,22 +213,32 @@ impl LocalStorage {
         bytes: &[u8],
         options: &PutOptions,
     ) -> Result<ObjectMeta> {
-        let (file, tmp) = self.new_temp(path)?;
-        if let Err(e) = std::fs::write(&tmp, bytes) {
+        let (file, tmp, mut f) = self.new_temp(path)?;
+        if let Err(e) = f.write_all(bytes) {
+            drop(f);
             let _ = std::fs::remove_file(&tmp);
             return Err(io_error(e, format!("writing {path}")));
         }
+        drop(f);
         self.commit(path, &file, &tmp, options)
     }
 
-    /// The file for `path` and a fresh temporary file name beside it (parents created).
-    fn new_temp(&self, path: &ObjectPath) -> Result<(PathBuf, PathBuf)> {
+    /// The file for `path`, and a fresh temporary file beside it, open for writing (parent
+    /// directories are created on the first miss, not checked on every put).
+    fn new_temp(&self, path: &ObjectPath) -> Result<(PathBuf, PathBuf, std::fs::File)> {
         let file = self.file(path)?;
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_error(e, format!("{path}")))?;
-        }
         let tmp = Self::temp(&file);
-        Ok((file, tmp))
+        let created = match std::fs::File::create(&tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = file.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| io_error(e, format!("{path}")))?;
+                }
+                std::fs::File::create(&tmp)
+            }
+            other => other,
+        };
+        let f = created.map_err(|e| io_error(e, format!("writing {path}")))?;
+        Ok((file, tmp, f))
     }
 
     /// Moves the complete temporary file `tmp` into place as `mode` says; it is gone after.
@@ -452,9 +462,7 @@ impl Backend for LocalStorage {
     ) -> BoxFuture<'a, Result<Option<Box<dyn Upload>>>> {
         let (path, options) = (path.clone(), options.clone());
         Box::pin(self.blocking(move |s| {
-            let (target, tmp) = s.new_temp(&path)?;
-            let file =
-                std::fs::File::create(&tmp).map_err(|e| io_error(e, format!("writing {path}")))?;
+            let (target, tmp, file) = s.new_temp(&path)?;
             Ok(Some(Box::new(LocalUpload {
                 storage: s,
                 path,
