@@ -5,8 +5,7 @@
 //! cargo bench --bench storage --features storage-local
 //! ```
 //!
-//! put and get of a 4 KiB object, get of a 16 MiB object, and listing 10,000 keys under a
-//! prefix. corekit's put is atomic (temp file + rename); object_store's is too; the raw
+//! put and get of 4 KiB and 16 MiB objects, and listing 10,000 keys under a prefix. corekit's put is atomic (temp file + rename); object_store's is too; the raw
 //! `tokio::fs::write` is not (a reader can see a partial file): it is the floor, not a peer.
 
 use bytes::Bytes;
@@ -68,6 +67,27 @@ fn benches(c: &mut Criterion) {
     g.bench_function("tokio_fs_write", |b| {
         b.iter(|| {
             rt.block_on(tokio::fs::write(raw_dir.join("bench/small"), &small))
+                .unwrap()
+        })
+    });
+    g.finish();
+
+    let big_put = ObjectPath::new("bench/big-put").unwrap();
+    let os_big_put = object_store::path::Path::from("bench/big-put");
+    let mut g = c.benchmark_group("storage/put_16m");
+    g.sample_size(20);
+    g.bench_function("corekit", |b| {
+        b.iter(|| {
+            rt.block_on(corekit.put(&big_put, big.clone(), &PutOptions::default()))
+                .unwrap()
+        })
+    });
+    g.bench_function("object_store", |b| {
+        b.iter(|| rt.block_on(os.put(&os_big_put, big.clone().into())).unwrap())
+    });
+    g.bench_function("tokio_fs_write", |b| {
+        b.iter(|| {
+            rt.block_on(tokio::fs::write(raw_dir.join("bench/big-put"), &big))
                 .unwrap()
         })
     });

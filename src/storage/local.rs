@@ -49,6 +49,10 @@ impl std::fmt::Debug for LocalStorage {
 
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Sidecar {
+    /// The version of the object this metadata belongs to; a sidecar left by an earlier version
+    /// (overwritten without metadata) is ignored, so puts never have to delete one.
+    #[serde(default)]
+    version: Option<Version>,
     content_type: Option<String>,
     cache_control: Option<String>,
     content_disposition: Option<String>,
@@ -137,6 +141,25 @@ impl LocalStorage {
         target.with_file_name(format!(".{name}{TEMP_MARK}{:016x}", fastrand::u64(..)))
     }
 
+    /// Metadata from a file's `stat` (no sidecar).
+    fn stat_meta(path: &ObjectPath, m: &std::fs::Metadata) -> ObjectMeta {
+        let modified = m.modified().unwrap_or(UNIX_EPOCH);
+        let nanos = modified
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        ObjectMeta {
+            path: path.clone(),
+            size: m.len(),
+            last_modified: modified,
+            version: Version(format!("{}-{nanos}", m.len())),
+            content_type: None,
+            cache_control: None,
+            content_disposition: None,
+            metadata: BTreeMap::new(),
+        }
+    }
+
     fn meta(&self, path: &ObjectPath, file: &Path, with_sidecar: bool) -> Result<ObjectMeta> {
         let m = std::fs::metadata(file).map_err(|e| io_error(e, format!("{path}")))?;
         if !m.is_file() {
@@ -145,45 +168,38 @@ impl LocalStorage {
                 format!("no object at {path}"),
             ));
         }
-        let modified = m.modified().unwrap_or(UNIX_EPOCH);
-        let nanos = modified
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let sidecar = if with_sidecar {
-            std::fs::read(self.sidecar_file(path))
+        let mut meta = Self::stat_meta(path, &m);
+        if with_sidecar
+            && let Some(sidecar) = std::fs::read(self.sidecar_file(path))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-                .unwrap_or_default()
-        } else {
-            Sidecar::default()
-        };
-        Ok(ObjectMeta {
-            path: path.clone(),
-            size: m.len(),
-            last_modified: modified,
-            version: Version(format!("{}-{nanos}", m.len())),
-            content_type: sidecar.content_type,
-            cache_control: sidecar.cache_control,
-            content_disposition: sidecar.content_disposition,
-            metadata: sidecar.metadata,
-        })
+                .filter(|s| s.version.as_ref().is_none_or(|v| *v == meta.version))
+        {
+            meta.content_type = sidecar.content_type;
+            meta.cache_control = sidecar.cache_control;
+            meta.content_disposition = sidecar.content_disposition;
+            meta.metadata = sidecar.metadata;
+        }
+        Ok(meta)
     }
 
-    fn write_sidecar(&self, path: &ObjectPath, options: &PutOptions) -> Result<()> {
-        let file = self.sidecar_file(path);
+    /// Writes `options`' metadata for the object at `version`; nothing when there is none (a
+    /// sidecar of an earlier version no longer matches and is ignored).
+    fn write_sidecar(
+        &self,
+        path: &ObjectPath,
+        options: &PutOptions,
+        version: &Version,
+    ) -> Result<()> {
         let empty = options.content_type.is_none()
             && options.cache_control.is_none()
             && options.content_disposition.is_none()
             && options.metadata.is_empty();
         if empty {
-            return match std::fs::remove_file(&file) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(io_error(e, format!("{path} metadata"))),
-            };
+            return Ok(());
         }
         let sidecar = Sidecar {
+            version: Some(version.clone()),
             content_type: options.content_type.clone(),
             cache_control: options.cache_control.clone(),
             content_disposition: options.content_disposition.clone(),
@@ -191,7 +207,7 @@ impl LocalStorage {
         };
         let json = serde_json::to_vec(&sidecar)
             .map_err(|e| Error::new(ErrorKind::Backend, format!("{path} metadata: {e}")))?;
-        self.atomic_write(&file, &json, path)
+        self.atomic_write(&self.sidecar_file(path), &json, path)
     }
 
     fn atomic_write(&self, target: &Path, bytes: &[u8], path: &ObjectPath) -> Result<()> {
@@ -214,13 +230,15 @@ impl LocalStorage {
         options: &PutOptions,
     ) -> Result<ObjectMeta> {
         let (file, tmp, mut f) = self.new_temp(path)?;
-        if let Err(e) = f.write_all(bytes) {
-            drop(f);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io_error(e, format!("writing {path}")));
-        }
+        let written = f.write_all(bytes).and_then(|()| f.metadata());
         drop(f);
-        self.commit(path, &file, &tmp, options)
+        match written {
+            Ok(stat) => self.commit(path, &file, &tmp, &stat, options),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(io_error(e, format!("writing {path}")))
+            }
+        }
     }
 
     /// The file for `path`, and a fresh temporary file beside it, open for writing (parent
@@ -241,12 +259,14 @@ impl LocalStorage {
         Ok((file, tmp, f))
     }
 
-    /// Moves the complete temporary file `tmp` into place as `mode` says; it is gone after.
+    /// Moves the complete temporary file `tmp` (whose `stat` is `written`: renames and links
+    /// keep it) into place as `mode` says; it is gone after.
     fn commit(
         &self,
         path: &ObjectPath,
         file: &Path,
         tmp: &Path,
+        written: &std::fs::Metadata,
         options: &PutOptions,
     ) -> Result<ObjectMeta> {
         let guard = self.lock(path);
@@ -278,10 +298,9 @@ impl LocalStorage {
             let _ = std::fs::remove_file(tmp);
         }
         placed?;
-        self.write_sidecar(path, options)?;
+        let mut meta = Self::stat_meta(path, written);
+        self.write_sidecar(path, options, &meta.version)?;
         drop(guard);
-        // The sidecar holds exactly what was just written: no need to read it back.
-        let mut meta = self.meta(path, file, false)?;
         meta.content_type = options.content_type.clone();
         meta.cache_control = options.cache_control.clone();
         meta.content_disposition = options.content_disposition.clone();
@@ -557,11 +576,15 @@ impl Upload for LocalUpload {
 
     fn complete(&self) -> BoxFuture<'_, Result<ObjectMeta>> {
         let (path, options) = (self.path.clone(), self.options.clone());
-        let (target, tmp) = (self.target.clone(), self.tmp.clone());
-        Box::pin(
-            self.storage
-                .blocking(move |s| s.commit(&path, &target, &tmp, &options)),
-        )
+        let (target, tmp, file) = (self.target.clone(), self.tmp.clone(), self.file.clone());
+        Box::pin(self.storage.blocking(move |s| {
+            let stat = file
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .metadata()
+                .map_err(|e| io_error(e, format!("writing {path}")))?;
+            s.commit(&path, &target, &tmp, &stat, &options)
+        }))
     }
 
     fn abort(&self) -> BoxFuture<'_, Result<()>> {

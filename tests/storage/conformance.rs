@@ -45,6 +45,27 @@ pub async fn metadata_round_trips(s: Storage, base: &str) {
     }
 }
 
+pub async fn overwrites_replace_metadata(s: Storage, base: &str) {
+    let k = key(&format!("{base}/meta-then-none"));
+    let with = PutOptions::default()
+        .content_type("text/plain")
+        .metadata("owner", "ada");
+    s.put(&k, "one".into(), &with).await.unwrap();
+    s.put(&k, "two!".into(), &PutOptions::default())
+        .await
+        .unwrap();
+    let head = s.head(&k).await.unwrap();
+    assert!(head.metadata.is_empty(), "{:?}", head.metadata);
+    assert_ne!(head.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(head.size, 4);
+    s.put(&k, "three".into(), &with).await.unwrap();
+    let got = s.get(&k).await.unwrap();
+    assert_eq!(
+        got.meta.metadata.get("owner").map(String::as_str),
+        Some("ada")
+    );
+}
+
 pub async fn ranges(s: Storage, base: &str) {
     let k = key(&format!("{base}/range"));
     s.put(&k, "0123456789".into(), &PutOptions::default())
@@ -523,6 +544,7 @@ macro_rules! storage_suite {
     () => {
         $crate::storage_suite!(@tests
             metadata_round_trips,
+            overwrites_replace_metadata,
             ranges,
             listing,
             many_keys_list_completely,
