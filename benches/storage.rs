@@ -83,7 +83,10 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.bench_function("object_store", |b| {
-        b.iter(|| rt.block_on(os.put(&os_big_put, big.clone().into())).unwrap())
+        b.iter(|| {
+            rt.block_on(os.put(&os_big_put, big.clone().into()))
+                .unwrap()
+        })
     });
     g.bench_function("tokio_fs_write", |b| {
         b.iter(|| {

@@ -1,9 +1,9 @@
 //! Azure Blob Storage on azure_storage_blob (block blobs).
 
 use super::{
-    Backend, BoxFuture, ByteRange, Capabilities, GetOptions, GetResult, GetStream, ListResult,
-    ObjectMeta, ObjectPath, Part, PresignMethod, PresignedRequest, PutMode, PutOptions, Upload,
-    Version, encode_key, one_level,
+    Backend, BoxFuture, BoxStream, ByteRange, Capabilities, GetOptions, GetResult, GetStream,
+    ListResult, ObjectMeta, ObjectPath, Page, Part, PresignMethod, PresignedRequest, PutMode,
+    PutOptions, Upload, Version, all_pages, encode_key, one_level, page_stream, written,
 };
 use crate::config::Secret;
 use crate::{Error, ErrorKind, Result};
@@ -365,19 +365,6 @@ fn azure_error(e: azure_core::Error, what: String) -> Error {
         .with_source(e)
 }
 
-/// `AlreadyExists` for a create-only put that found a blob (409 or 412, by service version).
-fn lost_race(e: Error, path: &ObjectPath, mode: &PutMode) -> Error {
-    let lost = matches!(
-        e.kind(),
-        ErrorKind::PreconditionFailed | ErrorKind::AlreadyExists
-    );
-    if *mode == PutMode::Create && lost {
-        Error::new(ErrorKind::AlreadyExists, format!("{path} already exists")).with_backend("azure")
-    } else {
-        e
-    }
-}
-
 fn conditions(mode: &PutMode) -> (Option<Etag>, Option<Etag>) {
     match mode {
         PutMode::Overwrite => (None, None),
@@ -387,25 +374,11 @@ fn conditions(mode: &PutMode) -> (Option<Etag>, Option<Etag>) {
 }
 
 fn to_system_time(t: Option<OffsetDateTime>) -> SystemTime {
-    t.and_then(|t| u64::try_from(t.unix_timestamp_nanos()).ok())
-        .map_or(UNIX_EPOCH, |n| UNIX_EPOCH + Duration::from_nanos(n))
+    super::unix_nanos_time(t.map(|t| t.unix_timestamp_nanos()))
 }
 
 fn version(etag: Option<Etag>) -> Version {
     Version(etag.map(|e| e.to_string()).unwrap_or_default())
-}
-
-fn written(path: &ObjectPath, size: u64, etag: Option<Etag>, options: &PutOptions) -> ObjectMeta {
-    ObjectMeta {
-        path: path.clone(),
-        size,
-        last_modified: SystemTime::now(),
-        version: version(etag),
-        content_type: options.content_type.clone(),
-        cache_control: options.cache_control.clone(),
-        content_disposition: options.content_disposition.clone(),
-        metadata: options.metadata.clone(),
-    }
 }
 
 fn metadata_map(m: HashMap<String, String>) -> BTreeMap<String, String> {
@@ -630,16 +603,18 @@ impl AzureStorage {
         Ok((meta, served, got.body))
     }
 
-    /// Every blob under `prefix`, all pages, in key order.
-    async fn list_all(
+    /// One page of the flat listing under `prefix`, from the continuation marker `token`.
+    async fn page(
         &self,
         prefix: Option<&ObjectPath>,
         start_after: Option<&ObjectPath>,
-    ) -> Result<Vec<ObjectMeta>> {
+        token: Option<String>,
+    ) -> Result<Page> {
         let options = BlobContainerClientListBlobsOptions {
             prefix: prefix.map(|p| format!("{}/", p.as_str())),
             include: Some(vec![ListBlobsIncludeItem::Metadata]),
             maxresults: Some(self.inner.page_size),
+            marker: token,
             ..Default::default()
         };
         let pager = self
@@ -648,8 +623,7 @@ impl AzureStorage {
             .list_blobs(Some(options))
             .map_err(|e| azure_error(e, "listing".into()))?;
         let mut pages = pager.into_pages();
-        let mut out = Vec::new();
-        while let Some(page) = self
+        let Some(page) = self
             .bounded("Azure list", async {
                 pages
                     .try_next()
@@ -657,19 +631,22 @@ impl AzureStorage {
                     .map_err(|e| azure_error(e, "listing".into()))
             })
             .await?
-        {
-            let page = page
-                .into_model()
-                .map_err(|e| azure_error(e, "reading a listing".into()))?;
-            for item in page.blob_items {
-                let Some(path) = item.name.as_deref().and_then(|n| ObjectPath::new(n).ok()) else {
-                    continue;
-                };
+        else {
+            return Ok(Page::default());
+        };
+        let page = page
+            .into_model()
+            .map_err(|e| azure_error(e, "reading a listing".into()))?;
+        let objects = page
+            .blob_items
+            .into_iter()
+            .filter_map(|item| {
+                let path = ObjectPath::new(item.name.as_deref()?).ok()?;
                 if start_after.is_some_and(|a| path <= *a) {
-                    continue;
+                    return None;
                 }
                 let p = item.properties.unwrap_or_default();
-                out.push(ObjectMeta {
+                Some(ObjectMeta {
                     path,
                     size: p.content_length.unwrap_or(0),
                     last_modified: to_system_time(p.last_modified),
@@ -682,11 +659,14 @@ impl AzureStorage {
                         .and_then(|m| m.values)
                         .map(metadata_map)
                         .unwrap_or_default(),
-                });
-            }
-        }
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
+                })
+            })
+            .collect();
+        Ok(Page {
+            objects,
+            prefixes: Vec::new(),
+            next: page.next_marker,
+        })
     }
 
     /// The blob's URL without credentials.
@@ -739,10 +719,11 @@ impl Backend for AzureStorage {
                 .upload(RequestContent::from(bytes.to_vec()), Some(upload))
                 .await
                 .map_err(|e| {
-                    let e = azure_error(e, format!("putting {path}"));
-                    lost_race(e, path, &options.mode)
+                    options
+                        .mode
+                        .lost_race(azure_error(e, format!("putting {path}")), path)
                 })?;
-            Ok(written(path, size, out.etag, options))
+            Ok(written(path, size, version(out.etag), options))
         }))
     }
 
@@ -770,11 +751,7 @@ impl Backend for AzureStorage {
             let (meta, range, body) = self.open(path, options).await?;
             let what = format!("reading {path}");
             let stream = body.map_err(move |e| azure_error(e, what.clone()));
-            Ok(GetStream {
-                meta,
-                range,
-                stream: Box::pin(stream),
-            })
+            Ok(GetStream::new(meta, range, stream))
         }))
     }
 
@@ -797,14 +774,24 @@ impl Backend for AzureStorage {
         prefix: Option<&'a ObjectPath>,
         start_after: Option<&'a ObjectPath>,
     ) -> BoxFuture<'a, Result<Vec<ObjectMeta>>> {
-        Box::pin(self.list_all(prefix, start_after))
+        Box::pin(async move {
+            let pages = all_pages(|token| self.page(prefix, start_after, token));
+            Ok(pages.await?.objects)
+        })
+    }
+
+    fn list_stream(&self, prefix: Option<ObjectPath>) -> BoxStream<'_, Result<ObjectMeta>> {
+        page_stream(move |token| {
+            let prefix = prefix.clone();
+            async move { self.page(prefix.as_ref(), None, token).await }
+        })
     }
 
     fn list_with_delimiter<'a>(
         &'a self,
         prefix: Option<&'a ObjectPath>,
     ) -> BoxFuture<'a, Result<ListResult>> {
-        Box::pin(async move { Ok(one_level(self.list_all(prefix, None).await?, prefix)) })
+        Box::pin(async move { Ok(one_level(self.list(prefix, None).await?, prefix)) })
     }
 
     fn copy<'a>(&'a self, from: &'a ObjectPath, to: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
@@ -972,17 +959,14 @@ impl Upload for AzureUpload {
                 .commit_block_list(content, Some(options))
                 .await
                 .map_err(|e| {
-                    lost_race(
-                        azure_error(e, format!("committing {path}")),
-                        path,
-                        &self.options.mode,
-                    )
+                    let e = azure_error(e, format!("committing {path}"));
+                    self.options.mode.lost_race(e, path)
                 })?;
             let etag = out
                 .etag()
                 .map_err(|e| azure_error(e, format!("committing {path}")))?;
             // Size: what the parts added up to is known to the driver only; read it back.
-            let mut meta = written(path, 0, etag, &self.options);
+            let mut meta = written(path, 0, version(etag), &self.options);
             if let Ok(props) = self.blob.get_properties(None).await
                 && let Ok(Some(len)) = props.content_length()
             {

@@ -1,8 +1,9 @@
 //! Google Cloud Storage on gcloud-storage (JSON API).
 
 use super::{
-    Backend, BoxFuture, Capabilities, GetOptions, GetResult, GetStream, ListResult, ObjectMeta,
-    ObjectPath, Part, PresignMethod, PresignedRequest, PutMode, PutOptions, Upload, Version,
+    Backend, BoxFuture, BoxStream, Capabilities, GetOptions, GetResult, GetStream, ListResult,
+    ObjectMeta, ObjectPath, Page, Part, PresignMethod, PresignedRequest, PutMode, PutOptions,
+    Upload, Version, all_pages, page_stream,
 };
 use crate::{Error, ErrorKind, Result};
 use bytes::Bytes;
@@ -21,7 +22,7 @@ use gcloud_storage::http::resumable_upload_client::{
 };
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 enum Auth {
@@ -187,15 +188,6 @@ fn gcs_error(e: GcsError, what: String) -> Error {
         .with_source(e)
 }
 
-/// `AlreadyExists` for a create-only put that found an object.
-fn lost_race(e: Error, path: &ObjectPath, mode: &PutMode) -> Error {
-    if *mode == PutMode::Create && e.kind() == ErrorKind::PreconditionFailed {
-        Error::new(ErrorKind::AlreadyExists, format!("{path} already exists")).with_backend("gcs")
-    } else {
-        e
-    }
-}
-
 /// The generation a version token names; a token that is no generation matches nothing.
 fn generation(v: &Version) -> i64 {
     v.0.parse().unwrap_or(-1)
@@ -211,10 +203,7 @@ fn condition(mode: &PutMode) -> Option<i64> {
 
 fn object_meta(o: Object) -> Option<ObjectMeta> {
     let path = ObjectPath::new(&o.name).ok()?;
-    let last_modified = o
-        .updated
-        .and_then(|t| u64::try_from(t.unix_timestamp_nanos()).ok())
-        .map_or(UNIX_EPOCH, |n| UNIX_EPOCH + Duration::from_nanos(n));
+    let last_modified = super::unix_nanos_time(o.updated.map(|t| t.unix_timestamp_nanos()));
     Some(ObjectMeta {
         path,
         size: o.size.max(0) as u64,
@@ -359,21 +348,7 @@ impl GcsStorage {
                 Err(e) if e.kind() == ErrorKind::NotFound => None,
                 Err(e) => return Err(e),
             };
-            match (&options.mode, current) {
-                (PutMode::Create, Some(_)) => {
-                    return Err(Error::new(
-                        ErrorKind::AlreadyExists,
-                        format!("{path} already exists"),
-                    ));
-                }
-                (PutMode::IfMatch(want), current) if current.as_ref() != Some(want) => {
-                    return Err(Error::new(
-                        ErrorKind::PreconditionFailed,
-                        format!("{path}: version is not the one required (if-match)"),
-                    ));
-                }
-                _ => {}
-            }
+            options.mode.check(current.as_ref(), path)?;
         }
         let kind = UploadType::Multipart(Box::new(Self::new_object(path, options)));
         let session = self
@@ -382,7 +357,7 @@ impl GcsStorage {
             .await
             .map_err(|e| {
                 let e = gcs_error(e, format!("starting an upload to {path}"));
-                lost_race(e, path, &options.mode)
+                options.mode.lost_race(e, path)
             })?;
         Ok(GcsUpload {
             session,
@@ -393,54 +368,48 @@ impl GcsStorage {
         })
     }
 
-    /// Every page of a listing under `prefix`.
-    async fn pages(
+    /// One page of a listing under `prefix`.
+    async fn page(
         &self,
         prefix: Option<&ObjectPath>,
         start_after: Option<&ObjectPath>,
         delimited: bool,
-    ) -> Result<(Vec<ObjectMeta>, Vec<ObjectPath>)> {
-        let mut req = ListObjectsRequest {
+        token: Option<String>,
+    ) -> Result<Page> {
+        let req = ListObjectsRequest {
             bucket: self.bucket.clone(),
             prefix: prefix.map(|p| format!("{}/", p.as_str())),
             delimiter: delimited.then(|| "/".to_owned()),
             start_offset: start_after.map(|p| p.as_str().to_owned()),
             max_results: Some(self.page_size),
+            page_token: token,
             ..Default::default()
         };
-        let (mut objects, mut prefixes) = (Vec::new(), Vec::new());
-        let mut pages = 0u32;
-        loop {
-            pages += 1;
-            let page = self
-                .bounded("GCS list", async {
-                    self.client
-                        .list_objects(&req)
-                        .await
-                        .map_err(|e| gcs_error(e, "listing".into()))
-                })
-                .await?;
-            objects.extend(
-                page.items
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(object_meta)
-                    .filter(|m| start_after.is_none_or(|a| m.path > *a)),
-            );
-            prefixes.extend(
-                page.prefixes
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|p| ObjectPath::new(p.trim_end_matches('/')).ok()),
-            );
-            match page.next_page_token {
-                Some(token) if !token.is_empty() => req.page_token = Some(token),
-                _ => break,
-            }
-        }
-        tracing::trace!(pages, "GCS listing");
-        objects.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok((objects, prefixes))
+        let page = self
+            .bounded("GCS list", async {
+                self.client
+                    .list_objects(&req)
+                    .await
+                    .map_err(|e| gcs_error(e, "listing".into()))
+            })
+            .await?;
+        Ok(Page {
+            objects: page
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(object_meta)
+                // startOffset is inclusive.
+                .filter(|m| start_after.is_none_or(|a| m.path > *a))
+                .collect(),
+            prefixes: page
+                .prefixes
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| ObjectPath::new(p.trim_end_matches('/')).ok())
+                .collect(),
+            next: page.next_page_token,
+        })
     }
 }
 
@@ -497,7 +466,9 @@ impl Backend for GcsStorage {
                 .upload_object(&self.upload_request(options), bytes, &kind)
                 .await
                 .map_err(|e| {
-                    lost_race(gcs_error(e, format!("putting {path}")), path, &options.mode)
+                    options
+                        .mode
+                        .lost_race(gcs_error(e, format!("putting {path}")), path)
                 })?;
             meta_or_error(o, path)
         }))
@@ -562,11 +533,7 @@ impl Backend for GcsStorage {
             let stream = futures_util::stream::unfold(rx, |mut rx| async move {
                 rx.recv().await.map(|item| (item, rx))
             });
-            Ok(GetStream {
-                meta,
-                range,
-                stream: Box::pin(stream),
-            })
+            Ok(GetStream::new(meta, range, stream))
         }))
     }
 
@@ -594,7 +561,17 @@ impl Backend for GcsStorage {
         prefix: Option<&'a ObjectPath>,
         start_after: Option<&'a ObjectPath>,
     ) -> BoxFuture<'a, Result<Vec<ObjectMeta>>> {
-        Box::pin(async move { Ok(self.pages(prefix, start_after, false).await?.0) })
+        Box::pin(async move {
+            let pages = all_pages(|token| self.page(prefix, start_after, false, token));
+            Ok(pages.await?.objects)
+        })
+    }
+
+    fn list_stream(&self, prefix: Option<ObjectPath>) -> BoxStream<'_, Result<ObjectMeta>> {
+        page_stream(move |token| {
+            let prefix = prefix.clone();
+            async move { self.page(prefix.as_ref(), None, false, token).await }
+        })
     }
 
     fn list_with_delimiter<'a>(
@@ -602,10 +579,10 @@ impl Backend for GcsStorage {
         prefix: Option<&'a ObjectPath>,
     ) -> BoxFuture<'a, Result<ListResult>> {
         Box::pin(async move {
-            let (objects, common_prefixes) = self.pages(prefix, None, true).await?;
+            let all = all_pages(|token| self.page(prefix, None, true, token)).await?;
             Ok(ListResult {
-                objects,
-                common_prefixes,
+                objects: all.objects,
+                common_prefixes: all.prefixes,
             })
         })
     }
@@ -718,7 +695,7 @@ impl Upload for GcsUpload {
                 .await
                 .map_err(|e| {
                     let e = gcs_error(e, format!("uploading part {} of {path}", part.index));
-                    lost_race(e, path, &self.mode)
+                    self.mode.lost_race(e, path)
                 })?;
             if let UploadStatus::Ok(o) = status {
                 *self.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(o);

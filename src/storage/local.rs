@@ -274,16 +274,11 @@ impl LocalStorage {
             PutMode::Overwrite => {
                 std::fs::rename(tmp, file).map_err(|e| io_error(e, format!("writing {path}")))
             }
-            PutMode::IfMatch(want) => {
+            PutMode::IfMatch(_) => {
                 let current = self.meta(path, file, false).map(|m| m.version).ok();
-                if current.as_ref() == Some(want) {
+                options.mode.check(current.as_ref(), path).and_then(|()| {
                     std::fs::rename(tmp, file).map_err(|e| io_error(e, format!("writing {path}")))
-                } else {
-                    Err(Error::new(
-                        ErrorKind::PreconditionFailed,
-                        format!("{path}: version is not the one required (if-match)"),
-                    ))
-                }
+                })
             }
             // A hard link fails if the target exists: atomic create-only.
             PutMode::Create => std::fs::hard_link(tmp, file).map_err(|e| {
@@ -466,11 +461,7 @@ impl Backend for LocalStorage {
             use tokio::io::AsyncReadExt;
             let reader = tokio::fs::File::from_std(file).take(range.end - range.start);
             let stream = super::upload::read_stream(reader, 64 * 1024);
-            Ok(GetStream {
-                meta,
-                range,
-                stream: Box::pin(stream),
-            })
+            Ok(GetStream::new(meta, range, stream))
         })
     }
 

@@ -2,7 +2,7 @@
 
 use super::{
     Backend, BoxFuture, Capabilities, GetOptions, GetResult, ListResult, ObjectMeta, ObjectPath,
-    PutMode, PutOptions, Version, listed, one_level,
+    PutOptions, Version, listed, one_level,
 };
 use crate::{Error, ErrorKind, Result};
 use bytes::Bytes;
@@ -43,22 +43,9 @@ impl MemoryStorage {
 
     fn put_now(&self, path: &ObjectPath, bytes: Bytes, options: &PutOptions) -> Result<ObjectMeta> {
         let mut map = self.map();
-        let current = map.get(path).map(|(_, m)| m.version.clone());
-        match (&options.mode, current) {
-            (PutMode::Create, Some(_)) => {
-                return Err(Error::new(
-                    ErrorKind::AlreadyExists,
-                    format!("{path} already exists"),
-                ));
-            }
-            (PutMode::IfMatch(want), current) if current.as_ref() != Some(want) => {
-                return Err(Error::new(
-                    ErrorKind::PreconditionFailed,
-                    format!("{path}: version is not the one required (if-match)"),
-                ));
-            }
-            _ => {}
-        }
+        options
+            .mode
+            .check(map.get(path).map(|(_, m)| &m.version), path)?;
         let meta = ObjectMeta {
             path: path.clone(),
             size: bytes.len() as u64,

@@ -117,6 +117,9 @@ use tracing::Instrument;
 /// A boxed, sendable future: what [`Backend`] methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A boxed, sendable stream: what [`Backend::list_stream`] returns.
+pub type BoxStream<'a, T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send + 'a>>;
+
 /// An object's version: the token conditional operations compare (ETag, generation, or what the
 /// backend documents). Opaque; compare for equality only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -155,6 +158,52 @@ pub enum PutMode {
     /// Only if the current version is this one (compare-and-swap): else
     /// [`PreconditionFailed`](ErrorKind::PreconditionFailed).
     IfMatch(Version),
+}
+
+impl PutMode {
+    /// Checks the mode against the object's current version (`None`: absent), for backends
+    /// that evaluate conditions themselves.
+    ///
+    /// # Errors
+    /// `AlreadyExists` for a create-only put over an object, `PreconditionFailed` for a
+    /// compare-and-swap whose version is not the current one.
+    pub fn check(&self, current: Option<&Version>, path: &ObjectPath) -> Result<()> {
+        match (self, current) {
+            (PutMode::Create, Some(_)) => Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("{path} already exists"),
+            )),
+            (PutMode::IfMatch(want), current) if current != Some(want) => Err(Error::new(
+                ErrorKind::PreconditionFailed,
+                format!("{path}: version is not the one required (if-match)"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A server's "precondition failed" (or "already exists") for a create-only put, as
+    /// `AlreadyExists`; anything else unchanged.
+    #[cfg(any(
+        feature = "storage-s3",
+        feature = "storage-gcs",
+        feature = "storage-azure"
+    ))]
+    pub(crate) fn lost_race(&self, e: Error, path: &ObjectPath) -> Error {
+        let lost = matches!(
+            e.kind(),
+            ErrorKind::PreconditionFailed | ErrorKind::AlreadyExists
+        );
+        if *self == PutMode::Create && lost {
+            let backend = e.backend().map(str::to_owned);
+            let mut out = Error::new(ErrorKind::AlreadyExists, format!("{path} already exists"));
+            if let Some(b) = backend {
+                out = out.with_backend(b);
+            }
+            out.with_source(e)
+        } else {
+            e
+        }
+    }
 }
 
 /// Options of a put.
@@ -457,6 +506,16 @@ pub trait Backend: Send + Sync + 'static {
         prefix: Option<&'a ObjectPath>,
         start_after: Option<&'a ObjectPath>,
     ) -> BoxFuture<'a, Result<Vec<ObjectMeta>>>;
+    /// Every object under `prefix`, page by page as the store serves them (key order on S3,
+    /// GCS and Azure; S3-compatible stores may differ), so memory stays bounded by a page. The
+    /// default lists everything first.
+    fn list_stream(&self, prefix: Option<ObjectPath>) -> BoxStream<'_, Result<ObjectMeta>> {
+        use futures_util::{StreamExt, TryStreamExt};
+        futures_util::stream::once(async move { self.list(prefix.as_ref(), None).await })
+            .map_ok(|all| futures_util::stream::iter(all.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
     /// One level under `prefix`.
     fn list_with_delimiter<'a>(
         &'a self,
@@ -873,6 +932,23 @@ impl Storage {
         self.list_from(prefix, None).await
     }
 
+    /// Every object under `prefix` as a stream, fetched a page at a time (see
+    /// [`Backend::list_stream`] for the order). Each page is bounded by the backend's request
+    /// timeout; pages are not retried.
+    pub fn list_stream(&self, prefix: Option<&ObjectPath>) -> BoxStream<'_, Result<ObjectMeta>> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let system = self.backend.name();
+        match self.full_prefix(prefix) {
+            Ok(full) => self
+                .backend
+                .list_stream(full)
+                .map_ok(|m| self.relative_meta(m))
+                .map_err(move |e| annotate(e, system, "list"))
+                .boxed(),
+            Err(e) => futures_util::stream::once(std::future::ready(Err(e))).boxed(),
+        }
+    }
+
     /// As [`list`](Self::list), starting after `after`.
     ///
     /// # Errors
@@ -1000,6 +1076,102 @@ fn annotate(e: Error, system: &'static str, op: &'static str) -> Error {
     } else {
         e
     }
+}
+
+/// One page of a cloud listing.
+#[cfg(any(
+    feature = "storage-s3",
+    feature = "storage-gcs",
+    feature = "storage-azure"
+))]
+#[derive(Default)]
+pub(crate) struct Page {
+    pub(crate) objects: Vec<ObjectMeta>,
+    pub(crate) prefixes: Vec<ObjectPath>,
+    /// The continuation token of the next page, if any.
+    pub(crate) next: Option<String>,
+}
+
+/// Every page `fetch(token)` serves, objects sorted by key (some S3-compatible stores walk
+/// directories instead of sorting).
+#[cfg(any(
+    feature = "storage-s3",
+    feature = "storage-gcs",
+    feature = "storage-azure"
+))]
+pub(crate) async fn all_pages<F, Fut>(mut fetch: F) -> Result<Page>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<Page>>,
+{
+    let mut all = Page::default();
+    let mut token = None;
+    loop {
+        let page = fetch(token).await?;
+        all.objects.extend(page.objects);
+        all.prefixes.extend(page.prefixes);
+        token = page.next.filter(|t| !t.is_empty());
+        if token.is_none() {
+            all.objects.sort_by(|a, b| a.path.cmp(&b.path));
+            return Ok(all);
+        }
+    }
+}
+
+/// The objects of the pages `fetch(token)` serves, one page fetched at a time.
+#[cfg(any(
+    feature = "storage-s3",
+    feature = "storage-gcs",
+    feature = "storage-azure"
+))]
+pub(crate) fn page_stream<'a, F, Fut>(fetch: F) -> BoxStream<'a, Result<ObjectMeta>>
+where
+    F: FnMut(Option<String>) -> Fut + Send + 'a,
+    Fut: Future<Output = Result<Page>> + Send + 'a,
+{
+    use futures_util::{StreamExt, TryStreamExt};
+    // State: the fetcher and the next token (`None`: done; `Some(None)`: the first page).
+    futures_util::stream::try_unfold((fetch, Some(None)), |(mut fetch, token)| async move {
+        let Some(token) = token else {
+            return Ok::<_, Error>(None);
+        };
+        let page = fetch(token).await?;
+        let next = page.next.filter(|t| !t.is_empty()).map(Some);
+        let objects = futures_util::stream::iter(page.objects.into_iter().map(Ok));
+        Ok(Some((objects, (fetch, next))))
+    })
+    .try_flatten()
+    .boxed()
+}
+
+/// What a put wrote, as the caller asked for it (cloud stores answer with a version only).
+#[cfg(any(feature = "storage-s3", feature = "storage-azure"))]
+pub(crate) fn written(
+    path: &ObjectPath,
+    size: u64,
+    version: Version,
+    options: &PutOptions,
+) -> ObjectMeta {
+    ObjectMeta {
+        path: path.clone(),
+        size,
+        last_modified: SystemTime::now(),
+        version,
+        content_type: options.content_type.clone(),
+        cache_control: options.cache_control.clone(),
+        content_disposition: options.content_disposition.clone(),
+        metadata: options.metadata.clone(),
+    }
+}
+
+/// A `time` timestamp (gcloud-storage's and azure_core's) as a `SystemTime`.
+#[cfg(any(feature = "storage-gcs", feature = "storage-azure"))]
+pub(crate) fn unix_nanos_time(nanos: Option<i128>) -> SystemTime {
+    nanos
+        .and_then(|n| u64::try_from(n).ok())
+        .map_or(std::time::UNIX_EPOCH, |n| {
+            std::time::UNIX_EPOCH + Duration::from_nanos(n)
+        })
 }
 
 /// Percent-encodes all but unreserved characters (and `/` when `keep_slash`): keys in URLs and

@@ -1,9 +1,9 @@
 //! Amazon S3 and S3-compatible stores (SeaweedFS, MinIO, R2) on aws-sdk-s3.
 
 use super::{
-    Backend, BoxFuture, ByteRange, Capabilities, GetOptions, GetResult, GetStream, ListResult,
-    ObjectMeta, ObjectPath, Part, PresignMethod, PresignedRequest, PutMode, PutOptions, Upload,
-    Version, encode_key, parse_content_range,
+    Backend, BoxFuture, BoxStream, ByteRange, Capabilities, GetOptions, GetResult, GetStream,
+    ListResult, ObjectMeta, ObjectPath, Page, Part, PresignMethod, PresignedRequest, PutMode,
+    PutOptions, Upload, Version, all_pages, encode_key, page_stream, parse_content_range, written,
 };
 use crate::{Error, ErrorKind, Result};
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -140,15 +140,6 @@ fn read_error(path: &ObjectPath, e: impl std::error::Error + Send + Sync + 'stat
         .with_source(e)
 }
 
-/// Maps a conditional put's 412 to `AlreadyExists` when it was create-only.
-fn lost_race(e: Error, path: &ObjectPath, mode: &PutMode) -> Error {
-    if *mode == PutMode::Create && e.kind() == ErrorKind::PreconditionFailed {
-        Error::new(ErrorKind::AlreadyExists, format!("{path} already exists")).with_backend("s3")
-    } else {
-        e
-    }
-}
-
 /// The metadata of a `GetObject` or `HeadObject` output (same accessors, different types).
 macro_rules! object_meta {
     ($path:expr, $size:expr, $out:expr) => {
@@ -170,18 +161,8 @@ macro_rules! object_meta {
     };
 }
 
-/// What a put or completed upload wrote.
-fn written(path: &ObjectPath, size: u64, etag: Option<&str>, options: &PutOptions) -> ObjectMeta {
-    ObjectMeta {
-        path: path.clone(),
-        size,
-        last_modified: SystemTime::now(),
-        version: Version(etag.unwrap_or_default().to_owned()),
-        content_type: options.content_type.clone(),
-        cache_control: options.cache_control.clone(),
-        content_disposition: options.content_disposition.clone(),
-        metadata: options.metadata.clone(),
-    }
+fn etag(e: Option<&str>) -> Version {
+    Version(e.unwrap_or_default().to_owned())
 }
 
 fn to_system_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> SystemTime {
@@ -292,36 +273,41 @@ impl S3Storage {
             .unwrap_or_default()
     }
 
-    /// Every page of a ListObjectsV2 under `prefix`, following continuation tokens.
-    async fn pages(
+    /// One page of a ListObjectsV2 under `prefix`.
+    async fn page(
         &self,
         prefix: Option<&ObjectPath>,
         start_after: Option<&ObjectPath>,
         delimited: bool,
-    ) -> Result<Vec<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output>> {
-        let mut pages = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .bounded("S3 list", async {
-                    self.client
-                        .list_objects_v2()
-                        .bucket(&self.bucket)
-                        .prefix(Self::prefix_of(prefix))
-                        .set_delimiter(delimited.then(|| "/".to_owned()))
-                        .set_start_after(start_after.map(|p| p.as_str().to_owned()))
-                        .set_continuation_token(token.clone())
-                        .send()
-                        .await
-                        .map_err(|e| s3_error(e, "listing".into()))
-                })
-                .await?;
-            token = page.next_continuation_token().map(str::to_owned);
-            pages.push(page);
-            if token.is_none() {
-                return Ok(pages);
-            }
-        }
+        token: Option<String>,
+    ) -> Result<Page> {
+        let out = self
+            .bounded("S3 list", async {
+                self.client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(Self::prefix_of(prefix))
+                    .set_delimiter(delimited.then(|| "/".to_owned()))
+                    .set_start_after(start_after.map(|p| p.as_str().to_owned()))
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| s3_error(e, "listing".into()))
+            })
+            .await?;
+        Ok(Page {
+            objects: out
+                .contents()
+                .iter()
+                .filter_map(|o| self.listed_meta(o))
+                .collect(),
+            prefixes: out
+                .common_prefixes()
+                .iter()
+                .filter_map(|p| ObjectPath::new(p.prefix()?.trim_end_matches('/')).ok())
+                .collect(),
+            next: out.next_continuation_token().map(str::to_owned),
+        })
     }
 
     fn listed_meta(&self, o: &aws_sdk_s3::types::Object) -> Option<ObjectMeta> {
@@ -379,9 +365,11 @@ impl Backend for S3Storage {
                 PutMode::IfMatch(v) => req.if_match(&v.0),
             };
             let out = req.send().await.map_err(|e| {
-                lost_race(s3_error(e, format!("putting {path}")), path, &options.mode)
+                options
+                    .mode
+                    .lost_race(s3_error(e, format!("putting {path}")), path)
             })?;
-            Ok(written(path, size, out.e_tag(), options))
+            Ok(written(path, size, etag(out.e_tag()), options))
         }))
     }
 
@@ -419,11 +407,7 @@ impl Backend for S3Storage {
                     }
                 }
             });
-            Ok(GetStream {
-                meta,
-                range,
-                stream: Box::pin(stream),
-            })
+            Ok(GetStream::new(meta, range, stream))
         }))
     }
 
@@ -530,14 +514,15 @@ impl Backend for S3Storage {
         start_after: Option<&'a ObjectPath>,
     ) -> BoxFuture<'a, Result<Vec<ObjectMeta>>> {
         Box::pin(async move {
-            let mut out = Vec::new();
-            for page in self.pages(prefix, start_after, false).await? {
-                out.extend(page.contents().iter().filter_map(|o| self.listed_meta(o)));
-            }
-            // S3 lists in UTF-8 byte order; some compatible stores (SeaweedFS) walk directories
-            // instead. corekit promises key order everywhere.
-            out.sort_by(|a, b| a.path.cmp(&b.path));
-            Ok(out)
+            let pages = all_pages(|token| self.page(prefix, start_after, false, token));
+            Ok(pages.await?.objects)
+        })
+    }
+
+    fn list_stream(&self, prefix: Option<ObjectPath>) -> BoxStream<'_, Result<ObjectMeta>> {
+        page_stream(move |token| {
+            let prefix = prefix.clone();
+            async move { self.page(prefix.as_ref(), None, false, token).await }
         })
     }
 
@@ -546,18 +531,11 @@ impl Backend for S3Storage {
         prefix: Option<&'a ObjectPath>,
     ) -> BoxFuture<'a, Result<ListResult>> {
         Box::pin(async move {
-            let mut result = ListResult::default();
-            for page in self.pages(prefix, None, true).await? {
-                result
-                    .objects
-                    .extend(page.contents().iter().filter_map(|o| self.listed_meta(o)));
-                result.common_prefixes.extend(
-                    page.common_prefixes()
-                        .iter()
-                        .filter_map(|p| ObjectPath::new(p.prefix()?.trim_end_matches('/')).ok()),
-                );
-            }
-            Ok(result)
+            let all = all_pages(|token| self.page(prefix, None, true, token)).await?;
+            Ok(ListResult {
+                objects: all.objects,
+                common_prefixes: all.prefixes,
+            })
         })
     }
 
@@ -649,10 +627,10 @@ impl Upload for S3Upload {
             let path = &self.path;
             let out = req.send().await.map_err(|e| {
                 let e = s3_error(e, format!("completing the upload to {path}"));
-                lost_race(e, path, &self.options.mode)
+                self.options.mode.lost_race(e, path)
             })?;
             let size = self.size.load(Ordering::Relaxed);
-            Ok(written(path, size, out.e_tag(), &self.options))
+            Ok(written(path, size, etag(out.e_tag()), &self.options))
         }))
     }
 

@@ -31,6 +31,18 @@ impl std::fmt::Debug for GetStream {
 }
 
 impl GetStream {
+    /// Over `stream`.
+    pub fn new<S>(meta: ObjectMeta, range: std::ops::Range<u64>, stream: S) -> Self
+    where
+        S: Stream<Item = Result<Bytes>> + Send + 'static,
+    {
+        Self {
+            meta,
+            range,
+            stream: Box::pin(stream),
+        }
+    }
+
     /// A stream of one chunk.
     pub fn from_bytes(meta: ObjectMeta, range: std::ops::Range<u64>, bytes: Bytes) -> Self {
         Self {

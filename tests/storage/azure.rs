@@ -55,32 +55,18 @@ async fn metadata_names_must_be_identifiers_on_azure() {
 
 #[tokio::test]
 async fn from_config_with_a_connection_string_and_a_url() {
-    use corekit::config::EnvConfig;
     let proxy = support::AZURE.require().replace("/devstoreaccount1", "");
-    let config = corekit::storage::StorageConfig::from_vars(
-        "STORAGE_",
-        [
-            (
-                "STORAGE_URL".to_owned(),
-                "az://corekit-tests/from-config".to_owned(),
-            ),
-            (
-                "STORAGE_AZURE_CONNECTION_STRING".to_owned(),
-                format!("UseDevelopmentStorage=true;DevelopmentStorageProxyUri={proxy}"),
-            ),
-        ],
-    )
-    .unwrap();
-    let scoped = Storage::from_config(&config).await.unwrap();
-    assert_eq!(scoped.backend(), "azure");
-    let k = corekit::storage::ObjectPath::new(&support::unique("k")).unwrap();
-    scoped
-        .put(&k, "via config".into(), &Default::default())
-        .await
-        .unwrap();
-    let (raw, _) = storage().await;
-    let full = corekit::storage::ObjectPath::new(&format!("from-config/{k}")).unwrap();
-    assert_eq!(&raw.get(&full).await.unwrap().bytes[..], b"via config");
+    let vars = vec![
+        (
+            "STORAGE_URL".to_owned(),
+            "az://corekit-tests/from-config".to_owned(),
+        ),
+        (
+            "STORAGE_AZURE_CONNECTION_STRING".to_owned(),
+            format!("UseDevelopmentStorage=true;DevelopmentStorageProxyUri={proxy}"),
+        ),
+    ];
+    crate::conformance::from_config_is_scoped_by_the_url(vars, storage().await.0).await;
 }
 
 #[tokio::test]

@@ -186,6 +186,19 @@ pub async fn many_keys_list_completely(s: Storage, base: &str) {
         listed.windows(2).all(|w| w[0].path < w[1].path),
         "in key order"
     );
+    use futures_util::TryStreamExt;
+    let mut streamed: Vec<ObjectPath> = s
+        .list_stream(Some(&dir))
+        .map_ok(|m| m.path)
+        .try_collect()
+        .await
+        .unwrap();
+    streamed.sort();
+    assert_eq!(
+        streamed,
+        listed.into_iter().map(|m| m.path).collect::<Vec<_>>(),
+        "the stream yields every key once"
+    );
 }
 
 pub async fn copy_and_rename(s: Storage, base: &str) {
@@ -506,6 +519,22 @@ pub async fn scoped_handles_see_only_their_prefix(s: Storage, base: &str) {
             .unwrap()
     );
     s.ping().await.unwrap();
+}
+
+/// `vars` (`STORAGE_*`) name a store by URL with a `from-config` prefix: the store built from
+/// them writes under that prefix of the same bucket `raw` sees.
+pub async fn from_config_is_scoped_by_the_url(vars: Vec<(String, String)>, raw: Storage) {
+    use corekit::config::EnvConfig;
+    let config = corekit::storage::StorageConfig::from_vars("STORAGE_", vars).unwrap();
+    let scoped = Storage::from_config(&config).await.unwrap();
+    assert_eq!(scoped.backend(), raw.backend());
+    let k = key(&crate::support::unique("k"));
+    scoped
+        .put(&k, "via config".into(), &PutOptions::default())
+        .await
+        .unwrap();
+    let full = key(&format!("from-config/{k}"));
+    assert_eq!(&raw.get(&full).await.unwrap().bytes[..], b"via config");
 }
 
 /// `s` points at a port nothing listens on: calls fail with a retryable error, after the

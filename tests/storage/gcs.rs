@@ -55,28 +55,14 @@ async fn a_missing_bucket_is_not_found() {
 
 #[tokio::test]
 async fn from_config_with_an_endpoint_and_a_url() {
-    use corekit::config::EnvConfig;
-    let config = corekit::storage::StorageConfig::from_vars(
-        "STORAGE_",
-        [
-            (
-                "STORAGE_URL".to_owned(),
-                "gs://corekit-tests/from-config".to_owned(),
-            ),
-            ("STORAGE_ENDPOINT".to_owned(), support::GCS.require()),
-        ],
-    )
-    .unwrap();
-    let scoped = Storage::from_config(&config).await.unwrap();
-    assert_eq!(scoped.backend(), "gcs");
-    let k = corekit::storage::ObjectPath::new(&support::unique("k")).unwrap();
-    scoped
-        .put(&k, "via config".into(), &Default::default())
-        .await
-        .unwrap();
-    let (raw, _) = storage().await;
-    let full = corekit::storage::ObjectPath::new(&format!("from-config/{k}")).unwrap();
-    assert_eq!(&raw.get(&full).await.unwrap().bytes[..], b"via config");
+    let vars = vec![
+        (
+            "STORAGE_URL".to_owned(),
+            "gs://corekit-tests/from-config".to_owned(),
+        ),
+        ("STORAGE_ENDPOINT".to_owned(), support::GCS.require()),
+    ];
+    crate::conformance::from_config_is_scoped_by_the_url(vars, storage().await.0).await;
 }
 
 #[tokio::test]
