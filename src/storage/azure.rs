@@ -2,8 +2,8 @@
 
 use super::{
     Backend, BoxFuture, BoxStream, ByteRange, Capabilities, GetOptions, GetResult, GetStream,
-    ListResult, ObjectMeta, ObjectPath, Page, Part, PresignMethod, PresignedRequest, PutMode,
-    PutOptions, Upload, Version, all_pages, encode_key, one_level, page_stream, written,
+    ListResult, ObjectMeta, ObjectPath, Page, Paged, Part, PresignMethod, PresignedRequest,
+    PutMode, PutOptions, Upload, Version, encode_key, one_level, written,
 };
 use crate::config::Secret;
 use crate::{Error, ErrorKind, Result};
@@ -603,75 +603,80 @@ impl AzureStorage {
         Ok((meta, served, got.body))
     }
 
-    /// One page of the flat listing under `prefix`, from the continuation marker `token`.
-    async fn page(
-        &self,
-        prefix: Option<&ObjectPath>,
-        start_after: Option<&ObjectPath>,
-        token: Option<String>,
-    ) -> Result<Page> {
-        let options = BlobContainerClientListBlobsOptions {
-            prefix: prefix.map(|p| format!("{}/", p.as_str())),
-            include: Some(vec![ListBlobsIncludeItem::Metadata]),
-            maxresults: Some(self.inner.page_size),
-            marker: token,
-            ..Default::default()
-        };
-        let pager = self
-            .inner
-            .client
-            .list_blobs(Some(options))
-            .map_err(|e| azure_error(e, "listing".into()))?;
-        let mut pages = pager.into_pages();
-        let Some(page) = self
-            .bounded("Azure list", async {
-                pages
-                    .try_next()
-                    .await
-                    .map_err(|e| azure_error(e, "listing".into()))
-            })
-            .await?
-        else {
-            return Ok(Page::default());
-        };
-        let page = page
-            .into_model()
-            .map_err(|e| azure_error(e, "reading a listing".into()))?;
-        let objects = page
-            .blob_items
-            .into_iter()
-            .filter_map(|item| {
-                let path = ObjectPath::new(item.name.as_deref()?).ok()?;
-                if start_after.is_some_and(|a| path <= *a) {
-                    return None;
-                }
-                let p = item.properties.unwrap_or_default();
-                Some(ObjectMeta {
-                    path,
-                    size: p.content_length.unwrap_or(0),
-                    last_modified: to_system_time(p.last_modified),
-                    version: version(p.etag),
-                    content_type: p.content_type,
-                    cache_control: p.cache_control,
-                    content_disposition: p.content_disposition,
-                    metadata: item
-                        .metadata
-                        .and_then(|m| m.values)
-                        .map(metadata_map)
-                        .unwrap_or_default(),
-                })
-            })
-            .collect();
-        Ok(Page {
-            objects,
-            prefixes: Vec::new(),
-            next: page.next_marker,
-        })
-    }
-
     /// The blob's URL without credentials.
     fn blob_url(&self, path: &ObjectPath) -> String {
         format!("{}/{}", self.inner.url, encode_key(path.as_str()))
+    }
+}
+
+/// The flat listing only: the SDK has no delimiter, so `delimited` is computed by the caller.
+impl Paged for AzureStorage {
+    fn page<'a>(
+        &'a self,
+        prefix: Option<&'a ObjectPath>,
+        start_after: Option<&'a ObjectPath>,
+        _delimited: bool,
+        token: Option<String>,
+    ) -> BoxFuture<'a, Result<Page>> {
+        Box::pin(async move {
+            let options = BlobContainerClientListBlobsOptions {
+                prefix: prefix.map(|p| format!("{}/", p.as_str())),
+                include: Some(vec![ListBlobsIncludeItem::Metadata]),
+                maxresults: Some(self.inner.page_size),
+                marker: token,
+                ..Default::default()
+            };
+            let pager = self
+                .inner
+                .client
+                .list_blobs(Some(options))
+                .map_err(|e| azure_error(e, "listing".into()))?;
+            let mut pages = pager.into_pages();
+            let Some(page) = self
+                .bounded("Azure list", async {
+                    pages
+                        .try_next()
+                        .await
+                        .map_err(|e| azure_error(e, "listing".into()))
+                })
+                .await?
+            else {
+                return Ok(Page::default());
+            };
+            let page = page
+                .into_model()
+                .map_err(|e| azure_error(e, "reading a listing".into()))?;
+            let objects = page
+                .blob_items
+                .into_iter()
+                .filter_map(|item| {
+                    let path = ObjectPath::new(item.name.as_deref()?).ok()?;
+                    if start_after.is_some_and(|a| path <= *a) {
+                        return None;
+                    }
+                    let p = item.properties.unwrap_or_default();
+                    Some(ObjectMeta {
+                        path,
+                        size: p.content_length.unwrap_or(0),
+                        last_modified: to_system_time(p.last_modified),
+                        version: version(p.etag),
+                        content_type: p.content_type,
+                        cache_control: p.cache_control,
+                        content_disposition: p.content_disposition,
+                        metadata: item
+                            .metadata
+                            .and_then(|m| m.values)
+                            .map(metadata_map)
+                            .unwrap_or_default(),
+                    })
+                })
+                .collect();
+            Ok(Page {
+                objects,
+                prefixes: Vec::new(),
+                next: page.next_marker,
+            })
+        })
     }
 }
 
@@ -774,17 +779,11 @@ impl Backend for AzureStorage {
         prefix: Option<&'a ObjectPath>,
         start_after: Option<&'a ObjectPath>,
     ) -> BoxFuture<'a, Result<Vec<ObjectMeta>>> {
-        Box::pin(async move {
-            let pages = all_pages(|token| self.page(prefix, start_after, token));
-            Ok(pages.await?.objects)
-        })
+        self.list_pages(prefix, start_after)
     }
 
     fn list_stream(&self, prefix: Option<ObjectPath>) -> BoxStream<'_, Result<ObjectMeta>> {
-        page_stream(move |token| {
-            let prefix = prefix.clone();
-            async move { self.page(prefix.as_ref(), None, token).await }
-        })
+        self.stream_pages(prefix)
     }
 
     fn list_with_delimiter<'a>(

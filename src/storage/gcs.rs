@@ -2,8 +2,8 @@
 
 use super::{
     Backend, BoxFuture, BoxStream, Capabilities, GetOptions, GetResult, GetStream, ListResult,
-    ObjectMeta, ObjectPath, Page, Part, PresignMethod, PresignedRequest, PutMode, PutOptions,
-    Upload, Version, all_pages, page_stream,
+    ObjectMeta, ObjectPath, Page, Paged, Part, PresignMethod, PresignedRequest, PutMode,
+    PutOptions, Upload, Version,
 };
 use crate::{Error, ErrorKind, Result};
 use bytes::Bytes;
@@ -367,50 +367,6 @@ impl GcsStorage {
             timeout: self.timeout,
         })
     }
-
-    /// One page of a listing under `prefix`.
-    async fn page(
-        &self,
-        prefix: Option<&ObjectPath>,
-        start_after: Option<&ObjectPath>,
-        delimited: bool,
-        token: Option<String>,
-    ) -> Result<Page> {
-        let req = ListObjectsRequest {
-            bucket: self.bucket.clone(),
-            prefix: prefix.map(|p| format!("{}/", p.as_str())),
-            delimiter: delimited.then(|| "/".to_owned()),
-            start_offset: start_after.map(|p| p.as_str().to_owned()),
-            max_results: Some(self.page_size),
-            page_token: token,
-            ..Default::default()
-        };
-        let page = self
-            .bounded("GCS list", async {
-                self.client
-                    .list_objects(&req)
-                    .await
-                    .map_err(|e| gcs_error(e, "listing".into()))
-            })
-            .await?;
-        Ok(Page {
-            objects: page
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(object_meta)
-                // startOffset is inclusive.
-                .filter(|m| start_after.is_none_or(|a| m.path > *a))
-                .collect(),
-            prefixes: page
-                .prefixes
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|p| ObjectPath::new(p.trim_end_matches('/')).ok())
-                .collect(),
-            next: page.next_page_token,
-        })
-    }
 }
 
 /// Emulator URLs: `http://<endpoint host>/<bucket>/<object>`.
@@ -422,6 +378,53 @@ impl gcloud_storage::sign::URLStyle for EndpointStyle {
     }
     fn path(&self, bucket: &str, object: &str) -> String {
         format!("{bucket}/{object}")
+    }
+}
+
+impl Paged for GcsStorage {
+    fn page<'a>(
+        &'a self,
+        prefix: Option<&'a ObjectPath>,
+        start_after: Option<&'a ObjectPath>,
+        delimited: bool,
+        token: Option<String>,
+    ) -> BoxFuture<'a, Result<Page>> {
+        Box::pin(async move {
+            let req = ListObjectsRequest {
+                bucket: self.bucket.clone(),
+                prefix: prefix.map(|p| format!("{}/", p.as_str())),
+                delimiter: delimited.then(|| "/".to_owned()),
+                start_offset: start_after.map(|p| p.as_str().to_owned()),
+                max_results: Some(self.page_size),
+                page_token: token,
+                ..Default::default()
+            };
+            let page = self
+                .bounded("GCS list", async {
+                    self.client
+                        .list_objects(&req)
+                        .await
+                        .map_err(|e| gcs_error(e, "listing".into()))
+                })
+                .await?;
+            Ok(Page {
+                objects: page
+                    .items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(object_meta)
+                    // startOffset is inclusive.
+                    .filter(|m| start_after.is_none_or(|a| m.path > *a))
+                    .collect(),
+                prefixes: page
+                    .prefixes
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|p| ObjectPath::new(p.trim_end_matches('/')).ok())
+                    .collect(),
+                next: page.next_page_token,
+            })
+        })
     }
 }
 
@@ -561,30 +564,18 @@ impl Backend for GcsStorage {
         prefix: Option<&'a ObjectPath>,
         start_after: Option<&'a ObjectPath>,
     ) -> BoxFuture<'a, Result<Vec<ObjectMeta>>> {
-        Box::pin(async move {
-            let pages = all_pages(|token| self.page(prefix, start_after, false, token));
-            Ok(pages.await?.objects)
-        })
+        self.list_pages(prefix, start_after)
     }
 
     fn list_stream(&self, prefix: Option<ObjectPath>) -> BoxStream<'_, Result<ObjectMeta>> {
-        page_stream(move |token| {
-            let prefix = prefix.clone();
-            async move { self.page(prefix.as_ref(), None, false, token).await }
-        })
+        self.stream_pages(prefix)
     }
 
     fn list_with_delimiter<'a>(
         &'a self,
         prefix: Option<&'a ObjectPath>,
     ) -> BoxFuture<'a, Result<ListResult>> {
-        Box::pin(async move {
-            let all = all_pages(|token| self.page(prefix, None, true, token)).await?;
-            Ok(ListResult {
-                objects: all.objects,
-                common_prefixes: all.prefixes,
-            })
-        })
+        self.delimited_pages(prefix)
     }
 
     fn copy<'a>(&'a self, from: &'a ObjectPath, to: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {

@@ -1092,6 +1092,57 @@ pub(crate) struct Page {
     pub(crate) next: Option<String>,
 }
 
+/// A cloud backend's one listing request: a page under `prefix` (with `/` as delimiter when
+/// `delimited`) from the continuation `token`.
+#[cfg(any(
+    feature = "storage-s3",
+    feature = "storage-gcs",
+    feature = "storage-azure"
+))]
+pub(crate) trait Paged: Send + Sync {
+    fn page<'a>(
+        &'a self,
+        prefix: Option<&'a ObjectPath>,
+        start_after: Option<&'a ObjectPath>,
+        delimited: bool,
+        token: Option<String>,
+    ) -> BoxFuture<'a, Result<Page>>;
+
+    /// [`Backend::list`] over the pages.
+    fn list_pages<'a>(
+        &'a self,
+        prefix: Option<&'a ObjectPath>,
+        start_after: Option<&'a ObjectPath>,
+    ) -> BoxFuture<'a, Result<Vec<ObjectMeta>>> {
+        Box::pin(async move {
+            let pages = all_pages(|token| self.page(prefix, start_after, false, token));
+            Ok(pages.await?.objects)
+        })
+    }
+
+    /// [`Backend::list_stream`] over the pages.
+    fn stream_pages(&self, prefix: Option<ObjectPath>) -> BoxStream<'_, Result<ObjectMeta>> {
+        page_stream(move |token| {
+            let prefix = prefix.clone();
+            async move { self.page(prefix.as_ref(), None, false, token).await }
+        })
+    }
+
+    /// [`Backend::list_with_delimiter`] over the pages.
+    fn delimited_pages<'a>(
+        &'a self,
+        prefix: Option<&'a ObjectPath>,
+    ) -> BoxFuture<'a, Result<ListResult>> {
+        Box::pin(async move {
+            let all = all_pages(|token| self.page(prefix, None, true, token)).await?;
+            Ok(ListResult {
+                objects: all.objects,
+                common_prefixes: all.prefixes,
+            })
+        })
+    }
+}
+
 /// Every page `fetch(token)` serves, objects sorted by key (some S3-compatible stores walk
 /// directories instead of sorting).
 #[cfg(any(

@@ -2,8 +2,8 @@
 
 use super::{
     Backend, BoxFuture, BoxStream, ByteRange, Capabilities, GetOptions, GetResult, GetStream,
-    ListResult, ObjectMeta, ObjectPath, Page, Part, PresignMethod, PresignedRequest, PutMode,
-    PutOptions, Upload, Version, all_pages, encode_key, page_stream, parse_content_range, written,
+    ListResult, ObjectMeta, ObjectPath, Page, Paged, Part, PresignMethod, PresignedRequest,
+    PutMode, PutOptions, Upload, Version, encode_key, parse_content_range, written,
 };
 use crate::{Error, ErrorKind, Result};
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -273,43 +273,6 @@ impl S3Storage {
             .unwrap_or_default()
     }
 
-    /// One page of a ListObjectsV2 under `prefix`.
-    async fn page(
-        &self,
-        prefix: Option<&ObjectPath>,
-        start_after: Option<&ObjectPath>,
-        delimited: bool,
-        token: Option<String>,
-    ) -> Result<Page> {
-        let out = self
-            .bounded("S3 list", async {
-                self.client
-                    .list_objects_v2()
-                    .bucket(&self.bucket)
-                    .prefix(Self::prefix_of(prefix))
-                    .set_delimiter(delimited.then(|| "/".to_owned()))
-                    .set_start_after(start_after.map(|p| p.as_str().to_owned()))
-                    .set_continuation_token(token)
-                    .send()
-                    .await
-                    .map_err(|e| s3_error(e, "listing".into()))
-            })
-            .await?;
-        Ok(Page {
-            objects: out
-                .contents()
-                .iter()
-                .filter_map(|o| self.listed_meta(o))
-                .collect(),
-            prefixes: out
-                .common_prefixes()
-                .iter()
-                .filter_map(|p| ObjectPath::new(p.prefix()?.trim_end_matches('/')).ok())
-                .collect(),
-            next: out.next_continuation_token().map(str::to_owned),
-        })
-    }
-
     fn listed_meta(&self, o: &aws_sdk_s3::types::Object) -> Option<ObjectMeta> {
         let path = ObjectPath::new(o.key()?).ok()?;
         Some(ObjectMeta {
@@ -321,6 +284,46 @@ impl S3Storage {
             cache_control: None,
             content_disposition: None,
             metadata: Default::default(),
+        })
+    }
+}
+
+impl Paged for S3Storage {
+    fn page<'a>(
+        &'a self,
+        prefix: Option<&'a ObjectPath>,
+        start_after: Option<&'a ObjectPath>,
+        delimited: bool,
+        token: Option<String>,
+    ) -> BoxFuture<'a, Result<Page>> {
+        Box::pin(async move {
+            let out = self
+                .bounded("S3 list", async {
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(Self::prefix_of(prefix))
+                        .set_delimiter(delimited.then(|| "/".to_owned()))
+                        .set_start_after(start_after.map(|p| p.as_str().to_owned()))
+                        .set_continuation_token(token)
+                        .send()
+                        .await
+                        .map_err(|e| s3_error(e, "listing".into()))
+                })
+                .await?;
+            Ok(Page {
+                objects: out
+                    .contents()
+                    .iter()
+                    .filter_map(|o| self.listed_meta(o))
+                    .collect(),
+                prefixes: out
+                    .common_prefixes()
+                    .iter()
+                    .filter_map(|p| ObjectPath::new(p.prefix()?.trim_end_matches('/')).ok())
+                    .collect(),
+                next: out.next_continuation_token().map(str::to_owned),
+            })
         })
     }
 }
@@ -513,30 +516,18 @@ impl Backend for S3Storage {
         prefix: Option<&'a ObjectPath>,
         start_after: Option<&'a ObjectPath>,
     ) -> BoxFuture<'a, Result<Vec<ObjectMeta>>> {
-        Box::pin(async move {
-            let pages = all_pages(|token| self.page(prefix, start_after, false, token));
-            Ok(pages.await?.objects)
-        })
+        self.list_pages(prefix, start_after)
     }
 
     fn list_stream(&self, prefix: Option<ObjectPath>) -> BoxStream<'_, Result<ObjectMeta>> {
-        page_stream(move |token| {
-            let prefix = prefix.clone();
-            async move { self.page(prefix.as_ref(), None, false, token).await }
-        })
+        self.stream_pages(prefix)
     }
 
     fn list_with_delimiter<'a>(
         &'a self,
         prefix: Option<&'a ObjectPath>,
     ) -> BoxFuture<'a, Result<ListResult>> {
-        Box::pin(async move {
-            let all = all_pages(|token| self.page(prefix, None, true, token)).await?;
-            Ok(ListResult {
-                objects: all.objects,
-                common_prefixes: all.prefixes,
-            })
-        })
+        self.delimited_pages(prefix)
     }
 
     fn copy<'a>(&'a self, from: &'a ObjectPath, to: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
