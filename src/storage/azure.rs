@@ -850,6 +850,17 @@ impl Backend for AzureStorage {
         }) as Box<dyn Upload>))))
     }
 
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.bounded("Azure ping", async move {
+            self.inner
+                .client
+                .get_properties(None)
+                .await
+                .map(drop)
+                .map_err(|e| azure_error(e, format!("container {}", self.inner.container)))
+        }))
+    }
+
     fn presign<'a>(
         &'a self,
         method: PresignMethod,

@@ -606,6 +606,22 @@ impl Backend for GcsStorage {
         }))
     }
 
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        // One key of the bucket: proves the bucket is there and readable.
+        Box::pin(self.bounded("GCS ping", async move {
+            let req = ListObjectsRequest {
+                bucket: self.bucket.clone(),
+                max_results: Some(1),
+                ..Default::default()
+            };
+            self.client
+                .list_objects(&req)
+                .await
+                .map(drop)
+                .map_err(|e| gcs_error(e, format!("bucket {}", self.bucket)))
+        }))
+    }
+
     fn presign<'a>(
         &'a self,
         method: PresignMethod,

@@ -447,6 +447,18 @@ impl Backend for S3Storage {
         }))
     }
 
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.bounded("S3 ping", async move {
+            self.client
+                .head_bucket()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| s3_error(e, format!("bucket {}", self.bucket)))
+        }))
+    }
+
     fn presign<'a>(
         &'a self,
         method: PresignMethod,

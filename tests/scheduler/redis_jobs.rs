@@ -38,6 +38,27 @@ fn recorder(
     }
 }
 
+/// As [`recorder`], but each job takes 5 ms, so one instance cannot drain the queue before the
+/// other has polled (on a loaded machine an instant job let one instance take all 200).
+fn slow_recorder(
+    seen: &Seen,
+    who: &'static str,
+) -> impl Fn(
+    Work,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), std::io::Error>> + Send>>
++ Send
++ Sync
++ 'static {
+    let seen = seen.clone();
+    move |w: Work| {
+        seen.lock().unwrap().entry(w.n).or_default().push(who);
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            Ok(())
+        })
+    }
+}
+
 async fn until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {
@@ -74,8 +95,8 @@ async fn instances_share_the_work_without_duplicates() {
     let seen: Seen = Arc::default();
     let a = queue(&prefix, config()).await;
     let b = queue(&prefix, config()).await;
-    a.register("work", recorder(&seen, "a"));
-    b.register("work", recorder(&seen, "b"));
+    a.register("work", slow_recorder(&seen, "a"));
+    b.register("work", slow_recorder(&seen, "b"));
     for n in 0..200 {
         a.enqueue("work", &Work { n }).await.unwrap();
     }

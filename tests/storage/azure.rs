@@ -78,3 +78,13 @@ async fn a_dead_server_fails_within_the_deadline() {
         .unwrap();
     crate::conformance::a_dead_server_fails_within_the_deadline(Storage::new(azure)).await;
 }
+
+#[tokio::test]
+async fn ping_fails_on_a_missing_container() {
+    let azure = AzureStorage::builder("devstoreaccount1", "no-such-container")
+        .development(support::AZURE.require())
+        .build()
+        .unwrap();
+    let e = Storage::new(azure).ping().await.unwrap_err();
+    assert_eq!(e.kind(), corekit::ErrorKind::NotFound, "{e}");
+}

@@ -46,11 +46,14 @@ async fn a_missing_bucket_is_not_found() {
         .build()
         .await
         .unwrap();
-    let e = Storage::new(gcs)
+    let s = Storage::new(gcs);
+    let e = s
         .head(&corekit::storage::ObjectPath::new("x").unwrap())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), corekit::ErrorKind::NotFound, "{e}");
+    let e = s.ping().await.unwrap_err();
+    assert_eq!(e.kind(), corekit::ErrorKind::NotFound, "ping: {e}");
 }
 
 #[tokio::test]

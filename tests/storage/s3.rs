@@ -40,3 +40,14 @@ async fn a_dead_server_fails_within_the_deadline() {
         .await;
     crate::conformance::a_dead_server_fails_within_the_deadline(Storage::new(s3)).await;
 }
+
+#[tokio::test]
+async fn ping_fails_on_a_missing_bucket() {
+    let s3 = S3Storage::builder("no-such-bucket-corekit")
+        .endpoint(support::S3.require())
+        .credentials("corekit", "corekit-secret")
+        .build()
+        .await;
+    let e = Storage::new(s3).ping().await.unwrap_err();
+    assert_eq!(e.kind(), corekit::ErrorKind::NotFound, "{e}");
+}
