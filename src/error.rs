@@ -291,7 +291,12 @@ impl From<std::io::Error> for Error {
 
 /// `error` and every `source()` below it, joined with `": "`: the whole story in one line, for
 /// clients whose top-level message hides the useful part (a missing variable, a bad certificate).
-#[cfg(any(feature = "email-smtp", feature = "email-templates"))]
+#[cfg(any(
+    feature = "email-smtp",
+    feature = "email-templates",
+    feature = "storage-gcs",
+    feature = "storage-azure"
+))]
 pub(crate) fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

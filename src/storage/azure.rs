@@ -549,7 +549,7 @@ impl AzureStorage {
             Some(ByteRange::Suffix(n)) => {
                 let size = self.properties(path).await?.size;
                 let r = ByteRange::Suffix(n).resolve(size)?;
-                (!r.is_empty()).then(|| ByteRange::Bounded(r.start, r.end))
+                (!r.is_empty()).then_some(ByteRange::Bounded(r.start, r.end))
             }
             other => other,
         };

@@ -202,7 +202,7 @@ impl EnvConfig for StorageConfig {
             }
         }
         let part = usize::try_from(self.part_size).unwrap_or(usize::MAX);
-        if part < super::MIN_PART_SIZE || part % (256 * 1024) != 0 {
+        if part < super::MIN_PART_SIZE || !part.is_multiple_of(256 * 1024) {
             return Err(ConfigIssue::new(
                 "part_size",
                 self.part_size.to_string(),
@@ -256,6 +256,12 @@ impl StorageConfig {
     }
 
     /// Bucket, container or root from the URL, else the named field.
+    #[cfg(any(
+        feature = "storage-local",
+        feature = "storage-s3",
+        feature = "storage-gcs",
+        feature = "storage-azure"
+    ))]
     fn location(&self, field: Option<&String>) -> Option<String> {
         self.url
             .as_deref()

@@ -371,8 +371,7 @@ impl GetOptions {
     #[cfg(any(
         feature = "storage-memory",
         feature = "storage-local",
-        feature = "storage-gcs",
-        feature = "storage-azure"
+        feature = "storage-gcs"
     ))]
     pub(crate) fn check_version(&self, current: &Version, path: &ObjectPath) -> Result<()> {
         if let Some(v) = &self.if_match
@@ -638,7 +637,7 @@ impl Storage {
     /// # Errors
     /// `InvalidInput` below [`MIN_PART_SIZE`] or not a multiple of 256 KiB (GCS's chunk unit).
     pub fn with_part_size(mut self, bytes: usize) -> Result<Self> {
-        if bytes < MIN_PART_SIZE || bytes % (256 * 1024) != 0 {
+        if bytes < MIN_PART_SIZE || !bytes.is_multiple_of(256 * 1024) {
             return Err(Error::invalid_input(format!(
                 "part size {bytes}: use at least {MIN_PART_SIZE} bytes, a multiple of 256 KiB"
             )));
@@ -1129,6 +1128,7 @@ pub(crate) trait Paged: Send + Sync {
     }
 
     /// [`Backend::list_with_delimiter`] over the pages.
+    #[cfg(any(feature = "storage-s3", feature = "storage-gcs"))]
     fn delimited_pages<'a>(
         &'a self,
         prefix: Option<&'a ObjectPath>,
