@@ -77,8 +77,10 @@ impl<S: CacheStore, C: Codec> RateLimiter<S, C> {
     /// # Errors
     /// As [`Cache::incr`]; a limiter whose backend is down should usually fail open, which is
     /// the caller's decision.
-    pub async fn check(&self, key: &str) -> Result<RateLimit> {
-        let key = format!("ratelimit:{key}");
+    pub async fn check(&self, key: &(impl AsRef<[u8]> + ?Sized)) -> Result<RateLimit> {
+        let mut full = b"ratelimit:".to_vec();
+        full.extend_from_slice(key.as_ref());
+        let key = full;
         let count = self.cache.incr_window(&key, self.window).await?;
         let count = u64::try_from(count).unwrap_or(0);
         let allowed = count <= self.limit;

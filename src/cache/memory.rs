@@ -31,8 +31,8 @@ struct EntryWeighter {
 /// Per-entry bookkeeping quick_cache keeps besides key and value, counted in byte mode.
 const ENTRY_OVERHEAD: u64 = 48;
 
-impl Weighter<String, Entry> for EntryWeighter {
-    fn weight(&self, key: &String, val: &Entry) -> u64 {
+impl Weighter<Vec<u8>, Entry> for EntryWeighter {
+    fn weight(&self, key: &Vec<u8>, val: &Entry) -> u64 {
         if self.by_bytes {
             key.len() as u64 + val.value.len() as u64 + ENTRY_OVERHEAD
         } else {
@@ -55,17 +55,18 @@ struct Writing {
 }
 
 impl Evictions {
-    fn writing(&self, key: &str) -> Writing {
+    fn writing(&self, key: &[u8]) -> Writing {
         Writing {
             key_hash: Some(self.hasher.hash_one(key)),
         }
     }
 }
 
-impl Lifecycle<String, Entry> for Evictions {
+impl Lifecycle<Vec<u8>, Entry> for Evictions {
     type RequestState = Writing;
-    fn on_evict(&self, state: &mut Writing, key: String, _val: Entry) {
-        if state.key_hash.is_some() && state.key_hash == Some(self.hasher.hash_one(key.as_str())) {
+    fn on_evict(&self, state: &mut Writing, key: Vec<u8>, _val: Entry) {
+        if state.key_hash.is_some() && state.key_hash == Some(self.hasher.hash_one(key.as_slice()))
+        {
             // The overwritten value of the key being written: not an eviction.
             state.key_hash = None;
             return;
@@ -77,7 +78,7 @@ impl Lifecycle<String, Entry> for Evictions {
 const LOCK_STRIPES: usize = 64;
 
 struct Shared {
-    cache: Qc<String, Entry, EntryWeighter, DefaultHashBuilder, Evictions>,
+    cache: Qc<Vec<u8>, Entry, EntryWeighter, DefaultHashBuilder, Evictions>,
     evictions: Evictions,
     // Writers of one key take its stripe so read-modify-write (incr, set_if_absent, expire)
     // is atomic against other writers; readers never lock.
@@ -162,7 +163,7 @@ impl MemoryStore {
         self.shared.cache.is_empty()
     }
 
-    fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
+    fn lock(&self, key: &[u8]) -> MutexGuard<'_, ()> {
         let i = (self.shared.hasher.hash_one(key) as usize) % LOCK_STRIPES;
         // A panic while holding a stripe cannot leave the cache inconsistent: take it anyway.
         self.shared.locks[i]
@@ -171,7 +172,7 @@ impl MemoryStore {
     }
 
     #[inline]
-    fn live(&self, key: &str) -> Option<Entry> {
+    fn live(&self, key: &[u8]) -> Option<Entry> {
         let entry = self.shared.cache.get(key)?;
         match entry.expires_at {
             None => Some(entry),
@@ -179,7 +180,7 @@ impl MemoryStore {
         }
     }
 
-    fn check_expiry(&self, key: &str, entry: Entry) -> Option<Entry> {
+    fn check_expiry(&self, key: &[u8], entry: Entry) -> Option<Entry> {
         if entry.live(Instant::now) {
             Some(entry)
         } else {
@@ -189,16 +190,16 @@ impl MemoryStore {
         }
     }
 
-    fn insert(&self, key: &str, value: Bytes, ttl: Option<Duration>) {
+    fn insert(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) {
         let expires_at = ttl.map(|t| Instant::now() + t);
         self.put(key, Entry { value, expires_at });
     }
 
-    fn put(&self, key: &str, entry: Entry) {
+    fn put(&self, key: &[u8], entry: Entry) {
         let mut writing = self.shared.evictions.writing(key);
         self.shared
             .cache
-            .insert_with_lifecycle(key.to_owned(), entry, &mut writing);
+            .insert_with_lifecycle(key.to_vec(), entry, &mut writing);
     }
 }
 
@@ -207,22 +208,22 @@ impl CacheStore for MemoryStore {
         "memory"
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+    async fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         Ok(self.live(key).map(|e| e.value))
     }
 
     #[inline]
-    fn get_local(&self, key: &str) -> Option<Option<Bytes>> {
+    fn get_local(&self, key: &[u8]) -> Option<Option<Bytes>> {
         Some(self.live(key).map(|e| e.value))
     }
 
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+    async fn set(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<()> {
         let _guard = self.lock(key);
         self.insert(key, value, ttl);
         Ok(())
     }
 
-    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
+    async fn set_if_absent(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<bool> {
         let _guard = self.lock(key);
         if self.live(key).is_some() {
             return Ok(false);
@@ -231,25 +232,25 @@ impl CacheStore for MemoryStore {
         Ok(true)
     }
 
-    async fn delete(&self, key: &str) -> Result<bool> {
+    async fn delete(&self, key: &[u8]) -> Result<bool> {
         let _guard = self.lock(key);
         let was_live = self.live(key).is_some();
         self.shared.cache.remove(key);
         Ok(was_live)
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
+    async fn exists(&self, key: &[u8]) -> Result<bool> {
         Ok(self.live(key).is_some())
     }
 
-    async fn ttl(&self, key: &str) -> Result<Option<Ttl>> {
+    async fn ttl(&self, key: &[u8]) -> Result<Option<Ttl>> {
         Ok(self.live(key).map(|e| match e.expires_at {
             None => Ttl::Persistent,
             Some(at) => Ttl::Expires(at.saturating_duration_since(Instant::now())),
         }))
     }
 
-    async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
+    async fn expire(&self, key: &[u8], ttl: Option<Duration>) -> Result<bool> {
         let _guard = self.lock(key);
         match self.live(key) {
             Some(entry) => {
@@ -260,7 +261,7 @@ impl CacheStore for MemoryStore {
         }
     }
 
-    async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
+    async fn incr(&self, key: &[u8], delta: i64, ttl: Option<Duration>) -> Result<i64> {
         let _guard = self.lock(key);
         let existing = self.live(key);
         let (current, expires_at) = match &existing {
@@ -269,14 +270,20 @@ impl CacheStore for MemoryStore {
                     .ok()
                     .and_then(|s| s.parse::<i64>().ok())
                     .ok_or_else(|| {
-                        Error::invalid_input(format!("the value at key {key:?} is not an integer"))
+                        Error::invalid_input(format!(
+                            "the value at key {} is not an integer",
+                            super::show_key(key)
+                        ))
                     })?;
                 (n, e.expires_at)
             }
             None => (0, None),
         };
         let next = current.checked_add(delta).ok_or_else(|| {
-            Error::invalid_input(format!("incrementing key {key:?} overflows i64"))
+            Error::invalid_input(format!(
+                "incrementing key {} overflows i64",
+                super::show_key(key)
+            ))
         })?;
         let expires_at = expires_at.or_else(|| ttl.map(|t| Instant::now() + t));
         self.put(
@@ -289,11 +296,11 @@ impl CacheStore for MemoryStore {
         Ok(next)
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+    async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>> {
         Ok(keys.iter().map(|k| self.live(k).map(|e| e.value)).collect())
     }
 
-    async fn set_many(&self, entries: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
+    async fn set_many(&self, entries: Vec<(Vec<u8>, Bytes)>, ttl: Option<Duration>) -> Result<()> {
         for (key, value) in entries {
             let _guard = self.lock(&key);
             self.insert(&key, value, ttl);
@@ -301,7 +308,7 @@ impl CacheStore for MemoryStore {
         Ok(())
     }
 
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+    async fn delete_many(&self, keys: &[Vec<u8>]) -> Result<u64> {
         let mut n = 0;
         for key in keys {
             if self.delete(key).await? {
@@ -311,7 +318,7 @@ impl CacheStore for MemoryStore {
         Ok(n)
     }
 
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+    async fn delete_prefix(&self, prefix: &[u8]) -> Result<u64> {
         let now = Instant::now();
         let removed = AtomicU64::new(0);
         self.shared.cache.retain(|k, e| {

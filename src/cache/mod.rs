@@ -6,6 +6,11 @@
 //! [`get_or_set`](Cache::get_or_set), statistics and a `tracing` span on every backend call. All
 //! of that is written once here, not per backend.
 //!
+//! Keys are anything that is bytes: `&str` and `String` for text keys, `&[u8]`, `Vec<u8>` or
+//! `Bytes` for binary ones (hashes, packed ids). Every backend stores a key byte for byte, so
+//! `"é"` and its UTF-8 bytes are the same key, and a binary key never collides with a different
+//! text one.
+//!
 //! | backend | feature | type |
 //! |---|---|---|
 //! | in-process, bounded by entries or bytes, per-entry TTL | `cache-memory` | [`MemoryStore`] |
@@ -122,7 +127,8 @@ pub enum Purge {
 
 /// The bytes-level operations every cache backend implements.
 ///
-/// Keys arrive already namespaced and validated by [`Cache`]; values are opaque bytes. Methods
+/// Keys arrive already namespaced and validated by [`Cache`], as bytes (text or binary: every
+/// backend stores them byte for byte); values are opaque bytes. Methods
 /// return [`ErrorKind::Timeout`]/[`ErrorKind::Unavailable`] (retryable) when the server cannot be
 /// reached within the configured timeout, never hang.
 ///
@@ -133,14 +139,14 @@ pub trait CacheStore: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// The value at `key`, or `None` when missing or expired.
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    fn get(&self, key: &[u8]) -> impl Future<Output = Result<Option<Bytes>>> + Send;
 
     /// Answers a lookup from process memory without I/O, when the store can: `Some(found)`
     /// settles it, `None` means "ask [`get`](Self::get)". The memory store always answers; the
     /// tiered store answers near hits; Redis never does. [`Cache`] tries this first, so
     /// in-process hits skip the async call and its span (they are still counted in
     /// [`CacheStats`]).
-    fn get_local(&self, key: &str) -> Option<Option<Bytes>> {
+    fn get_local(&self, key: &[u8]) -> Option<Option<Bytes>> {
         let _ = key;
         None
     }
@@ -148,7 +154,7 @@ pub trait CacheStore: Send + Sync + 'static {
     /// Stores `value` at `key`, expiring after `ttl` (`None`: never).
     fn set(
         &self,
-        key: &str,
+        key: &[u8],
         value: Bytes,
         ttl: Option<Duration>,
     ) -> impl Future<Output = Result<()>> + Send;
@@ -156,23 +162,26 @@ pub trait CacheStore: Send + Sync + 'static {
     /// Stores `value` only if `key` holds nothing; true when it was stored. Atomic.
     fn set_if_absent(
         &self,
-        key: &str,
+        key: &[u8],
         value: Bytes,
         ttl: Option<Duration>,
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Removes `key`; true when it existed.
-    fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
+    fn delete(&self, key: &[u8]) -> impl Future<Output = Result<bool>> + Send;
 
     /// Whether `key` holds a live value.
-    fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
+    fn exists(&self, key: &[u8]) -> impl Future<Output = Result<bool>> + Send;
 
     /// The remaining lifetime of `key`, or `None` when it is missing.
-    fn ttl(&self, key: &str) -> impl Future<Output = Result<Option<Ttl>>> + Send;
+    fn ttl(&self, key: &[u8]) -> impl Future<Output = Result<Option<Ttl>>> + Send;
 
     /// Sets the lifetime of an existing key (`None`: never expire); false when it is missing.
-    fn expire(&self, key: &str, ttl: Option<Duration>)
-    -> impl Future<Output = Result<bool>> + Send;
+    fn expire(
+        &self,
+        key: &[u8],
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Adds `delta` to the integer at `key` (a missing key counts as 0) and returns the result.
     /// When the key had no expiry and `ttl` is given, the key then expires after `ttl`. Atomic.
@@ -181,26 +190,27 @@ pub trait CacheStore: Send + Sync + 'static {
     /// [`ErrorKind::InvalidInput`] when the key holds something that is not an integer.
     fn incr(
         &self,
-        key: &str,
+        key: &[u8],
         delta: i64,
         ttl: Option<Duration>,
     ) -> impl Future<Output = Result<i64>> + Send;
 
     /// The values at `keys`, in order.
-    fn get_many(&self, keys: &[String]) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
+    fn get_many(&self, keys: &[Vec<u8>])
+    -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
 
     /// Stores every entry, each expiring after `ttl`.
     fn set_many(
         &self,
-        entries: Vec<(String, Bytes)>,
+        entries: Vec<(Vec<u8>, Bytes)>,
         ttl: Option<Duration>,
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Removes `keys`; returns how many existed.
-    fn delete_many(&self, keys: &[String]) -> impl Future<Output = Result<u64>> + Send;
+    fn delete_many(&self, keys: &[Vec<u8>]) -> impl Future<Output = Result<u64>> + Send;
 
     /// Removes every key starting with `prefix` (all keys for `""`); returns how many.
-    fn delete_prefix(&self, prefix: &str) -> impl Future<Output = Result<u64>> + Send;
+    fn delete_prefix(&self, prefix: &[u8]) -> impl Future<Output = Result<u64>> + Send;
 
     /// Removes entries whose TTL has passed, where the backend keeps them until then.
     fn delete_expired(&self) -> impl Future<Output = Result<Purge>> + Send;
@@ -252,43 +262,43 @@ impl CacheStore for AnyStore {
     fn name(&self) -> &'static str {
         dispatch!(self, s => s.name())
     }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+    async fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         dispatch!(self, s => s.get(key).await)
     }
-    fn get_local(&self, key: &str) -> Option<Option<Bytes>> {
+    fn get_local(&self, key: &[u8]) -> Option<Option<Bytes>> {
         dispatch!(self, s => s.get_local(key))
     }
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+    async fn set(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<()> {
         dispatch!(self, s => s.set(key, value, ttl).await)
     }
-    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
+    async fn set_if_absent(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<bool> {
         dispatch!(self, s => s.set_if_absent(key, value, ttl).await)
     }
-    async fn delete(&self, key: &str) -> Result<bool> {
+    async fn delete(&self, key: &[u8]) -> Result<bool> {
         dispatch!(self, s => s.delete(key).await)
     }
-    async fn exists(&self, key: &str) -> Result<bool> {
+    async fn exists(&self, key: &[u8]) -> Result<bool> {
         dispatch!(self, s => s.exists(key).await)
     }
-    async fn ttl(&self, key: &str) -> Result<Option<Ttl>> {
+    async fn ttl(&self, key: &[u8]) -> Result<Option<Ttl>> {
         dispatch!(self, s => s.ttl(key).await)
     }
-    async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
+    async fn expire(&self, key: &[u8], ttl: Option<Duration>) -> Result<bool> {
         dispatch!(self, s => s.expire(key, ttl).await)
     }
-    async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
+    async fn incr(&self, key: &[u8], delta: i64, ttl: Option<Duration>) -> Result<i64> {
         dispatch!(self, s => s.incr(key, delta, ttl).await)
     }
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+    async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>> {
         dispatch!(self, s => s.get_many(keys).await)
     }
-    async fn set_many(&self, entries: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
+    async fn set_many(&self, entries: Vec<(Vec<u8>, Bytes)>, ttl: Option<Duration>) -> Result<()> {
         dispatch!(self, s => s.set_many(entries, ttl).await)
     }
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+    async fn delete_many(&self, keys: &[Vec<u8>]) -> Result<u64> {
         dispatch!(self, s => s.delete_many(keys).await)
     }
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+    async fn delete_prefix(&self, prefix: &[u8]) -> Result<u64> {
         dispatch!(self, s => s.delete_prefix(prefix).await)
     }
     async fn delete_expired(&self) -> Result<Purge> {
@@ -336,7 +346,7 @@ struct Inner<S, C> {
     max_key_len: usize,
     max_value_size: usize,
     counters: Counters,
-    flights: Mutex<HashMap<String, watch::Receiver<Flight>>>,
+    flights: Mutex<HashMap<Vec<u8>, watch::Receiver<Flight>>>,
 }
 
 /// What a single-flight leader tells the callers waiting on it.
@@ -537,22 +547,22 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     }
 
     #[inline]
-    fn key<'k>(&self, key: &'k str, op: &'static str) -> Result<Cow<'k, str>> {
+    fn key<'k>(&self, key: &'k [u8], op: &'static str) -> Result<Cow<'k, [u8]>> {
         if key.is_empty() || key.len() > self.inner.max_key_len {
             return Err(self.bad_key(key, op));
         }
         if self.inner.namespace.is_empty() {
             return Ok(Cow::Borrowed(key));
         }
-        let mut full = String::with_capacity(self.inner.namespace.len() + key.len());
-        full.push_str(&self.inner.namespace);
-        full.push_str(key);
+        let mut full = Vec::with_capacity(self.inner.namespace.len() + key.len());
+        full.extend_from_slice(self.inner.namespace.as_bytes());
+        full.extend_from_slice(key);
         Ok(Cow::Owned(full))
     }
 
     #[cold]
     #[inline(never)]
-    fn bad_key(&self, key: &str, op: &'static str) -> Error {
+    fn bad_key(&self, key: &[u8], op: &'static str) -> Error {
         let message = if key.is_empty() {
             "cache keys cannot be empty".to_owned()
         } else {
@@ -565,10 +575,11 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         Error::invalid_input(message).with_operation(op)
     }
 
-    fn check_size(&self, len: usize, key: &str, op: &'static str) -> Result<()> {
+    fn check_size(&self, len: usize, key: &[u8], op: &'static str) -> Result<()> {
         if len > self.inner.max_value_size {
             return Err(Error::invalid_input(format!(
-                "value for key {key:?} is {len} bytes, over the {}-byte limit",
+                "value for key {} is {len} bytes, over the {}-byte limit",
+                show_key(key),
                 self.inner.max_value_size
             ))
             .with_operation(op));
@@ -628,12 +639,12 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
 
     fn encode<T: Serialize + ?Sized>(
         &self,
-        key: &str,
+        key: &[u8],
         value: &T,
         op: &'static str,
     ) -> Result<Bytes> {
         let bytes = self.inner.codec.encode(value).map_err(|e| {
-            Error::invalid_input(format!("cannot encode the value for key {key:?}"))
+            Error::invalid_input(format!("cannot encode the value for key {}", show_key(key)))
                 .with_operation(op)
                 .with_source(e)
         })?;
@@ -641,12 +652,13 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         Ok(Bytes::from(bytes))
     }
 
-    fn decode<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Result<T> {
+    fn decode<T: DeserializeOwned>(&self, key: &[u8], bytes: &[u8]) -> Result<T> {
         self.inner.codec.decode(bytes).map_err(|e| {
             Error::new(
                 ErrorKind::Backend,
                 format!(
-                    "the value at key {key:?} cannot be decoded as {} ({} codec)",
+                    "the value at key {} cannot be decoded as {} ({} codec)",
+                    show_key(key),
                     std::any::type_name::<T>(),
                     self.inner.codec.name()
                 ),
@@ -662,7 +674,11 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a bad key; [`ErrorKind::Backend`] naming the key when the
     /// stored bytes do not decode as `T`; timeouts and unavailability from the backend.
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        key: &(impl AsRef<[u8]> + ?Sized),
+    ) -> Result<Option<T>> {
+        let key = key.as_ref();
         match self.get_bytes(key).await? {
             Some(bytes) => self.decode(key, &bytes).map(Some),
             None => Ok(None),
@@ -676,15 +692,15 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///
     /// # Errors
     /// As [`get`](Self::get), without decoding.
-    pub fn get_bytes<'a>(&'a self, key: &'a str) -> GetBytes<'a, S, C> {
+    pub fn get_bytes<'a>(&'a self, key: &'a (impl AsRef<[u8]> + ?Sized)) -> GetBytes<'a, S, C> {
         GetBytes {
             cache: self,
-            key,
+            key: key.as_ref(),
             remote: None,
         }
     }
 
-    async fn get_remote(&self, full: String) -> Result<Option<Bytes>> {
+    async fn get_remote(&self, full: Vec<u8>) -> Result<Option<Bytes>> {
         let found = self.call("get", self.inner.store.get(&full)).await?;
         self.count_lookup(found.is_some());
         Ok(found)
@@ -704,7 +720,11 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a bad key, a value that does not encode, or one over the
     /// size limit; timeouts and unavailability from the backend.
-    pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+    pub async fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &(impl AsRef<[u8]> + ?Sized),
+        value: &T,
+    ) -> Result<()> {
         self.set_with_ttl(key, value, self.inner.default_ttl).await
     }
 
@@ -714,10 +734,11 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// As [`set`](Self::set).
     pub async fn set_with_ttl<T: Serialize + ?Sized>(
         &self,
-        key: &str,
+        key: &(impl AsRef<[u8]> + ?Sized),
         value: &T,
         ttl: Option<Duration>,
     ) -> Result<()> {
+        let key = key.as_ref();
         let bytes = self.encode(key, value, "set")?;
         self.set_bytes(key, bytes, ttl).await
     }
@@ -726,7 +747,13 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///
     /// # Errors
     /// As [`set`](Self::set).
-    pub async fn set_bytes(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+    pub async fn set_bytes(
+        &self,
+        key: &(impl AsRef<[u8]> + ?Sized),
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let key = key.as_ref();
         let full = self.key(key, "set")?;
         self.check_size(value.len(), key, "set")?;
         let ttl = self.effective_ttl(ttl);
@@ -742,10 +769,11 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// As [`set`](Self::set).
     pub async fn set_if_absent<T: Serialize + ?Sized>(
         &self,
-        key: &str,
+        key: &(impl AsRef<[u8]> + ?Sized),
         value: &T,
         ttl: Option<Duration>,
     ) -> Result<bool> {
+        let key = key.as_ref();
         let full = self.key(key, "set_if_absent")?;
         let bytes = self.encode(key, value, "set_if_absent")?;
         let ttl = self.effective_ttl(ttl);
@@ -765,8 +793,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a bad key; timeouts and unavailability from the backend.
-    pub async fn delete(&self, key: &str) -> Result<bool> {
-        let full = self.key(key, "delete")?;
+    pub async fn delete(&self, key: &(impl AsRef<[u8]> + ?Sized)) -> Result<bool> {
+        let full = self.key(key.as_ref(), "delete")?;
         self.call("delete", self.inner.store.delete(&full)).await
     }
 
@@ -774,8 +802,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///
     /// # Errors
     /// As [`delete`](Self::delete).
-    pub async fn exists(&self, key: &str) -> Result<bool> {
-        let full = self.key(key, "exists")?;
+    pub async fn exists(&self, key: &(impl AsRef<[u8]> + ?Sized)) -> Result<bool> {
+        let full = self.key(key.as_ref(), "exists")?;
         self.call("exists", self.inner.store.exists(&full)).await
     }
 
@@ -783,8 +811,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///
     /// # Errors
     /// As [`delete`](Self::delete).
-    pub async fn ttl(&self, key: &str) -> Result<Option<Ttl>> {
-        let full = self.key(key, "ttl")?;
+    pub async fn ttl(&self, key: &(impl AsRef<[u8]> + ?Sized)) -> Result<Option<Ttl>> {
+        let full = self.key(key.as_ref(), "ttl")?;
         self.call("ttl", self.inner.store.ttl(&full)).await
     }
 
@@ -792,8 +820,12 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///
     /// # Errors
     /// As [`delete`](Self::delete).
-    pub async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
-        let full = self.key(key, "expire")?;
+    pub async fn expire(
+        &self,
+        key: &(impl AsRef<[u8]> + ?Sized),
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        let full = self.key(key.as_ref(), "expire")?;
         self.call("expire", self.inner.store.expire(&full, ttl))
             .await
     }
@@ -803,8 +835,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] when the key holds something other than an integer.
-    pub async fn incr(&self, key: &str, delta: i64) -> Result<i64> {
-        let full = self.key(key, "incr")?;
+    pub async fn incr(&self, key: &(impl AsRef<[u8]> + ?Sized), delta: i64) -> Result<i64> {
+        let full = self.key(key.as_ref(), "incr")?;
         self.call("incr", self.inner.store.incr(&full, delta, None))
             .await
     }
@@ -813,8 +845,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///
     /// # Errors
     /// As [`incr`](Self::incr).
-    pub async fn decr(&self, key: &str, delta: i64) -> Result<i64> {
-        let full = self.key(key, "decr")?;
+    pub async fn decr(&self, key: &(impl AsRef<[u8]> + ?Sized), delta: i64) -> Result<i64> {
+        let full = self.key(key.as_ref(), "decr")?;
         let delta = delta.checked_neg().ok_or_else(|| {
             Error::invalid_input("decrement overflows i64").with_operation("decr")
         })?;
@@ -822,7 +854,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             .await
     }
 
-    pub(crate) async fn incr_window(&self, key: &str, window: Duration) -> Result<i64> {
+    pub(crate) async fn incr_window(&self, key: &[u8], window: Duration) -> Result<i64> {
         let full = self.key(key, "incr")?;
         self.call("incr", self.inner.store.incr(&full, 1, Some(window)))
             .await
@@ -832,10 +864,13 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///
     /// # Errors
     /// As [`get`](Self::get), for any of the keys.
-    pub async fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
+    pub async fn get_many<T: DeserializeOwned>(
+        &self,
+        keys: &[impl AsRef<[u8]>],
+    ) -> Result<Vec<Option<T>>> {
         let full = keys
             .iter()
-            .map(|k| self.key(k, "get_many").map(Cow::into_owned))
+            .map(|k| self.key(k.as_ref(), "get_many").map(Cow::into_owned))
             .collect::<Result<Vec<_>>>()?;
         let found = self
             .call("get_many", self.inner.store.get_many(&full))
@@ -845,7 +880,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             match bytes {
                 Some(b) => {
                     self.inner.counters.hit();
-                    out.push(Some(self.decode(key, &b)?));
+                    out.push(Some(self.decode(key.as_ref(), &b)?));
                 }
                 None => {
                     self.inner.counters.miss();
@@ -860,9 +895,10 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///
     /// # Errors
     /// As [`set`](Self::set), for any of the entries; nothing is written when one is invalid.
-    pub async fn set_many<T: Serialize>(&self, entries: &[(&str, T)]) -> Result<()> {
+    pub async fn set_many<T: Serialize>(&self, entries: &[(impl AsRef<[u8]>, T)]) -> Result<()> {
         let mut encoded = Vec::with_capacity(entries.len());
         for (key, value) in entries {
+            let key = key.as_ref();
             encoded.push((
                 self.key(key, "set_many")?.into_owned(),
                 self.encode(key, value, "set_many")?,
@@ -880,10 +916,10 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///
     /// # Errors
     /// As [`delete`](Self::delete).
-    pub async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+    pub async fn delete_many(&self, keys: &[impl AsRef<[u8]>]) -> Result<u64> {
         let full = keys
             .iter()
-            .map(|k| self.key(k, "delete_many").map(Cow::into_owned))
+            .map(|k| self.key(k.as_ref(), "delete_many").map(Cow::into_owned))
             .collect::<Result<Vec<_>>>()?;
         self.call("delete_many", self.inner.store.delete_many(&full))
             .await
@@ -894,8 +930,9 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///
     /// # Errors
     /// Timeouts and unavailability from the backend.
-    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        let full = format!("{}{prefix}", self.inner.namespace);
+    pub async fn delete_prefix(&self, prefix: &(impl AsRef<[u8]> + ?Sized)) -> Result<u64> {
+        let mut full = self.inner.namespace.as_bytes().to_vec();
+        full.extend_from_slice(prefix.as_ref());
         self.call("delete_prefix", self.inner.store.delete_prefix(&full))
             .await
     }
@@ -940,7 +977,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// [`set`](Self::set).
     pub async fn get_or_set<T, F, Fut, E>(
         &self,
-        key: &str,
+        key: &(impl AsRef<[u8]> + ?Sized),
         ttl: Option<Duration>,
         loader: F,
     ) -> Result<T>
@@ -950,6 +987,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         Fut: Future<Output = std::result::Result<T, E>>,
         E: Into<crate::BoxError>,
     {
+        let key = key.as_ref();
         let ttl = ttl.or(self.inner.default_ttl);
         let mut loader = Some(loader);
         loop {
@@ -1010,7 +1048,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
 
     async fn lead<T, F, Fut, E>(
         &self,
-        key: &str,
+        key: &[u8],
         ttl: Option<Duration>,
         loader: F,
         guard: FlightGuard<'_>,
@@ -1033,7 +1071,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             let source: crate::BoxError = e.into();
             Error::new(
                 ErrorKind::Backend,
-                format!("loader for key {key:?} failed: {source}"),
+                format!("loader for key {} failed: {source}", show_key(key)),
             )
             .with_operation("get_or_set")
         });
@@ -1063,11 +1101,22 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     }
 }
 
+/// A key for messages: quoted text, or `0x…` hex when it is not UTF-8.
+pub(crate) fn show_key(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(text) => format!("{text:?}"),
+        Err(_) => {
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            format!("0x{hex}")
+        }
+    }
+}
+
 /// The future of [`Cache::get_bytes`].
 #[must_use = "futures do nothing unless polled"]
 pub struct GetBytes<'a, S, C> {
     cache: &'a Cache<S, C>,
-    key: &'a str,
+    key: &'a [u8],
     remote: Option<RemoteGet<'a>>,
 }
 
@@ -1098,8 +1147,8 @@ impl<'a, S: CacheStore, C: Codec> Future for GetBytes<'a, S, C> {
 
 /// Removes the single-flight entry when the leader finishes or is dropped.
 struct FlightGuard<'a> {
-    flights: &'a Mutex<HashMap<String, watch::Receiver<Flight>>>,
-    key: String,
+    flights: &'a Mutex<HashMap<Vec<u8>, watch::Receiver<Flight>>>,
+    key: Vec<u8>,
     tx: watch::Sender<Flight>,
 }
 
@@ -1146,11 +1195,17 @@ fn with_context(e: Error, backend: &'static str, op: &'static str) -> Error {
     }
 }
 
-/// Escapes Redis glob characters so a key prefix matches literally in `SCAN MATCH`.
+/// A `SCAN MATCH` pattern for keys starting with `prefix`: its glob characters escaped, then
+/// `*`. fred takes patterns as text, so a prefix that is not UTF-8 is matched by its longest
+/// UTF-8 start; the caller filters the keys SCAN returns by the whole prefix.
 #[cfg(feature = "cache-redis")]
-fn glob_escape(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
+fn glob_escape(prefix: &[u8]) -> String {
+    let text = match std::str::from_utf8(prefix) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&prefix[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    let mut out = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {
             out.push('\\');
         }
@@ -1164,7 +1219,8 @@ fn glob_escape(prefix: &str) -> String {
 mod tests {
     #[test]
     fn glob_escape_makes_prefix_literal() {
-        assert_eq!(super::glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\*");
-        assert_eq!(super::glob_escape(""), "*");
+        assert_eq!(super::glob_escape(b"a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\*");
+        assert_eq!(super::glob_escape(b""), "*");
+        assert_eq!(super::glob_escape(b"ns:\xff\x00"), "ns:*");
     }
 }

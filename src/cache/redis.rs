@@ -6,7 +6,7 @@ use bytes::Bytes;
 use fred::clients::Pool;
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
 use fred::types::config::{Config, Options, ReconnectPolicy};
-use fred::types::{Expiration, SetOptions, Value};
+use fred::types::{Expiration, Key, SetOptions, Value};
 use std::time::Duration;
 
 /// Adds to a counter and, when it has no expiry yet, sets one: atomic, one round trip.
@@ -16,6 +16,11 @@ if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) == -1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return v";
+
+/// Keys as fred's multi-key argument.
+fn keys_of(keys: &[Vec<u8>]) -> Vec<Key> {
+    keys.iter().map(|k| Key::from(k.as_slice())).collect()
+}
 
 /// Keys removed per `UNLINK` while scanning a prefix.
 const SCAN_BATCH: u32 = 500;
@@ -294,11 +299,11 @@ impl CacheStore for RedisStore {
         "redis"
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+    async fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         cmd!(self, self.pool.next(), "get", |c| c.get(key))
     }
 
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+    async fn set(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<()> {
         cmd!(self, self.pool.next(), "set", |c| c.set::<(), _, _>(
             key,
             value,
@@ -308,7 +313,7 @@ impl CacheStore for RedisStore {
         ))
     }
 
-    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
+    async fn set_if_absent(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<bool> {
         let reply: Value = cmd!(self, self.pool.next(), "set_if_absent", |c| c.set(
             key,
             value,
@@ -319,17 +324,17 @@ impl CacheStore for RedisStore {
         Ok(!reply.is_null())
     }
 
-    async fn delete(&self, key: &str) -> Result<bool> {
+    async fn delete(&self, key: &[u8]) -> Result<bool> {
         let n: i64 = cmd!(self, self.pool.next(), "delete", |c| c.del(key))?;
         Ok(n > 0)
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
+    async fn exists(&self, key: &[u8]) -> Result<bool> {
         let n: i64 = cmd!(self, self.pool.next(), "exists", |c| c.exists(key))?;
         Ok(n > 0)
     }
 
-    async fn ttl(&self, key: &str) -> Result<Option<Ttl>> {
+    async fn ttl(&self, key: &[u8]) -> Result<Option<Ttl>> {
         let ms: i64 = cmd!(self, self.pool.next(), "ttl", |c| c.pttl(key))?;
         Ok(match ms {
             -2 => None,
@@ -338,7 +343,7 @@ impl CacheStore for RedisStore {
         })
     }
 
-    async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
+    async fn expire(&self, key: &[u8], ttl: Option<Duration>) -> Result<bool> {
         match ttl {
             Some(t) => {
                 let n: i64 = cmd!(self, self.pool.next(), "expire", |c| c.pexpire(
@@ -356,14 +361,14 @@ impl CacheStore for RedisStore {
         }
     }
 
-    async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
+    async fn incr(&self, key: &[u8], delta: i64, ttl: Option<Duration>) -> Result<i64> {
         match ttl {
             None => cmd!(self, self.pool.next(), "incr", |c| c.incr_by(key, delta)),
             // fred has no per-command options for scripts: bounded by the plain timeout only.
             Some(t) => {
-                let call = self
-                    .pool
-                    .eval(INCR_SCRIPT, vec![key], vec![delta, millis(t)]);
+                let call =
+                    self.pool
+                        .eval(INCR_SCRIPT, vec![Key::from(key)], vec![delta, millis(t)]);
                 if self.timeout.is_zero() {
                     return call.await.map_err(|e| map_err(e, "incr"));
                 }
@@ -375,16 +380,16 @@ impl CacheStore for RedisStore {
         }
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+    async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>> {
         match keys {
             [] => Ok(Vec::new()),
             [one] => Ok(vec![self.get(one).await?]),
             _ => cmd!(self, self.pool.next(), "get_many", |c| c
-                .mget(keys.to_vec())),
+                .mget(keys_of(keys))),
         }
     }
 
-    async fn set_many(&self, entries: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
+    async fn set_many(&self, entries: Vec<(Vec<u8>, Bytes)>, ttl: Option<Duration>) -> Result<()> {
         // fred pipelines concurrent commands on one connection: one round trip in effect.
         let writes = entries
             .into_iter()
@@ -393,24 +398,30 @@ impl CacheStore for RedisStore {
         Ok(())
     }
 
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+    async fn delete_many(&self, keys: &[Vec<u8>]) -> Result<u64> {
         if keys.is_empty() {
             return Ok(0);
         }
         let n: i64 = cmd!(self, self.pool.next(), "delete_many", |c| c
-            .del(keys.to_vec()))?;
+            .del(keys_of(keys)))?;
         Ok(n.max(0) as u64)
     }
 
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+    async fn delete_prefix(&self, prefix: &[u8]) -> Result<u64> {
         let pattern = glob_escape(prefix);
         // SCAN needs one server for the whole iteration.
         let client = self.pool.next_connected();
         let mut cursor = "0".to_owned();
         let mut removed = 0u64;
         loop {
-            let (next, keys): (String, Vec<String>) = cmd!(self, client, "delete_prefix", |c| c
+            let (next, keys): (String, Vec<Bytes>) = cmd!(self, client, "delete_prefix", |c| c
                 .scan_page(cursor.clone(), pattern.clone(), Some(SCAN_BATCH), None))?;
+            // The pattern covers the prefix's UTF-8 start only (see glob_escape): filter.
+            let keys: Vec<Key> = keys
+                .into_iter()
+                .filter(|k| k.starts_with(prefix))
+                .map(Key::from)
+                .collect();
             if !keys.is_empty() {
                 let n: i64 = cmd!(self, client, "delete_prefix", |c| c.unlink(keys.clone()))?;
                 removed += n.max(0) as u64;

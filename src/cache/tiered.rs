@@ -96,8 +96,8 @@ impl TieredStoreBuilder {
             let near = near.clone();
             let own = own.clone();
             async move {
-                if let Some(text) = message.value.as_str() {
-                    apply_invalidation(&near, &own, &text).await;
+                if let Some(bytes) = message.value.as_bytes() {
+                    apply_invalidation(&near, &own, bytes).await;
                 }
                 Ok(())
             }
@@ -107,7 +107,7 @@ impl TieredStoreBuilder {
             let near = near.clone();
             async move {
                 // Messages sent while disconnected are lost: forget everything near.
-                let _ = near.delete_prefix("").await;
+                let _ = near.delete_prefix(b"").await;
                 Ok(())
             }
         });
@@ -128,18 +128,19 @@ impl TieredStoreBuilder {
     }
 }
 
-/// Invalidation messages: `<instance id> K <key>` or `<instance id> P <prefix>`.
-async fn apply_invalidation(near: &MemoryStore, own: &str, text: &str) {
-    let mut parts = text.splitn(3, ' ');
+/// Invalidation messages: `<instance id> K <key>` or `<instance id> P <prefix>`, the key or
+/// prefix as raw bytes (it may hold spaces or be binary: only the first two spaces split).
+async fn apply_invalidation(near: &MemoryStore, own: &str, message: &[u8]) {
+    let mut parts = message.splitn(3, |b| *b == b' ');
     let (Some(id), Some(kind), Some(target)) = (parts.next(), parts.next(), parts.next()) else {
         return;
     };
-    if id == own {
+    if id == own.as_bytes() {
         return;
     }
     let _ = match kind {
-        "K" => near.delete(target).await.map(|_| ()),
-        "P" => near.delete_prefix(target).await.map(|_| ()),
+        b"K" => near.delete(target).await.map(|_| ()),
+        b"P" => near.delete_prefix(target).await.map(|_| ()),
         _ => Ok(()),
     };
 }
@@ -181,12 +182,15 @@ impl TieredStore {
     }
 
     /// Drops the near copy here and announces the change to the other instances.
-    async fn invalidate(&self, kind: char, target: &str, op: &'static str) -> Result<()> {
+    async fn invalidate(&self, kind: char, target: &[u8], op: &'static str) -> Result<()> {
         match kind {
             'P' => self.inner.near.delete_prefix(target).await?,
             _ => u64::from(self.inner.near.delete(target).await?),
         };
-        let message = format!("{} {kind} {target}", self.inner.id);
+        // `<id> <kind> ` then the key's bytes as they are: binary keys travel intact.
+        let mut message = format!("{} {kind} ", self.inner.id).into_bytes();
+        message.extend_from_slice(target);
+        let message = Bytes::from(message);
         let _: i64 = self
             .inner
             .far
@@ -204,7 +208,7 @@ impl CacheStore for TieredStore {
         "tiered"
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+    async fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         if let Some(v) = self.inner.near.get(key).await? {
             return Ok(Some(v));
         }
@@ -222,12 +226,12 @@ impl CacheStore for TieredStore {
         Ok(value)
     }
 
-    fn get_local(&self, key: &str) -> Option<Option<Bytes>> {
+    fn get_local(&self, key: &[u8]) -> Option<Option<Bytes>> {
         // A near miss is not an answer: Redis may hold the key.
         self.inner.near.get_local(key).flatten().map(Some)
     }
 
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+    async fn set(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<()> {
         self.inner.far.set(key, value.clone(), ttl).await?;
         self.invalidate('K', key, "set").await?;
         self.inner
@@ -236,7 +240,7 @@ impl CacheStore for TieredStore {
             .await
     }
 
-    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
+    async fn set_if_absent(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<bool> {
         let stored = self.inner.far.set_if_absent(key, value, ttl).await?;
         if stored {
             self.invalidate('K', key, "set_if_absent").await?;
@@ -244,38 +248,38 @@ impl CacheStore for TieredStore {
         Ok(stored)
     }
 
-    async fn delete(&self, key: &str) -> Result<bool> {
+    async fn delete(&self, key: &[u8]) -> Result<bool> {
         let existed = self.inner.far.delete(key).await?;
         self.invalidate('K', key, "delete").await?;
         Ok(existed)
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
+    async fn exists(&self, key: &[u8]) -> Result<bool> {
         if self.inner.near.exists(key).await? {
             return Ok(true);
         }
         self.inner.far.exists(key).await
     }
 
-    async fn ttl(&self, key: &str) -> Result<Option<Ttl>> {
+    async fn ttl(&self, key: &[u8]) -> Result<Option<Ttl>> {
         self.inner.far.ttl(key).await
     }
 
-    async fn expire(&self, key: &str, ttl: Option<Duration>) -> Result<bool> {
+    async fn expire(&self, key: &[u8], ttl: Option<Duration>) -> Result<bool> {
         let found = self.inner.far.expire(key, ttl).await?;
         self.invalidate('K', key, "expire").await?;
         Ok(found)
     }
 
-    async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
+    async fn incr(&self, key: &[u8], delta: i64, ttl: Option<Duration>) -> Result<i64> {
         let n = self.inner.far.incr(key, delta, ttl).await?;
         self.invalidate('K', key, "incr").await?;
         Ok(n)
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+    async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>> {
         let mut out = self.inner.near.get_many(keys).await?;
-        let missing: Vec<String> = keys
+        let missing: Vec<Vec<u8>> = keys
             .iter()
             .zip(&out)
             .filter(|(_, v)| v.is_none())
@@ -292,8 +296,8 @@ impl CacheStore for TieredStore {
         Ok(out)
     }
 
-    async fn set_many(&self, entries: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
-        let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+    async fn set_many(&self, entries: Vec<(Vec<u8>, Bytes)>, ttl: Option<Duration>) -> Result<()> {
+        let keys: Vec<Vec<u8>> = entries.iter().map(|(k, _)| k.clone()).collect();
         self.inner.far.set_many(entries, ttl).await?;
         for key in &keys {
             self.invalidate('K', key, "set_many").await?;
@@ -301,7 +305,7 @@ impl CacheStore for TieredStore {
         Ok(())
     }
 
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
+    async fn delete_many(&self, keys: &[Vec<u8>]) -> Result<u64> {
         let n = self.inner.far.delete_many(keys).await?;
         for key in keys {
             self.invalidate('K', key, "delete_many").await?;
@@ -309,7 +313,7 @@ impl CacheStore for TieredStore {
         Ok(n)
     }
 
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+    async fn delete_prefix(&self, prefix: &[u8]) -> Result<u64> {
         let n = self.inner.far.delete_prefix(prefix).await?;
         self.invalidate('P', prefix, "delete_prefix").await?;
         Ok(n)

@@ -46,6 +46,51 @@ pub async fn typed_round_trip<S: CacheStore>(cache: Cache<S, Json>) {
     );
 }
 
+/// Keys that are not UTF-8 (hashes, packed ids) are stored byte for byte, apart from text keys
+/// with the same characters, and every operation takes them.
+pub async fn binary_keys<S: CacheStore>(cache: Cache<S, Json>) {
+    let raw: &[u8] = b"\xff\x00bin\xfe key*?";
+    let other: Vec<u8> = vec![0xff, 0x00, b'b', b'i', b'n', 0xfd];
+    cache.set(raw, &1).await.unwrap();
+    cache.set(&other, &2).await.unwrap();
+    cache.set("\u{ff}\0bin", &3).await.unwrap();
+    assert_eq!(cache.get::<i32>(raw).await.unwrap(), Some(1));
+    assert_eq!(cache.get::<i32>(&other).await.unwrap(), Some(2));
+    assert_eq!(
+        cache.get::<i32>("\u{ff}\0bin").await.unwrap(),
+        Some(3),
+        "text stays apart"
+    );
+    assert!(cache.exists(raw).await.unwrap());
+    assert_eq!(cache.incr(&[0x80u8, 0x81][..], 5).await.unwrap(), 5);
+    assert_eq!(
+        cache
+            .get_many::<i32>(&[raw, other.as_slice()])
+            .await
+            .unwrap(),
+        vec![Some(1), Some(2)]
+    );
+    // A prefix that is itself not UTF-8 removes exactly the keys under it.
+    assert_eq!(cache.delete_prefix(&[0xffu8, 0x00][..]).await.unwrap(), 2);
+    assert_eq!(cache.get::<i32>(raw).await.unwrap(), None);
+    assert_eq!(cache.get::<i32>("\u{ff}\0bin").await.unwrap(), Some(3));
+    let got: i32 = cache
+        .get_or_set(&[0xc0u8, 0xc1][..], None, || async {
+            Ok::<_, std::io::Error>(9)
+        })
+        .await
+        .unwrap();
+    assert_eq!(got, 9);
+    assert!(cache.delete(&[0xc0u8, 0xc1][..]).await.unwrap());
+    // A value that does not decode names its binary key, in hex.
+    cache
+        .set_bytes(&[0xeeu8, 0x01][..], "not json".into(), None)
+        .await
+        .unwrap();
+    let e = cache.get::<i32>(&[0xeeu8, 0x01][..]).await.unwrap_err();
+    assert!(e.to_string().contains("0xee01"), "{e}");
+}
+
 pub async fn unicode_keys_and_binary_values<S: CacheStore>(cache: Cache<S, Json>) {
     let all_bytes: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
     let keys = [
@@ -252,7 +297,7 @@ pub async fn batch_operations<S: CacheStore>(cache: Cache<S, Json>) {
         "order kept, misses as None"
     );
     assert_eq!(
-        cache.get_many::<i32>(&[]).await.unwrap(),
+        cache.get_many::<i32>(&[] as &[&str]).await.unwrap(),
         Vec::<Option<i32>>::new()
     );
     assert_eq!(cache.delete_many(&["a", "b", "missing"]).await.unwrap(), 2);
@@ -504,6 +549,10 @@ macro_rules! cache_suite {
         #[tokio::test]
         async fn unicode_keys_and_binary_values() {
             $crate::conformance::unicode_keys_and_binary_values(cache().await).await
+        }
+        #[tokio::test]
+        async fn binary_keys() {
+            $crate::conformance::binary_keys(cache().await).await
         }
         #[tokio::test]
         async fn delete_and_exists() {

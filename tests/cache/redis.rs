@@ -24,13 +24,13 @@ async fn values_are_plain_redis_strings() {
     cache.set("j", &serde_json::json!({"a": 1})).await.unwrap();
     cache.incr("n", 41).await.unwrap();
     let raw = store
-        .get(&format!("{}j", cache.namespace()))
+        .get(format!("{}j", cache.namespace()).as_bytes())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(&raw[..], br#"{"a":1}"#);
     let n = store
-        .get(&format!("{}n", cache.namespace()))
+        .get(format!("{}n", cache.namespace()).as_bytes())
         .await
         .unwrap()
         .unwrap();

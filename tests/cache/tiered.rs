@@ -54,20 +54,20 @@ async fn writes_on_one_instance_invalidate_the_near_copy_on_another() {
     a.set("k", &1).await.unwrap();
     assert_eq!(b.get::<i32>("k").await.unwrap(), Some(1));
     assert!(
-        b.store().near().exists(&key).await.unwrap(),
+        b.store().near().exists(key.as_bytes()).await.unwrap(),
         "b now holds a near copy"
     );
 
     a.set("k", &2).await.unwrap();
     eventually("b drops its stale copy after a's update", || async {
-        !b.store().near().exists(&key).await.unwrap()
+        !b.store().near().exists(key.as_bytes()).await.unwrap()
     })
     .await;
     assert_eq!(b.get::<i32>("k").await.unwrap(), Some(2));
 
     a.delete("k").await.unwrap();
     eventually("b drops its copy after a's delete", || async {
-        !b.store().near().exists(&key).await.unwrap()
+        !b.store().near().exists(key.as_bytes()).await.unwrap()
     })
     .await;
     assert_eq!(b.get::<i32>("k").await.unwrap(), None);
