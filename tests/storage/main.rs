@@ -6,6 +6,7 @@ mod support;
 
 mod azure;
 mod conformance;
+mod faults;
 mod gcs;
 mod local;
 mod memory;
