@@ -550,7 +550,7 @@ pub trait Backend: Send + Sync + 'static {
         Box::pin(std::future::ready(Err(Error::unsupported(
             self.name(),
             "presign",
-            "this backend has no presigned URLs",
+            "this backend has no presigned URLs (serve the object through your application)",
         ))))
     }
     /// A cheap request that proves the store answers; the default asks for the metadata of a
@@ -1027,8 +1027,8 @@ impl Storage {
     /// it must be sent with. The URL is a secret: whoever has it has the access.
     ///
     /// # Errors
-    /// `Unsupported` on backends without (local, memory); `InvalidInput` for a zero expiry or
-    /// one past the backend's limit, before any request.
+    /// `Unsupported` where the store cannot sign (local, memory; Azure without its account
+    /// key); `InvalidInput` for a zero expiry or one past the backend's limit, before any request.
     pub async fn presign(
         &self,
         method: PresignMethod,
@@ -1036,11 +1036,11 @@ impl Storage {
         expires: Duration,
     ) -> Result<PresignedRequest> {
         let Some(max) = self.capabilities().presign else {
-            return Err(Error::unsupported(
-                self.backend(),
-                "presign",
-                "this backend has no presigned URLs (serve the object through your application)",
-            ));
+            // The backend says why it cannot sign (no URLs at all, or no key configured); no
+            // request is made.
+            let full = self.full(path)?;
+            let refused = self.backend.presign(method, &full, expires).await;
+            return refused.map_err(|e| annotate(e, self.backend(), "presign"));
         };
         if expires.is_zero() || expires > max {
             return Err(Error::invalid_input(format!(

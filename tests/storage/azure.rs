@@ -88,3 +88,22 @@ async fn ping_fails_on_a_missing_container() {
     let e = Storage::new(azure).ping().await.unwrap_err();
     assert_eq!(e.kind(), corekit::ErrorKind::NotFound, "{e}");
 }
+
+#[tokio::test]
+async fn presigning_without_the_account_key_says_what_is_missing() {
+    let azure = AzureStorage::builder("devstoreaccount1", "corekit-tests")
+        .endpoint(support::AZURE.require())
+        .sas_token("sv=2022-11-02&sig=unused")
+        .build()
+        .unwrap();
+    let e = Storage::new(azure)
+        .presign(
+            corekit::storage::PresignMethod::Get,
+            &corekit::storage::ObjectPath::new("x").unwrap(),
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), corekit::ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("account key"), "{e}");
+}
