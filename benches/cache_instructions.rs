@@ -1,0 +1,65 @@
+//! Instructions per memory-cache hit, corekit `Cache<MemoryStore>::get_bytes` vs raw
+//! `quick_cache` `get`, for `valgrind --tool=callgrind` (instruction counts are repeatable on this
+//! noisy machine where times are not). Not a criterion bench: a plain `main` doing N lookups.
+//!
+//! ```sh
+//! cargo bench --bench cache_instructions --features cache-memory --no-run   # prints the binary
+//! valgrind --tool=callgrind BINARY corekit 1000000   # then 2000000; the difference / 1e6
+//! valgrind --tool=callgrind BINARY raw 1000000       # is the cost of one hit
+//! ```
+//!
+//! Same data for both: 10,000 keys `user:000000`.., 100-byte values, no TTL, keys visited in a
+//! fixed stride so every lookup hits.
+
+use bytes::Bytes;
+use corekit::cache::{Cache, MemoryStore};
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+/// Polls a future the memory store completes at once, without an executor.
+fn now<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("memory store futures complete at once"),
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let which = args.next().unwrap_or_else(|| "corekit".into());
+    let n: usize = args
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let keys: Vec<String> = (0..10_000).map(|i| format!("user:{i:06}")).collect();
+    let value = Bytes::from(vec![7u8; 100]);
+    match which.as_str() {
+        "corekit" => {
+            let cache = Cache::builder(MemoryStore::new(20_000))
+                .default_ttl(None)
+                .build()
+                .expect("cache");
+            for k in &keys {
+                now(cache.set_bytes(k.as_str(), value.clone(), None)).expect("set");
+            }
+            for i in 0..n {
+                let key = keys[(i * 7919) % keys.len()].as_str();
+                black_box(now(cache.get_bytes(key)).expect("get"));
+            }
+        }
+        "raw" => {
+            let q = quick_cache::sync::Cache::<String, Bytes>::new(20_000);
+            for k in &keys {
+                q.insert(k.clone(), value.clone());
+            }
+            for i in 0..n {
+                black_box(q.get(keys[(i * 7919) % keys.len()].as_str()));
+            }
+        }
+        other => panic!("unknown target {other:?}: corekit or raw"),
+    }
+    println!("{which}: {n} hits");
+}
