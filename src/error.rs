@@ -320,7 +320,9 @@ pub(crate) fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
     feature = "email-smtp",
     feature = "email-sendgrid",
     feature = "email-ses",
-    feature = "_storage"
+    feature = "storage-s3",
+    feature = "storage-gcs",
+    feature = "storage-azure"
 ))]
 pub(crate) async fn bounded<T>(
     limit: std::time::Duration,

@@ -87,31 +87,45 @@ impl RetryPolicy {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let limit = self.attempt_timeout;
-        let attempts = async {
-            let mut retry = 0;
-            loop {
-                let result =
-                    crate::error::bounded(limit, || "one attempt".to_owned(), attempt()).await;
-                match result {
-                    Err(e) if idempotent && e.is_retryable() && retry < self.max_retries => {
-                        tracing::debug!(error = %e, retry, "storage: retrying");
-                        tokio::time::sleep(self.backoff_for(retry)).await;
-                        retry += 1;
-                    }
-                    other => return other,
-                }
-            }
-        };
-        match tokio::time::timeout(self.deadline, attempts).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::new(
+        // One timer per attempt: it fires at the attempt's limit or the deadline, whichever is
+        // first (nesting two timeouts would register both on every call).
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        let past_deadline = || {
+            Error::new(
                 ErrorKind::Timeout,
                 format!(
                     "the operation did not finish within its {:?} deadline",
                     self.deadline
                 ),
-            )),
+            )
+        };
+        let mut retry = 0;
+        loop {
+            let until = (tokio::time::Instant::now() + self.attempt_timeout).min(deadline);
+            let result = match tokio::time::timeout_at(until, attempt()).await {
+                Ok(result) => result,
+                Err(_) if until == deadline => return Err(past_deadline()),
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "one attempt did not finish within {:?}",
+                        self.attempt_timeout
+                    ),
+                )),
+            };
+            match result {
+                Err(e) if idempotent && e.is_retryable() && retry < self.max_retries => {
+                    tracing::debug!(error = %e, retry, "storage: retrying");
+                    let wake = tokio::time::Instant::now() + self.backoff_for(retry);
+                    if wake >= deadline {
+                        // No time left for another attempt: the last error says more.
+                        return Err(e);
+                    }
+                    tokio::time::sleep_until(wake).await;
+                    retry += 1;
+                }
+                other => return other,
+            }
         }
     }
 }
