@@ -102,7 +102,7 @@ async fn main() -> corekit::Result<()> {
     );
 
     // A tenant's view: keys are relative to its prefix, nothing outside is reachable.
-    let tenant = storage.scoped(&ObjectPath::new("tenants/acme")?);
+    let tenant = storage.scoped(&ObjectPath::new("tenants/acme")?)?;
     tenant
         .put(
             &ObjectPath::new("logo.svg")?,

@@ -213,11 +213,14 @@ impl CacheStore for TieredStore {
             return Ok(Some(v));
         }
         let (value, ttl) = tokio::try_join!(self.inner.far.get(key), self.inner.far.ttl(key))?;
-        if let Some(v) = &value {
-            let far_ttl = match ttl {
-                Some(Ttl::Expires(t)) => Some(t),
-                _ => None,
-            };
+        // Copy near only with the far key's lifetime known: a key that expired or was deleted
+        // between the two reads (no TTL answer) is not cached near for a whole near TTL.
+        let far_ttl = match ttl {
+            Some(Ttl::Expires(t)) => Some(Some(t)),
+            Some(Ttl::Persistent) => Some(None),
+            None => None,
+        };
+        if let (Some(v), Some(far_ttl)) = (&value, far_ttl) {
             self.inner
                 .near
                 .set(key, v.clone(), Some(self.near_ttl(far_ttl)))

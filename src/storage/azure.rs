@@ -178,6 +178,12 @@ impl AzureBuilder {
 /// key, every request carries a short-lived account SAS corekit signs, and presigned URLs are
 /// blob-scoped service SAS; listing with a delimiter is computed from the flat listing (the SDK
 /// has no hierarchical listing), so it reads every key under the prefix.
+///
+/// Known limits: Azure keeps one list of uncommitted blocks per blob, so two streaming uploads
+/// to the same key at once (or a put to a key while a streaming upload to it runs) can make
+/// the later commit fail (`InvalidBlockList`); a suffix range reads the size first and is not
+/// pinned to that version; a copy that the service runs asynchronously must finish within the
+/// handle's attempt timeout.
 #[derive(Clone)]
 pub struct AzureStorage {
     inner: Arc<Inner>,
@@ -843,7 +849,8 @@ impl Backend for AzureStorage {
             blob: self.blob(path),
             path: path.clone(),
             options: options.clone(),
-            // Block ids are per blob: a random prefix keeps concurrent uploads apart.
+            // A random prefix keeps this upload's block ids distinct from another's; Azure still
+            // drops all uncommitted blocks of the blob when either one commits.
             id: fastrand::u64(..),
             blocks: Mutex::default(),
             timeout: self.inner.timeout,

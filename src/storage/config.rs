@@ -184,6 +184,15 @@ impl EnvConfig for StorageConfig {
                 format!("the backend STORAGE_URL names ({:?}), or unset", t.backend).to_lowercase(),
             ));
         }
+        if let Some(p) = target.as_ref().and_then(|t| t.prefix.as_ref())
+            && ObjectPath::new(p).is_err()
+        {
+            return Err(ConfigIssue::new(
+                "url",
+                self.url.clone().unwrap_or_default(),
+                "a URL whose path is a key prefix: '/'-separated segments, no '.' or '..'",
+            ));
+        }
         if let Some(p) = &self.prefix
             && ObjectPath::new(p).is_err()
         {
@@ -305,7 +314,7 @@ impl StorageConfig {
             .with_part_size(self.part_size as usize)?
             .with_upload_concurrency(self.upload_concurrency);
         if let Some(prefix) = self.key_prefix()? {
-            storage = storage.scoped(&prefix);
+            storage = storage.scoped(&prefix)?;
         }
         Ok(storage)
     }
@@ -369,13 +378,15 @@ impl StorageConfig {
     fn azure(&self) -> Result<super::AzureBuilder> {
         use super::AzureStorage;
         let container = self.location(self.container.as_ref()).unwrap_or_default();
-        let secret = |own: &Option<Secret>, standard: &str| {
-            own.clone().or_else(|| env(standard).map(Secret::new))
+        // corekit's own STORAGE_AZURE_* settings first, then the standard AZURE_STORAGE_*
+        // ones: an ambient variable never overrides an explicit setting.
+        let own_credential = self.azure_connection_string.is_some()
+            || self.azure_access_key.is_some()
+            || self.azure_sas_token.is_some();
+        let connection = match own_credential {
+            true => self.azure_connection_string.clone(),
+            false => env("AZURE_STORAGE_CONNECTION_STRING").map(Secret::new),
         };
-        let connection = secret(
-            &self.azure_connection_string,
-            "AZURE_STORAGE_CONNECTION_STRING",
-        );
         let mut b = match connection {
             Some(c) => AzureStorage::from_connection_string(c.expose(), container)?,
             None => {
@@ -390,9 +401,18 @@ impl StorageConfig {
                         )
                     })?;
                 let mut b = AzureStorage::builder(account, container);
-                if let Some(key) = secret(&self.azure_access_key, "AZURE_STORAGE_KEY") {
+                let standard = |name: &str| (!own_credential).then(|| env(name)).flatten();
+                let key = self
+                    .azure_access_key
+                    .clone()
+                    .or_else(|| standard("AZURE_STORAGE_KEY").map(Secret::new));
+                let sas = self
+                    .azure_sas_token
+                    .clone()
+                    .or_else(|| standard("AZURE_STORAGE_SAS_TOKEN").map(Secret::new));
+                if let Some(key) = key {
                     b = b.access_key(key.expose());
-                } else if let Some(sas) = secret(&self.azure_sas_token, "AZURE_STORAGE_SAS_TOKEN") {
+                } else if let Some(sas) = sas {
                     b = b.sas_token(sas.expose());
                 } else {
                     b = b.token_credential(self.entra_credential()?);
@@ -492,6 +512,8 @@ mod tests {
         assert!(e.to_string().contains("STORAGE_PART_SIZE"), "{e}");
         let e = load(&[("STORAGE_PREFIX", "a/../b")]).unwrap_err();
         assert!(e.to_string().contains("STORAGE_PREFIX"), "{e}");
+        let e = load(&[("STORAGE_URL", "s3://bucket/a/../b")]).unwrap_err();
+        assert!(e.to_string().contains("STORAGE_URL"), "{e}");
         let e = load(&[("STORAGE_BACKEND", "floppy")]).unwrap_err();
         assert!(e.to_string().contains("STORAGE_BACKEND"), "{e}");
         let e = load(&[

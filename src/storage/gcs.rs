@@ -138,7 +138,10 @@ impl GcsBuilder {
 /// Google Cloud Storage through its JSON API (gcloud-storage). Versions are object generations;
 /// create-only is `ifGenerationMatch=0`, compare-and-swap `ifGenerationMatch=<generation>`.
 /// A read pins the generation it first saw, so the bytes always belong to the metadata
-/// returned with them. Streaming uploads are resumable uploads (parts sent in order).
+/// returned with them (if it is replaced mid-read, the read fails with a retryable `Conflict`).
+/// Streaming uploads are resumable uploads (parts sent in order); a part GCS persisted only in
+/// part (a `308` with a shorter range) is not resent, so that upload fails rather than
+/// completing.
 #[derive(Clone)]
 pub struct GcsStorage {
     client: Client,
@@ -186,6 +189,23 @@ fn gcs_error(e: GcsError, what: String) -> Error {
         .with_backend("gcs")
         .with_retryable(retryable)
         .with_source(e)
+}
+
+/// An error reading the generation whose metadata was just read: a 404 means it was replaced
+/// in between (the object exists), so it is a retryable conflict, not `NotFound`.
+fn pinned_read_error(e: GcsError, what: String) -> Error {
+    let e = gcs_error(e, what);
+    if e.kind() == ErrorKind::NotFound {
+        Error::new(
+            ErrorKind::Conflict,
+            format!("{}: the object changed while it was read", e.message()),
+        )
+        .with_backend("gcs")
+        .with_retryable(true)
+        .with_source(e)
+    } else {
+        e
+    }
 }
 
 /// The generation a version token names; a token that is no generation matches nothing.
@@ -491,7 +511,7 @@ impl Backend for GcsStorage {
                     self.client
                         .download_object(&req, &wanted)
                         .await
-                        .map_err(|e| gcs_error(e, format!("getting {path}")))?,
+                        .map_err(|e| pinned_read_error(e, format!("getting {path}")))?,
                 )
             };
             Ok(GetResult { meta, bytes, range })
@@ -510,16 +530,22 @@ impl Backend for GcsStorage {
             }
             let client = self.client.clone();
             let what = format!("reading {path}");
-            // The crate's stream borrows its request: own both in a task-free generator.
+            // The crate's stream borrows its request: a task owns both and forwards the chunks.
+            // It reports the opening first, so a failed or hung request fails this call (inside
+            // its timeout), not the caller's first read.
+            let (opened_tx, opened) = tokio::sync::oneshot::channel::<Result<()>>();
             let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(4);
             tokio::spawn(async move {
                 let stream = match client.download_streamed_object(&req, &wanted).await {
                     Ok(s) => s,
                     Err(e) => {
-                        let _ = tx.send(Err(gcs_error(e, what))).await;
+                        let _ = opened_tx.send(Err(pinned_read_error(e, what)));
                         return;
                     }
                 };
+                if opened_tx.send(Ok(())).is_err() {
+                    return;
+                }
                 let mut stream = std::pin::pin!(stream);
                 loop {
                     let item = match stream.try_next().await {
@@ -533,6 +559,9 @@ impl Backend for GcsStorage {
                     }
                 }
             });
+            opened.await.map_err(|_| {
+                Error::new(ErrorKind::Backend, "GCS download task ended").with_backend("gcs")
+            })??;
             let stream = futures_util::stream::unfold(rx, |mut rx| async move {
                 rx.recv().await.map(|item| (item, rx))
             });
@@ -726,12 +755,11 @@ impl Upload for GcsUpload {
 
     fn abort(&self) -> BoxFuture<'_, Result<()>> {
         let session = self.session.clone();
-        Box::pin(async move {
-            session
-                .cancel()
-                .await
-                .map_err(|e| gcs_error(e, format!("cancelling the upload to {}", self.path)))
-        })
+        let what = format!("cancelling the upload to {}", self.path);
+        let label = what.clone();
+        Box::pin(crate::error::bounded(self.timeout, || label, async move {
+            session.cancel().await.map_err(|e| gcs_error(e, what))
+        }))
     }
 }
 

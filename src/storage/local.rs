@@ -30,7 +30,9 @@ const STRIPES: usize = 64;
 ///   directory).
 /// - Content type, cache control, disposition and user metadata live in a JSON sidecar under
 ///   `<root>/.corekit/meta`; `head` and `get` return them, `list` does not read them.
-/// - The version token is the file's size and modification time in nanoseconds.
+/// - The version token is the file's size, modification time in nanoseconds and (on Unix) inode:
+///   every put renames a new file into place, so two same-size writes within one tick of a
+///   coarse clock still get different versions.
 /// - A key whose first segment is `.corekit`, or with a segment containing `.corekit-tmp-`, is
 ///   refused, and so is any path through a symbolic link: nothing outside the root is reachable.
 #[derive(Clone)]
@@ -94,13 +96,34 @@ impl LocalStorage {
         &self.root
     }
 
-    fn lock(&self, path: &ObjectPath) -> std::sync::MutexGuard<'_, ()> {
+    fn stripe(path: &ObjectPath) -> usize {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         path.hash(&mut h);
-        self.locks[(h.finish() as usize) % STRIPES]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        (h.finish() as usize) % STRIPES
+    }
+
+    fn lock(&self, path: &ObjectPath) -> std::sync::MutexGuard<'_, ()> {
+        self.lock_stripe(Self::stripe(path))
+    }
+
+    fn lock_stripe(&self, i: usize) -> std::sync::MutexGuard<'_, ()> {
+        self.locks[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The locks of two keys, in stripe order (one lock when they share a stripe).
+    fn lock_both(
+        &self,
+        a: &ObjectPath,
+        b: &ObjectPath,
+    ) -> (
+        std::sync::MutexGuard<'_, ()>,
+        Option<std::sync::MutexGuard<'_, ()>>,
+    ) {
+        let (i, j) = (Self::stripe(a), Self::stripe(b));
+        let first = self.lock_stripe(i.min(j));
+        let second = (i != j).then(|| self.lock_stripe(i.max(j)));
+        (first, second)
     }
 
     /// The file for `path`, after checking nothing on the way is a symlink.
@@ -125,11 +148,13 @@ impl LocalStorage {
         Ok(at)
     }
 
+    /// `<root>/.corekit/meta/<key>.corekit-tmp-meta.json`: keys never contain the mark, so a
+    /// sidecar's name can never be a directory another key's sidecar needs (`a` and `a.json/x`).
     fn sidecar_file(&self, path: &ObjectPath) -> PathBuf {
         self.root
             .join(RESERVED)
             .join("meta")
-            .join(format!("{}.json", path.as_str()))
+            .join(format!("{}{TEMP_MARK}meta.json", path.as_str()))
     }
 
     /// A temporary file beside `target` (same directory: the rename stays within it).
@@ -148,11 +173,20 @@ impl LocalStorage {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
+        // Every put renames a fresh temporary file into place, so the inode changes with each
+        // write even when two same-size writes land in one tick of a coarse mtime clock.
+        #[cfg(unix)]
+        let version = {
+            use std::os::unix::fs::MetadataExt;
+            format!("{}-{nanos}-{}", m.len(), m.ino())
+        };
+        #[cfg(not(unix))]
+        let version = format!("{}-{nanos}", m.len());
         ObjectMeta {
             path: path.clone(),
             size: m.len(),
             last_modified: modified,
-            version: Version(format!("{}-{nanos}", m.len())),
+            version: Version(version),
             content_type: None,
             cache_control: None,
             content_disposition: None,
@@ -162,13 +196,22 @@ impl LocalStorage {
 
     fn meta(&self, path: &ObjectPath, file: &Path, with_sidecar: bool) -> Result<ObjectMeta> {
         let m = std::fs::metadata(file).map_err(|e| io_error(e, format!("{path}")))?;
+        self.meta_from(path, &m, with_sidecar)
+    }
+
+    fn meta_from(
+        &self,
+        path: &ObjectPath,
+        m: &std::fs::Metadata,
+        with_sidecar: bool,
+    ) -> Result<ObjectMeta> {
         if !m.is_file() {
             return Err(Error::new(
                 ErrorKind::NotFound,
                 format!("no object at {path}"),
             ));
         }
-        let mut meta = Self::stat_meta(path, &m);
+        let mut meta = Self::stat_meta(path, m);
         if with_sidecar
             && let Some(sidecar) = std::fs::read(self.sidecar_file(path))
                 .ok()
@@ -303,18 +346,31 @@ impl LocalStorage {
         Ok(meta)
     }
 
-    fn get_blocking(&self, path: &ObjectPath, options: &GetOptions) -> Result<GetResult> {
+    /// Opens the object, then takes its metadata from the open file: a concurrent rename cannot
+    /// pair one version's bytes with another's metadata. Positioned at the range's start.
+    fn open(
+        &self,
+        path: &ObjectPath,
+        options: &GetOptions,
+    ) -> Result<(ObjectMeta, std::ops::Range<u64>, std::fs::File)> {
         let file = self.file(path)?;
-        let meta = self.meta(path, &file, true)?;
+        let mut f = std::fs::File::open(&file).map_err(|e| io_error(e, format!("{path}")))?;
+        let m = f.metadata().map_err(|e| io_error(e, format!("{path}")))?;
+        let meta = self.meta_from(path, &m, true)?;
         options.check_version(&meta.version, path)?;
         let range = match options.range {
             Some(r) => r.resolve(meta.size)?,
             None => 0..meta.size,
         };
-        let mut f = std::fs::File::open(&file).map_err(|e| io_error(e, format!("{path}")))?;
-        let mut buf = vec![0u8; (range.end - range.start) as usize];
         f.seek(SeekFrom::Start(range.start))
-            .and_then(|_| f.read_exact(&mut buf))
+            .map_err(|e| io_error(e, format!("reading {path}")))?;
+        Ok((meta, range, f))
+    }
+
+    fn get_blocking(&self, path: &ObjectPath, options: &GetOptions) -> Result<GetResult> {
+        let (meta, range, mut f) = self.open(path, options)?;
+        let mut buf = vec![0u8; (range.end - range.start) as usize];
+        f.read_exact(&mut buf)
             .map_err(|e| io_error(e, format!("reading {path}")))?;
         Ok(GetResult {
             meta,
@@ -374,7 +430,13 @@ impl LocalStorage {
     fn delete_blocking(&self, path: &ObjectPath) -> Result<()> {
         let file = self.file(path)?;
         let _guard = self.lock(path);
-        match std::fs::remove_file(&file) {
+        self.remove_locked(path, &file)
+    }
+
+    /// Removes the object, its sidecar and the directories it leaves empty; the caller holds
+    /// the key's lock.
+    fn remove_locked(&self, path: &ObjectPath, file: &Path) -> Result<()> {
+        match std::fs::remove_file(file) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_error(e, format!("deleting {path}"))),
@@ -442,22 +504,7 @@ impl Backend for LocalStorage {
     ) -> BoxFuture<'a, Result<GetStream>> {
         let (path, options) = (path.clone(), options.clone());
         Box::pin(async move {
-            let (meta, range, file) = self
-                .blocking(move |s| {
-                    let file = s.file(&path)?;
-                    let meta = s.meta(&path, &file, true)?;
-                    options.check_version(&meta.version, &path)?;
-                    let range = match options.range {
-                        Some(r) => r.resolve(meta.size)?,
-                        None => 0..meta.size,
-                    };
-                    let mut f =
-                        std::fs::File::open(&file).map_err(|e| io_error(e, format!("{path}")))?;
-                    f.seek(SeekFrom::Start(range.start))
-                        .map_err(|e| io_error(e, format!("reading {path}")))?;
-                    Ok((meta, range, f))
-                })
-                .await?;
+            let (meta, range, file) = self.blocking(move |s| s.open(&path, &options)).await?;
             use tokio::io::AsyncReadExt;
             let reader = tokio::fs::File::from_std(file).take(range.end - range.start);
             let stream = super::upload::read_stream(reader, 64 * 1024);
@@ -525,20 +572,28 @@ impl Backend for LocalStorage {
         let (from, to) = (from.clone(), to.clone());
         Box::pin(self.blocking(move |s| {
             let (src, dst) = (s.file(&from)?, s.file(&to)?);
+            let _guards = s.lock_both(&from, &to);
+            // Only an object moves: a key that is just a "directory" of others is not one.
+            let is_object = std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_file());
+            if !is_object {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("no object at {from}"),
+                ));
+            }
             if let Some(parent) = dst.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io_error(e, format!("{to}")))?;
             }
             std::fs::rename(&src, &dst).map_err(|e| io_error(e, format!("renaming {from}")))?;
+            // The file keeps its inode and mtime, so its sidecar still matches its version.
             let (meta_src, meta_dst) = (s.sidecar_file(&from), s.sidecar_file(&to));
             if meta_src.exists() {
                 if let Some(parent) = meta_dst.parent() {
                     let _ = std::fs::create_dir_all(parent);
                 }
                 let _ = std::fs::rename(&meta_src, &meta_dst);
-            } else {
-                let _ = std::fs::remove_file(&meta_dst);
             }
-            s.delete_blocking(&from).map(drop)
+            s.remove_locked(&from, &src)
         }))
     }
 }

@@ -655,18 +655,18 @@ impl Storage {
 
     /// The same store seen under `prefix`: every key is relative to it, listings return keys
     /// without it, and nothing outside it is reachable. Scoping a scoped handle nests.
-    #[must_use]
-    pub fn scoped(&self, prefix: &ObjectPath) -> Self {
+    ///
+    /// # Errors
+    /// `InvalidInput` when the nested prefix would be longer than [`MAX_KEY_LEN`].
+    pub fn scoped(&self, prefix: &ObjectPath) -> Result<Self> {
         let prefix = match &self.prefix {
-            Some(outer) => outer
-                .join(prefix.as_str())
-                .unwrap_or_else(|_| prefix.clone()),
+            Some(outer) => outer.join(prefix.as_str())?,
             None => prefix.clone(),
         };
-        Self {
+        Ok(Self {
             prefix: Some(prefix),
             ..self.clone()
-        }
+        })
     }
 
     /// The prefix this handle is scoped under.

@@ -32,7 +32,8 @@ impl S3Builder {
         self
     }
 
-    /// The region (default: the AWS chain's, else `us-east-1`).
+    /// The region (default: the AWS chain's — `AWS_REGION`, the profile, IMDS — else
+    /// `us-east-1`).
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
         self
@@ -59,11 +60,13 @@ impl S3Builder {
         // Retries are the Storage handle's (RetryPolicy): the SDK's own would multiply them.
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .retry_config(aws_config::retry::RetryConfig::disabled());
-        let region = self
-            .region
-            .clone()
-            .unwrap_or_else(|| "us-east-1".to_owned());
-        loader = loader.region(aws_config::Region::new(region));
+        // The given region, else the AWS chain's (AWS_REGION, profile, IMDS), else us-east-1.
+        let chain = aws_config::meta::region::RegionProviderChain::first_try(
+            self.region.clone().map(aws_config::Region::new),
+        )
+        .or_default_provider()
+        .or_else(aws_config::Region::new("us-east-1"));
+        loader = loader.region(chain);
         if let Some(endpoint) = &self.endpoint {
             loader = loader.endpoint_url(endpoint);
         }

@@ -480,7 +480,19 @@ pub async fn presigned_urls(s: Storage, base: &str) {
 
 pub async fn scoped_handles_see_only_their_prefix(s: Storage, base: &str) {
     let scope = key(&format!("{base}/tenant-a"));
-    let a = s.scoped(&scope);
+    let a = s.scoped(&scope).unwrap();
+    // Nesting stays inside the outer prefix, or fails: never a prefix of its own at the root.
+    let nested = a.scoped(&key("deeper")).unwrap();
+    assert_eq!(
+        nested.prefix(),
+        Some(&key(&format!("{base}/tenant-a/deeper")))
+    );
+    let long = key(&"x".repeat(corekit::storage::MAX_KEY_LEN - 10));
+    assert_eq!(
+        a.scoped(&long).unwrap_err().kind(),
+        ErrorKind::InvalidInput,
+        "a nested prefix past the key limit is refused"
+    );
     a.put(&key("docs/x.txt"), "x".into(), &PutOptions::default())
         .await
         .unwrap();

@@ -95,3 +95,46 @@ async fn objects_are_plain_files() {
         "empty directories are removed with their last object"
     );
 }
+
+#[tokio::test]
+async fn renaming_a_prefix_that_is_no_object_is_not_found() {
+    let s = Storage::new(LocalStorage::new(root()).unwrap());
+    for k in ["dir/x", "dir/y"] {
+        s.put(&key(k), "v".into(), &PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let e = s.rename(&key("dir"), &key("moved")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(s.exists(&key("dir/x")).await.unwrap(), "nothing moved");
+    assert!(s.list(Some(&key("moved"))).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn metadata_of_a_key_and_of_keys_under_its_name_do_not_collide() {
+    let s = Storage::new(LocalStorage::new(root()).unwrap());
+    let typed = PutOptions::default().content_type("text/plain");
+    s.put(&key("a"), "a".into(), &typed).await.unwrap();
+    s.put(&key("a.json/x"), "x".into(), &typed).await.unwrap();
+    s.put(&key("a.corekit/y"), "y".into(), &typed)
+        .await
+        .unwrap();
+    for k in ["a", "a.json/x", "a.corekit/y"] {
+        let head = s.head(&key(k)).await.unwrap();
+        assert_eq!(head.content_type.as_deref(), Some("text/plain"), "{k}");
+    }
+}
+
+#[tokio::test]
+async fn same_size_writes_in_one_clock_tick_get_different_versions() {
+    let s = Storage::new(LocalStorage::new(root()).unwrap());
+    let k = key("cas");
+    let mut versions = std::collections::HashSet::new();
+    for i in 0..50 {
+        let meta = s
+            .put(&k, format!("{i:04}").into(), &PutOptions::default())
+            .await
+            .unwrap();
+        assert!(versions.insert(meta.version), "write {i} reused a version");
+    }
+}
