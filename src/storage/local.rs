@@ -61,6 +61,35 @@ struct Sidecar {
     metadata: BTreeMap<String, String>,
 }
 
+/// Set when the caller stopped waiting for a blocking task (its future was dropped: a timeout,
+/// a cancelled task). Writes check it under the key's lock before changing anything, so a write
+/// the caller gave up on never lands after the caller (or its retry) has moved on.
+#[derive(Clone, Default)]
+struct Abandoned(Arc<std::sync::atomic::AtomicBool>);
+
+impl Abandoned {
+    fn check(&self, path: &ObjectPath) -> Result<()> {
+        if self.0.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("{path}: the caller stopped waiting; nothing was changed"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Marks the task abandoned when dropped before it was disarmed.
+struct AbandonOnDrop(Option<Abandoned>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        if let Some(a) = self.0.take() {
+            a.0.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
 fn io_error(e: std::io::Error, what: String) -> Error {
     let kind = match e.kind() {
         std::io::ErrorKind::NotFound => ErrorKind::NotFound,
@@ -271,12 +300,13 @@ impl LocalStorage {
         path: &ObjectPath,
         bytes: &[u8],
         options: &PutOptions,
+        abandoned: &Abandoned,
     ) -> Result<ObjectMeta> {
         let (file, tmp, mut f) = self.new_temp(path)?;
         let written = f.write_all(bytes).and_then(|()| f.metadata());
         drop(f);
         match written {
-            Ok(stat) => self.commit(path, &file, &tmp, &stat, options),
+            Ok(stat) => self.commit(path, &file, &tmp, &stat, options, abandoned),
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
                 Err(io_error(e, format!("writing {path}")))
@@ -311,9 +341,10 @@ impl LocalStorage {
         tmp: &Path,
         written: &std::fs::Metadata,
         options: &PutOptions,
+        abandoned: &Abandoned,
     ) -> Result<ObjectMeta> {
         let guard = self.lock(path);
-        let placed = match &options.mode {
+        let placed = abandoned.check(path).and_then(|()| match &options.mode {
             PutMode::Overwrite => {
                 std::fs::rename(tmp, file).map_err(|e| io_error(e, format!("writing {path}")))
             }
@@ -331,7 +362,7 @@ impl LocalStorage {
                     io_error(e, format!("writing {path}"))
                 }
             }),
-        };
+        });
         if placed.is_err() || options.mode == PutMode::Create {
             let _ = std::fs::remove_file(tmp);
         }
@@ -427,9 +458,10 @@ impl LocalStorage {
             .collect())
     }
 
-    fn delete_blocking(&self, path: &ObjectPath) -> Result<()> {
+    fn delete_blocking(&self, path: &ObjectPath, abandoned: &Abandoned) -> Result<()> {
         let file = self.file(path)?;
         let _guard = self.lock(path);
+        abandoned.check(path)?;
         self.remove_locked(path, &file)
     }
 
@@ -455,12 +487,14 @@ impl LocalStorage {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(LocalStorage) -> Result<T> + Send + 'static,
+        f: impl FnOnce(LocalStorage, Abandoned) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || f(this))
-            .await
-            .map_err(|e| Error::new(ErrorKind::Backend, format!("local storage task: {e}")))?
+        let abandoned = Abandoned::default();
+        let mut guard = AbandonOnDrop(Some(abandoned.clone()));
+        let done = tokio::task::spawn_blocking(move || f(this, abandoned)).await;
+        guard.0 = None;
+        done.map_err(|e| Error::new(ErrorKind::Backend, format!("local storage task: {e}")))?
     }
 }
 
@@ -485,7 +519,7 @@ impl Backend for LocalStorage {
         options: &'a PutOptions,
     ) -> BoxFuture<'a, Result<ObjectMeta>> {
         let (path, options) = (path.clone(), options.clone());
-        Box::pin(self.blocking(move |s| s.put_blocking(&path, &bytes, &options)))
+        Box::pin(self.blocking(move |s, a| s.put_blocking(&path, &bytes, &options, &a)))
     }
 
     fn get<'a>(
@@ -494,7 +528,7 @@ impl Backend for LocalStorage {
         options: &'a GetOptions,
     ) -> BoxFuture<'a, Result<GetResult>> {
         let (path, options) = (path.clone(), options.clone());
-        Box::pin(self.blocking(move |s| s.get_blocking(&path, &options)))
+        Box::pin(self.blocking(move |s, _| s.get_blocking(&path, &options)))
     }
 
     fn get_stream<'a>(
@@ -504,7 +538,7 @@ impl Backend for LocalStorage {
     ) -> BoxFuture<'a, Result<GetStream>> {
         let (path, options) = (path.clone(), options.clone());
         Box::pin(async move {
-            let (meta, range, file) = self.blocking(move |s| s.open(&path, &options)).await?;
+            let (meta, range, file) = self.blocking(move |s, _| s.open(&path, &options)).await?;
             use tokio::io::AsyncReadExt;
             let reader = tokio::fs::File::from_std(file).take(range.end - range.start);
             let stream = super::upload::read_stream(reader, 64 * 1024);
@@ -518,7 +552,7 @@ impl Backend for LocalStorage {
         options: &'a PutOptions,
     ) -> BoxFuture<'a, Result<Option<Box<dyn Upload>>>> {
         let (path, options) = (path.clone(), options.clone());
-        Box::pin(self.blocking(move |s| {
+        Box::pin(self.blocking(move |s, _| {
             let (target, tmp, file) = s.new_temp(&path)?;
             Ok(Some(Box::new(LocalUpload {
                 storage: s,
@@ -533,7 +567,7 @@ impl Backend for LocalStorage {
 
     fn head<'a>(&'a self, path: &'a ObjectPath) -> BoxFuture<'a, Result<ObjectMeta>> {
         let path = path.clone();
-        Box::pin(self.blocking(move |s| {
+        Box::pin(self.blocking(move |s, _| {
             let file = s.file(&path)?;
             s.meta(&path, &file, true)
         }))
@@ -541,7 +575,7 @@ impl Backend for LocalStorage {
 
     fn delete<'a>(&'a self, path: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
         let path = path.clone();
-        Box::pin(self.blocking(move |s| s.delete_blocking(&path)))
+        Box::pin(self.blocking(move |s, a| s.delete_blocking(&path, &a)))
     }
 
     fn list<'a>(
@@ -550,7 +584,7 @@ impl Backend for LocalStorage {
         start_after: Option<&'a ObjectPath>,
     ) -> BoxFuture<'a, Result<Vec<ObjectMeta>>> {
         let (prefix, after) = (prefix.cloned(), start_after.cloned());
-        Box::pin(self.blocking(move |s| s.list_blocking(prefix.as_ref(), after.as_ref())))
+        Box::pin(self.blocking(move |s, _| s.list_blocking(prefix.as_ref(), after.as_ref())))
     }
 
     fn list_with_delimiter<'a>(
@@ -570,9 +604,10 @@ impl Backend for LocalStorage {
 
     fn rename<'a>(&'a self, from: &'a ObjectPath, to: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
         let (from, to) = (from.clone(), to.clone());
-        Box::pin(self.blocking(move |s| {
+        Box::pin(self.blocking(move |s, abandoned| {
             let (src, dst) = (s.file(&from)?, s.file(&to)?);
             let _guards = s.lock_both(&from, &to);
+            abandoned.check(&from)?;
             // Only an object moves: a key that is just a "directory" of others is not one.
             let is_object = std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_file());
             if !is_object {
@@ -612,7 +647,7 @@ struct LocalUpload {
 impl Upload for LocalUpload {
     fn put_part(&self, part: Part) -> BoxFuture<'_, Result<()>> {
         let file = self.file.clone();
-        Box::pin(self.storage.blocking(move |_| {
+        Box::pin(self.storage.blocking(move |_, _| {
             let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
             file.seek(SeekFrom::Start(part.offset))
                 .and_then(|_| file.write_all(&part.bytes))
@@ -623,21 +658,58 @@ impl Upload for LocalUpload {
     fn complete(&self) -> BoxFuture<'_, Result<ObjectMeta>> {
         let (path, options) = (self.path.clone(), self.options.clone());
         let (target, tmp, file) = (self.target.clone(), self.tmp.clone(), self.file.clone());
-        Box::pin(self.storage.blocking(move |s| {
+        Box::pin(self.storage.blocking(move |s, abandoned| {
             let stat = file
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .metadata()
                 .map_err(|e| io_error(e, format!("writing {path}")))?;
-            s.commit(&path, &target, &tmp, &stat, &options)
+            s.commit(&path, &target, &tmp, &stat, &options, &abandoned)
         }))
     }
 
     fn abort(&self) -> BoxFuture<'_, Result<()>> {
         let tmp = self.tmp.clone();
-        Box::pin(self.storage.blocking(move |_| {
+        Box::pin(self.storage.blocking(move |_, _| {
             let _ = std::fs::remove_file(&tmp);
             Ok(())
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_abandoned_write_changes_nothing() {
+        let root = std::env::temp_dir().join(format!("corekit-abandon-{}", fastrand::u64(..)));
+        let s = LocalStorage::new(&root).unwrap();
+        let k = ObjectPath::new("k").unwrap();
+        s.put_blocking(&k, b"kept", &PutOptions::default(), &Abandoned::default())
+            .unwrap();
+        let gone = Abandoned::default();
+        drop(AbandonOnDrop(Some(gone.clone())));
+        let e = s
+            .put_blocking(&k, b"late", &PutOptions::default(), &gone)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(s.delete_blocking(&k, &gone).is_err());
+        let got = s.get_blocking(&k, &GetOptions::default()).unwrap();
+        assert_eq!(
+            &got.bytes[..],
+            b"kept",
+            "neither the late put nor the late delete landed"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(TEMP_MARK))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "the late put's temporary file is gone"
+        );
+        let _ = std::fs::remove_dir_all(root);
     }
 }
