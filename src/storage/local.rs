@@ -34,7 +34,9 @@ const STRIPES: usize = 64;
 ///   every put renames a new file into place, so two same-size writes within one tick of a
 ///   coarse clock still get different versions.
 /// - A key whose first segment is `.corekit`, or with a segment containing `.corekit-tmp-`, is
-///   refused, and so is any path through a symbolic link: nothing outside the root is reachable.
+///   refused, and so is any path through a linked directory and any read of a link: nothing
+///   outside the root is reachable. A write to a key that is a link replaces the link itself
+///   (rename semantics), never its target.
 #[derive(Clone)]
 pub struct LocalStorage {
     root: Arc<PathBuf>,
@@ -157,14 +159,28 @@ impl LocalStorage {
 
     /// The file for `path`, after checking nothing on the way is a symlink.
     fn file(&self, path: &ObjectPath) -> Result<PathBuf> {
+        self.checked(path, true)
+    }
+
+    /// As [`file`](Self::file) for a write, which checks the directories only: a write renames
+    /// a new file over the last segment, which replaces a link there instead of following it.
+    fn file_to_write(&self, path: &ObjectPath) -> Result<PathBuf> {
+        self.checked(path, false)
+    }
+
+    fn checked(&self, path: &ObjectPath, last_too: bool) -> Result<PathBuf> {
         if path.as_str().split('/').next() == Some(RESERVED) || path.as_str().contains(TEMP_MARK) {
             return Err(Error::invalid_input(format!(
                 "object key {path}: '{RESERVED}/' and '{TEMP_MARK}' are reserved by the local backend"
             )));
         }
         let mut at = self.root.to_path_buf();
-        for segment in path.as_str().split('/') {
+        let segments = path.as_str().split('/').count();
+        for (i, segment) in path.as_str().split('/').enumerate() {
             at.push(segment);
+            if i + 1 == segments && !last_too {
+                break;
+            }
             if let Ok(m) = std::fs::symlink_metadata(&at)
                 && m.file_type().is_symlink()
             {
@@ -317,7 +333,7 @@ impl LocalStorage {
     /// The file for `path`, and a fresh temporary file beside it, open for writing (parent
     /// directories are created on the first miss, not checked on every put).
     fn new_temp(&self, path: &ObjectPath) -> Result<(PathBuf, PathBuf, std::fs::File)> {
-        let file = self.file(path)?;
+        let file = self.file_to_write(path)?;
         let tmp = Self::temp(&file);
         let created = match std::fs::File::create(&tmp) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -54,6 +54,20 @@ async fn nothing_outside_the_root_is_reachable() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(!outside.join("new").exists());
+    // A link as the object itself: reads refuse it, a write replaces the link, not its target.
+    std::os::unix::fs::symlink(outside.join("secret"), dir.join("leak")).unwrap();
+    let e = s.get(&key("leak")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    s.put(&key("leak"), "mine".into(), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(outside.join("secret")).unwrap(),
+        "top secret",
+        "the target outside the root is untouched"
+    );
+    assert_eq!(&s.get(&key("leak")).await.unwrap().bytes[..], b"mine");
+    s.delete(&key("leak")).await.unwrap();
     let e = s
         .put(&key(".corekit/meta/x"), "x".into(), &PutOptions::default())
         .await
