@@ -181,9 +181,9 @@ impl AzureBuilder {
 ///
 /// Known limits: Azure keeps one list of uncommitted blocks per blob, so two streaming uploads
 /// to the same key at once (or a put to a key while a streaming upload to it runs) can make
-/// the later commit fail (`InvalidBlockList`); a suffix range reads the size first and is not
-/// pinned to that version; a copy that the service runs asynchronously must finish within the
-/// handle's attempt timeout.
+/// the later commit fail (`InvalidBlockList`); a copy that the service runs asynchronously must
+/// finish within the handle's attempt timeout. A suffix range reads the size first and pins the
+/// download to that version (a change in between is a retryable `Conflict`).
 #[derive(Clone)]
 pub struct AzureStorage {
     inner: Arc<Inner>,
@@ -550,11 +550,14 @@ impl AzureStorage {
         azure_core::http::AsyncResponseBody,
     )> {
         let what = || format!("getting {path}");
-        // A suffix needs the size first (the SDK's ranges are offset-based).
+        // A suffix needs the size first (the SDK's ranges are offset-based); the download is
+        // then pinned to the version that size belongs to.
+        let mut pinned = None;
         let range = match options.range {
             Some(ByteRange::Suffix(n)) => {
-                let size = self.properties(path).await?.size;
-                let r = ByteRange::Suffix(n).resolve(size)?;
+                let meta = self.properties(path).await?;
+                let r = ByteRange::Suffix(n).resolve(meta.size)?;
+                pinned = Some(meta.version);
                 (!r.is_empty()).then_some(ByteRange::Bounded(r.start, r.end))
             }
             other => other,
@@ -567,9 +570,11 @@ impl AzureStorage {
             Some(ByteRange::Offset(a)) => Some(HttpRange::from_offset(a)),
             _ => None,
         };
+        let pin_is_ours = options.if_match.is_none() && pinned.is_some();
+        let if_match = options.if_match.as_ref().or(pinned.as_ref());
         let download = BlobClientDownloadOptions {
             range: http_range,
-            if_match: options.if_match.as_ref().map(|v| Etag::from(v.0.as_str())),
+            if_match: if_match.map(|v| Etag::from(v.0.as_str())),
             if_none_match: options
                 .if_none_match
                 .as_ref()
@@ -582,7 +587,21 @@ impl AzureStorage {
             .blob(path)
             .download(Some(download))
             .await
-            .map_err(|e| azure_error(e, what()))?;
+            .map_err(|e| {
+                let e = azure_error(e, what());
+                if pin_is_ours && e.kind() == ErrorKind::PreconditionFailed {
+                    // Replaced between reading its size and its bytes: read again.
+                    Error::new(
+                        ErrorKind::Conflict,
+                        format!("{path}: the object changed while it was read"),
+                    )
+                    .with_backend("azure")
+                    .with_retryable(true)
+                    .with_source(e)
+                } else {
+                    e
+                }
+            })?;
         let p = &got.properties;
         let length = p.content_length.unwrap_or(0);
         let content_range = got
