@@ -522,6 +522,20 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<ListResult>>;
     /// Copies `from` to `to` (metadata included).
     fn copy<'a>(&'a self, from: &'a ObjectPath, to: &'a ObjectPath) -> BoxFuture<'a, Result<()>>;
+    /// How many paths one [`delete_many`](Self::delete_many) call takes (8 by default; S3's
+    /// `DeleteObjects` takes 1,000).
+    fn delete_batch(&self) -> usize {
+        8
+    }
+    /// Deletes up to [`delete_batch`](Self::delete_batch) paths (absent ones are fine); the
+    /// default deletes them all at once and returns the first failure after trying them all.
+    fn delete_many<'a>(&'a self, paths: &'a [ObjectPath]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let deletes: Vec<_> = paths.iter().map(|p| self.delete(p)).collect();
+            let results = futures_util::future::join_all(deletes).await;
+            results.into_iter().collect::<Result<Vec<()>>>().map(drop)
+        })
+    }
     /// Moves `from` to `to`; the default copies then deletes.
     fn rename<'a>(&'a self, from: &'a ObjectPath, to: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
@@ -905,22 +919,20 @@ impl Storage {
             .await
     }
 
-    /// Deletes many, up to 8 at once.
+    /// Deletes many: S3 in batch requests of up to 1,000 keys (`DeleteObjects`), other backends
+    /// up to 8 deletes at once. Absent keys are fine, as with [`delete`](Self::delete).
     ///
     /// # Errors
     /// The first failure (the others are still attempted).
     pub async fn delete_many(&self, paths: &[ObjectPath]) -> Result<()> {
-        use futures_util::StreamExt;
-        let mut results = futures_util::stream::iter(paths)
-            .map(|p| self.delete(p))
-            .buffer_unordered(8);
-        let mut first = None;
-        while let Some(r) = results.next().await {
-            if let (Err(e), None) = (r, &first) {
-                first = Some(e);
-            }
-        }
-        first.map_or(Ok(()), Err)
+        let full = paths
+            .iter()
+            .map(|p| self.full(p))
+            .collect::<Result<Vec<_>>>()?;
+        self.call("delete_many", None, true, || {
+            self.backend.delete_many(&full)
+        })
+        .await
     }
 
     /// Every object under `prefix`, recursively, in key order.

@@ -526,6 +526,54 @@ impl Backend for S3Storage {
         }))
     }
 
+    fn delete_batch(&self) -> usize {
+        1000
+    }
+
+    fn delete_many<'a>(&'a self, paths: &'a [ObjectPath]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+            // DeleteObjects takes at most 1,000 keys per request.
+            for batch in paths.chunks(self.delete_batch()) {
+                let objects = batch
+                    .iter()
+                    .map(|p| ObjectIdentifier::builder().key(p.as_str()).build())
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| Error::invalid_input(format!("delete_many: {e}")))?;
+                let delete = Delete::builder()
+                    .set_objects(Some(objects))
+                    .quiet(true)
+                    .build()
+                    .map_err(|e| Error::invalid_input(format!("delete_many: {e}")))?;
+                let out = self
+                    .bounded("S3 delete_many", async {
+                        self.client
+                            .delete_objects()
+                            .bucket(&self.bucket)
+                            .delete(delete)
+                            .send()
+                            .await
+                            .map_err(|e| s3_error(e, format!("deleting {} keys", batch.len())))
+                    })
+                    .await?;
+                // Quiet mode lists only the keys that failed.
+                if let Some(failed) = out.errors().first() {
+                    return Err(Error::new(
+                        ErrorKind::Backend,
+                        format!(
+                            "deleting {}: {} {}",
+                            failed.key().unwrap_or_default(),
+                            failed.code().unwrap_or_default(),
+                            failed.message().unwrap_or_default()
+                        ),
+                    )
+                    .with_backend("s3"));
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn list<'a>(
         &'a self,
         prefix: Option<&'a ObjectPath>,

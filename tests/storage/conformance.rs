@@ -199,6 +199,18 @@ pub async fn many_keys_list_completely(s: Storage, base: &str) {
         listed.into_iter().map(|m| m.path).collect::<Vec<_>>(),
         "the stream yields every key once"
     );
+    // Batches (S3: 1,000 keys a request; the emulators are slow at one-by-one deletes, so
+    // they get fewer keys) and absent keys are fine.
+    let count = if s.backend() == "s3" { 1500 } else { 40 };
+    let mut doomed: Vec<ObjectPath> = streamed.into_iter().take(count).collect();
+    doomed.push(dir.join("never-existed").unwrap());
+    s.delete_many(&doomed).await.unwrap();
+    let left = s.list(Some(&dir)).await.unwrap();
+    assert_eq!(
+        left.len(),
+        1500 - count,
+        "exactly the {count} named keys deleted"
+    );
 }
 
 pub async fn copy_and_rename(s: Storage, base: &str) {
