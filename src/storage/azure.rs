@@ -2,8 +2,8 @@
 
 use super::{
     Backend, BoxFuture, BoxStream, ByteRange, Capabilities, GetOptions, GetResult, GetStream,
-    ListResult, ObjectMeta, ObjectPath, Page, Paged, Part, PresignMethod, PresignedRequest,
-    PutMode, PutOptions, Upload, Version, encode_key, one_level, written,
+    ListResult, ObjectMeta, ObjectPath, PRESIGN_MAX, Page, Paged, Part, PresignMethod,
+    PresignedRequest, PutMode, PutOptions, Upload, Version, encode_key, one_level, timed, written,
 };
 use crate::config::Secret;
 use crate::{Error, ErrorKind, Result};
@@ -511,15 +511,6 @@ impl AzureStorage {
         self.inner.client.blob_client(path.as_str())
     }
 
-    async fn bounded<T>(
-        &self,
-        what: &str,
-        fut: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
-        let what = what.to_owned();
-        crate::error::bounded(self.inner.timeout, move || what, fut).await
-    }
-
     async fn properties(&self, path: &ObjectPath) -> Result<ObjectMeta> {
         let r = self
             .blob(path)
@@ -657,14 +648,13 @@ impl Paged for AzureStorage {
                 .list_blobs(Some(options))
                 .map_err(|e| azure_error(e, "listing".into()))?;
             let mut pages = pager.into_pages();
-            let Some(page) = self
-                .bounded("Azure list", async {
-                    pages
-                        .try_next()
-                        .await
-                        .map_err(|e| azure_error(e, "listing".into()))
-                })
-                .await?
+            let Some(page) = timed(self.inner.timeout, "Azure list", async {
+                pages
+                    .try_next()
+                    .await
+                    .map_err(|e| azure_error(e, "listing".into()))
+            })
+            .await?
             else {
                 return Ok(Page::default());
             };
@@ -715,11 +705,7 @@ impl Backend for AzureStorage {
             create_only: true,
             if_match: true,
             multipart: true,
-            presign: self
-                .inner
-                .presign_key
-                .as_ref()
-                .map(|_| Duration::from_secs(7 * 24 * 3600)),
+            presign: self.inner.presign_key.as_ref().map(|_| PRESIGN_MAX),
         }
     }
 
@@ -729,7 +715,7 @@ impl Backend for AzureStorage {
         bytes: Bytes,
         options: &'a PutOptions,
     ) -> BoxFuture<'a, Result<ObjectMeta>> {
-        Box::pin(self.bounded("Azure put", async move {
+        Box::pin(timed(self.inner.timeout, "Azure put", async move {
             check_metadata(options)?;
             let size = bytes.len() as u64;
             let (if_match, if_none_match) = conditions(&options.mode);
@@ -762,7 +748,7 @@ impl Backend for AzureStorage {
         path: &'a ObjectPath,
         options: &'a GetOptions,
     ) -> BoxFuture<'a, Result<GetResult>> {
-        Box::pin(self.bounded("Azure get", async move {
+        Box::pin(timed(self.inner.timeout, "Azure get", async move {
             let (meta, range, body) = self.open(path, options).await?;
             let bytes = body
                 .collect()
@@ -777,7 +763,7 @@ impl Backend for AzureStorage {
         path: &'a ObjectPath,
         options: &'a GetOptions,
     ) -> BoxFuture<'a, Result<GetStream>> {
-        Box::pin(self.bounded("Azure get", async move {
+        Box::pin(timed(self.inner.timeout, "Azure get", async move {
             let (meta, range, body) = self.open(path, options).await?;
             let what = format!("reading {path}");
             let stream = body.map_err(move |e| azure_error(e, what.clone()));
@@ -786,11 +772,15 @@ impl Backend for AzureStorage {
     }
 
     fn head<'a>(&'a self, path: &'a ObjectPath) -> BoxFuture<'a, Result<ObjectMeta>> {
-        Box::pin(self.bounded("Azure head", self.properties(path)))
+        Box::pin(timed(
+            self.inner.timeout,
+            "Azure head",
+            self.properties(path),
+        ))
     }
 
     fn delete<'a>(&'a self, path: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.bounded("Azure delete", async move {
+        Box::pin(timed(self.inner.timeout, "Azure delete", async move {
             match self.blob(path).delete(None).await {
                 Ok(_) => Ok(()),
                 Err(e) if e.http_status().map(u16::from) == Some(404) => Ok(()),
@@ -819,7 +809,7 @@ impl Backend for AzureStorage {
     }
 
     fn copy<'a>(&'a self, from: &'a ObjectPath, to: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.bounded("Azure copy", async move {
+        Box::pin(timed(self.inner.timeout, "Azure copy", async move {
             let mut source = self.blob_url(from);
             if let Some(q) = &self.inner.query {
                 source = format!("{source}?{}", q.query()?);
@@ -877,7 +867,7 @@ impl Backend for AzureStorage {
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.bounded("Azure ping", async move {
+        Box::pin(timed(self.inner.timeout, "Azure ping", async move {
             self.inner
                 .client
                 .get_properties(None)

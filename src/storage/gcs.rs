@@ -2,8 +2,8 @@
 
 use super::{
     Backend, BoxFuture, BoxStream, Capabilities, GetOptions, GetResult, GetStream, ListResult,
-    ObjectMeta, ObjectPath, Page, Paged, Part, PresignMethod, PresignedRequest, PutMode,
-    PutOptions, Upload, Version,
+    ObjectMeta, ObjectPath, PRESIGN_MAX, Page, Paged, Part, PresignMethod, PresignedRequest,
+    PutMode, PutOptions, Upload, Version, timed,
 };
 use crate::{Error, ErrorKind, Result};
 use bytes::Bytes;
@@ -289,15 +289,6 @@ impl GcsStorage {
         }
     }
 
-    async fn bounded<T>(
-        &self,
-        what: &str,
-        fut: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
-        let what = what.to_owned();
-        crate::error::bounded(self.timeout, move || what, fut).await
-    }
-
     fn new_object(path: &ObjectPath, options: &PutOptions) -> Object {
         Object {
             name: path.as_str().to_owned(),
@@ -419,14 +410,13 @@ impl Paged for GcsStorage {
                 page_token: token,
                 ..Default::default()
             };
-            let page = self
-                .bounded("GCS list", async {
-                    self.client
-                        .list_objects(&req)
-                        .await
-                        .map_err(|e| gcs_error(e, "listing".into()))
-                })
-                .await?;
+            let page = timed(self.timeout, "GCS list", async {
+                self.client
+                    .list_objects(&req)
+                    .await
+                    .map_err(|e| gcs_error(e, "listing".into()))
+            })
+            .await?;
             Ok(Page {
                 objects: page
                     .items
@@ -458,7 +448,7 @@ impl Backend for GcsStorage {
             create_only: true,
             if_match: true,
             multipart: true,
-            presign: Some(Duration::from_secs(7 * 24 * 3600)),
+            presign: Some(PRESIGN_MAX),
         }
     }
 
@@ -468,7 +458,7 @@ impl Backend for GcsStorage {
         bytes: Bytes,
         options: &'a PutOptions,
     ) -> BoxFuture<'a, Result<ObjectMeta>> {
-        Box::pin(self.bounded("GCS put", async move {
+        Box::pin(timed(self.timeout, "GCS put", async move {
             if options.content_type.is_some() {
                 // gcloud-storage's one-request upload sends the body part without a
                 // Content-Type, which some servers (fake-gcs-server) store over the metadata's;
@@ -502,7 +492,7 @@ impl Backend for GcsStorage {
         path: &'a ObjectPath,
         options: &'a GetOptions,
     ) -> BoxFuture<'a, Result<GetResult>> {
-        Box::pin(self.bounded("GCS get", async move {
+        Box::pin(timed(self.timeout, "GCS get", async move {
             let (meta, range, req, wanted) = self.open(path, options).await?;
             let bytes = if range.is_empty() {
                 Bytes::new()
@@ -523,7 +513,7 @@ impl Backend for GcsStorage {
         path: &'a ObjectPath,
         options: &'a GetOptions,
     ) -> BoxFuture<'a, Result<GetStream>> {
-        Box::pin(self.bounded("GCS get", async move {
+        Box::pin(timed(self.timeout, "GCS get", async move {
             let (meta, range, req, wanted) = self.open(path, options).await?;
             if range.is_empty() {
                 return Ok(GetStream::from_bytes(meta, range, Bytes::new()));
@@ -570,11 +560,11 @@ impl Backend for GcsStorage {
     }
 
     fn head<'a>(&'a self, path: &'a ObjectPath) -> BoxFuture<'a, Result<ObjectMeta>> {
-        Box::pin(self.bounded("GCS head", self.metadata(path)))
+        Box::pin(timed(self.timeout, "GCS head", self.metadata(path)))
     }
 
     fn delete<'a>(&'a self, path: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.bounded("GCS delete", async move {
+        Box::pin(timed(self.timeout, "GCS delete", async move {
             let req = DeleteObjectRequest {
                 bucket: self.bucket.clone(),
                 object: path.as_str().to_owned(),
@@ -608,7 +598,7 @@ impl Backend for GcsStorage {
     }
 
     fn copy<'a>(&'a self, from: &'a ObjectPath, to: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.bounded("GCS copy", async move {
+        Box::pin(timed(self.timeout, "GCS copy", async move {
             let req = CopyObjectRequest {
                 source_bucket: self.bucket.clone(),
                 source_object: from.as_str().to_owned(),
@@ -629,7 +619,7 @@ impl Backend for GcsStorage {
         path: &'a ObjectPath,
         options: &'a PutOptions,
     ) -> BoxFuture<'a, Result<Option<Box<dyn Upload>>>> {
-        Box::pin(self.bounded("GCS upload start", async move {
+        Box::pin(timed(self.timeout, "GCS upload start", async move {
             let upload = self.resumable(path, options).await?;
             Ok(Some(Box::new(upload) as Box<dyn Upload>))
         }))
@@ -637,7 +627,7 @@ impl Backend for GcsStorage {
 
     fn ping(&self) -> BoxFuture<'_, Result<()>> {
         // One key of the bucket: proves the bucket is there and readable.
-        Box::pin(self.bounded("GCS ping", async move {
+        Box::pin(timed(self.timeout, "GCS ping", async move {
             let req = ListObjectsRequest {
                 bucket: self.bucket.clone(),
                 max_results: Some(1),

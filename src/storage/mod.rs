@@ -1089,6 +1089,29 @@ fn annotate(e: Error, system: &'static str, op: &'static str) -> Error {
     }
 }
 
+/// The longest presigned-URL expiry corekit signs (S3's and GCS's limit; Azure has none, and
+/// gets the same for one rule across backends).
+#[cfg(any(
+    feature = "storage-s3",
+    feature = "storage-gcs",
+    feature = "storage-azure"
+))]
+pub(crate) const PRESIGN_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `fut` bounded by a cloud backend's per-call `limit`; `what` names the call in the error.
+#[cfg(any(
+    feature = "storage-s3",
+    feature = "storage-gcs",
+    feature = "storage-azure"
+))]
+pub(crate) async fn timed<T>(
+    limit: Duration,
+    what: &'static str,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    crate::error::bounded(limit, || what.to_owned(), fut).await
+}
+
 /// One page of a cloud listing.
 #[cfg(any(
     feature = "storage-s3",

@@ -2,8 +2,9 @@
 
 use super::{
     Backend, BoxFuture, BoxStream, ByteRange, Capabilities, GetOptions, GetResult, GetStream,
-    ListResult, ObjectMeta, ObjectPath, Page, Paged, Part, PresignMethod, PresignedRequest,
-    PutMode, PutOptions, Upload, Version, encode_key, parse_content_range, written,
+    ListResult, ObjectMeta, ObjectPath, PRESIGN_MAX, Page, Paged, Part, PresignMethod,
+    PresignedRequest, PutMode, PutOptions, Upload, Version, encode_key, parse_content_range, timed,
+    written,
 };
 use crate::{Error, ErrorKind, Result};
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -228,15 +229,6 @@ impl S3Storage {
         }
     }
 
-    async fn bounded<T>(
-        &self,
-        what: &str,
-        fut: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
-        let what = what.to_owned();
-        crate::error::bounded(self.timeout, move || what, fut).await
-    }
-
     /// Sends a GetObject: the object's metadata, the range served, and the body to read.
     async fn open(
         &self,
@@ -300,20 +292,19 @@ impl Paged for S3Storage {
         token: Option<String>,
     ) -> BoxFuture<'a, Result<Page>> {
         Box::pin(async move {
-            let out = self
-                .bounded("S3 list", async {
-                    self.client
-                        .list_objects_v2()
-                        .bucket(&self.bucket)
-                        .prefix(Self::prefix_of(prefix))
-                        .set_delimiter(delimited.then(|| "/".to_owned()))
-                        .set_start_after(start_after.map(|p| p.as_str().to_owned()))
-                        .set_continuation_token(token)
-                        .send()
-                        .await
-                        .map_err(|e| s3_error(e, "listing".into()))
-                })
-                .await?;
+            let out = timed(self.timeout, "S3 list", async {
+                self.client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(Self::prefix_of(prefix))
+                    .set_delimiter(delimited.then(|| "/".to_owned()))
+                    .set_start_after(start_after.map(|p| p.as_str().to_owned()))
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| s3_error(e, "listing".into()))
+            })
+            .await?;
             Ok(Page {
                 objects: out
                     .contents()
@@ -341,7 +332,7 @@ impl Backend for S3Storage {
             create_only: true,
             if_match: true,
             multipart: true,
-            presign: Some(Duration::from_secs(7 * 24 * 3600)),
+            presign: Some(PRESIGN_MAX),
         }
     }
 
@@ -351,7 +342,7 @@ impl Backend for S3Storage {
         bytes: Bytes,
         options: &'a PutOptions,
     ) -> BoxFuture<'a, Result<ObjectMeta>> {
-        Box::pin(self.bounded("S3 put", async move {
+        Box::pin(timed(self.timeout, "S3 put", async move {
             let size = bytes.len() as u64;
             let mut req = self
                 .client
@@ -384,7 +375,7 @@ impl Backend for S3Storage {
         path: &'a ObjectPath,
         options: &'a GetOptions,
     ) -> BoxFuture<'a, Result<GetResult>> {
-        Box::pin(self.bounded("S3 get", async move {
+        Box::pin(timed(self.timeout, "S3 get", async move {
             let (meta, range, body) = self.open(path, options).await?;
             let bytes = body
                 .collect()
@@ -400,7 +391,7 @@ impl Backend for S3Storage {
         path: &'a ObjectPath,
         options: &'a GetOptions,
     ) -> BoxFuture<'a, Result<GetStream>> {
-        Box::pin(self.bounded("S3 get", async move {
+        Box::pin(timed(self.timeout, "S3 get", async move {
             let (meta, range, body) = self.open(path, options).await?;
             let path = path.clone();
             let stream = futures_util::stream::try_unfold(body, move |mut body| {
@@ -422,7 +413,7 @@ impl Backend for S3Storage {
         path: &'a ObjectPath,
         options: &'a PutOptions,
     ) -> BoxFuture<'a, Result<Option<Box<dyn Upload>>>> {
-        Box::pin(self.bounded("S3 multipart start", async move {
+        Box::pin(timed(self.timeout, "S3 multipart start", async move {
             let mut req = self
                 .client
                 .create_multipart_upload()
@@ -451,7 +442,7 @@ impl Backend for S3Storage {
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.bounded("S3 ping", async move {
+        Box::pin(timed(self.timeout, "S3 ping", async move {
             self.client
                 .head_bucket()
                 .bucket(&self.bucket)
@@ -499,7 +490,7 @@ impl Backend for S3Storage {
     }
 
     fn head<'a>(&'a self, path: &'a ObjectPath) -> BoxFuture<'a, Result<ObjectMeta>> {
-        Box::pin(self.bounded("S3 head", async move {
+        Box::pin(timed(self.timeout, "S3 head", async move {
             let out = self
                 .client
                 .head_object()
@@ -514,7 +505,7 @@ impl Backend for S3Storage {
     }
 
     fn delete<'a>(&'a self, path: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.bounded("S3 delete", async move {
+        Box::pin(timed(self.timeout, "S3 delete", async move {
             self.client
                 .delete_object()
                 .bucket(&self.bucket)
@@ -545,17 +536,16 @@ impl Backend for S3Storage {
                     .quiet(true)
                     .build()
                     .map_err(|e| Error::invalid_input(format!("delete_many: {e}")))?;
-                let out = self
-                    .bounded("S3 delete_many", async {
-                        self.client
-                            .delete_objects()
-                            .bucket(&self.bucket)
-                            .delete(delete)
-                            .send()
-                            .await
-                            .map_err(|e| s3_error(e, format!("deleting {} keys", batch.len())))
-                    })
-                    .await?;
+                let out = timed(self.timeout, "S3 delete_many", async {
+                    self.client
+                        .delete_objects()
+                        .bucket(&self.bucket)
+                        .delete(delete)
+                        .send()
+                        .await
+                        .map_err(|e| s3_error(e, format!("deleting {} keys", batch.len())))
+                })
+                .await?;
                 // Quiet mode lists only the keys that failed.
                 if let Some(failed) = out.errors().first() {
                     return Err(Error::new(
@@ -594,7 +584,7 @@ impl Backend for S3Storage {
     }
 
     fn copy<'a>(&'a self, from: &'a ObjectPath, to: &'a ObjectPath) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.bounded("S3 copy", async move {
+        Box::pin(timed(self.timeout, "S3 copy", async move {
             self.client
                 .copy_object()
                 .bucket(&self.bucket)
@@ -622,7 +612,7 @@ struct S3Upload {
 
 impl Upload for S3Upload {
     fn put_part(&self, part: Part) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.storage.bounded("S3 upload part", async move {
+        Box::pin(timed(self.storage.timeout, "S3 upload part", async move {
             let number = i32::try_from(part.index + 1)
                 .ok()
                 .filter(|n| *n <= 10_000)
@@ -652,55 +642,63 @@ impl Upload for S3Upload {
     }
 
     fn complete(&self) -> BoxFuture<'_, Result<ObjectMeta>> {
-        Box::pin(self.storage.bounded("S3 multipart complete", async move {
-            use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-            let parts: Vec<CompletedPart> = self
-                .parts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .map(|(n, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build())
-                .collect();
-            let mut req = self
-                .storage
-                .client
-                .complete_multipart_upload()
-                .bucket(&self.storage.bucket)
-                .key(self.path.as_str())
-                .upload_id(&self.upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                );
-            req = match &self.options.mode {
-                PutMode::Overwrite => req,
-                PutMode::Create => req.if_none_match("*"),
-                PutMode::IfMatch(v) => req.if_match(&v.0),
-            };
-            let path = &self.path;
-            let out = req.send().await.map_err(|e| {
-                let e = s3_error(e, format!("completing the upload to {path}"));
-                self.options.mode.lost_race(e, path)
-            })?;
-            let size = self.size.load(Ordering::Relaxed);
-            Ok(written(path, size, etag(out.e_tag()), &self.options))
-        }))
+        Box::pin(timed(
+            self.storage.timeout,
+            "S3 multipart complete",
+            async move {
+                use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+                let parts: Vec<CompletedPart> = self
+                    .parts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .map(|(n, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build())
+                    .collect();
+                let mut req = self
+                    .storage
+                    .client
+                    .complete_multipart_upload()
+                    .bucket(&self.storage.bucket)
+                    .key(self.path.as_str())
+                    .upload_id(&self.upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts))
+                            .build(),
+                    );
+                req = match &self.options.mode {
+                    PutMode::Overwrite => req,
+                    PutMode::Create => req.if_none_match("*"),
+                    PutMode::IfMatch(v) => req.if_match(&v.0),
+                };
+                let path = &self.path;
+                let out = req.send().await.map_err(|e| {
+                    let e = s3_error(e, format!("completing the upload to {path}"));
+                    self.options.mode.lost_race(e, path)
+                })?;
+                let size = self.size.load(Ordering::Relaxed);
+                Ok(written(path, size, etag(out.e_tag()), &self.options))
+            },
+        ))
     }
 
     fn abort(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.storage.bounded("S3 multipart abort", async move {
-            self.storage
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.storage.bucket)
-                .key(self.path.as_str())
-                .upload_id(&self.upload_id)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| s3_error(e, format!("aborting the upload to {}", self.path)))
-        }))
+        Box::pin(timed(
+            self.storage.timeout,
+            "S3 multipart abort",
+            async move {
+                self.storage
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.storage.bucket)
+                    .key(self.path.as_str())
+                    .upload_id(&self.upload_id)
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| s3_error(e, format!("aborting the upload to {}", self.path)))
+            },
+        ))
     }
 }
 
