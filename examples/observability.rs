@@ -2,10 +2,10 @@
 //! through a queue hop, printed by the console exporter (no collector needed).
 //!
 //! ```sh
-//! cargo run --example observability --features observability,observability-queue
+//! cargo run --example observability --features observability,queue-memory
 //! # against a collector instead:
 //! OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 \
-//!   cargo run --example observability --features observability,observability-queue
+//!   cargo run --example observability --features observability,queue-memory
 //! ```
 
 use corekit::observability::{self, current_trace_id};

@@ -262,6 +262,29 @@ fn redact(field: &str, value: &str, secrets: &[&str]) -> String {
     feature = "observability",
     feature = "_storage"
 ))]
+/// Checks the retry settings every module shares (`max_attempts`, `retry_backoff`,
+/// `retry_backoff_max`): at least one attempt, and a cap no lower than the first delay.
+pub fn check_retry(
+    max_attempts: u32,
+    backoff: std::time::Duration,
+    backoff_max: std::time::Duration,
+) -> std::result::Result<(), ConfigIssue> {
+    if max_attempts == 0 {
+        return Err(ConfigIssue::new("max_attempts", "0", "at least 1"));
+    }
+    if backoff_max < backoff {
+        return Err(ConfigIssue::new(
+            "retry_backoff_max",
+            humantime::format_duration(backoff_max).to_string(),
+            format!(
+                "a duration no shorter than RETRY_BACKOFF ({})",
+                humantime::format_duration(backoff)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn percent_decode(s: &str) -> String {
     let hex = |b: u8| (b as char).to_digit(16);
     let bytes = s.as_bytes();

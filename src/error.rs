@@ -167,6 +167,22 @@ impl Error {
         self
     }
 
+    /// Names the backend and operation where the error does not name them yet: a backend's own
+    /// more precise words (an inner `"eval"` under a `"get"`) win.
+    pub fn or_context(
+        mut self,
+        backend: impl Into<Cow<'static, str>>,
+        operation: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        if self.inner.backend.is_none() {
+            self.inner.backend = Some(backend.into());
+        }
+        if self.inner.operation.is_none() {
+            self.inner.operation = Some(operation.into());
+        }
+        self
+    }
+
     /// Keeps `source` as the underlying cause.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.inner.source = Some(source.into());

@@ -10,7 +10,7 @@
 //!
 //! | feature | enables | talks to |
 //! |---|---|---|
-//! | *(always)* | [`Error`], [`config`] | |
+//! | *(always)* | [`Error`], [`config`], [`instrument`] (the one span/metrics/trace-context layer every module's calls go through) | |
 //! | `cache-memory` *(default)* | `cache` with `MemoryStore` (quick_cache, bounded, per-entry TTL) | nothing: in-process |
 //! | `cache-redis` | `cache` with `RedisStore` (fred, auto-pipelined) | Redis 6+ |
 //! | `cache-redis-tls` | `rediss://` for `RedisStore` (rustls, ring) | Redis with TLS |
@@ -34,9 +34,7 @@
 //! | `email-templates` | `email::Templates` (Tera: subject, HTML, text; layouts; auto-escaping) | |
 //! | `email-queue` | `email::EmailQueue`: enqueue emails on a `queue` topic, a worker sends them | the queue's broker |
 //! | `email` | every email transport, templates and the queue integration | |
-//! | `observability` | `observability`: OpenTelemetry traces and metrics over OTLP (HTTP or gRPC) or console from the standard `OTEL_*` variables, `tracing` layer stack, flush-on-drop guard, export counters, HTTP propagation | an OTLP collector |
-//! | `observability-queue` | trace context carried through `queue` messages (publish injects, `Consumer` continues the trace) and queue call metrics | |
-//! | `observability-cache`, `observability-email` | cache backend calls and email send attempts measured (duration histogram, error counter) | |
+//! | `observability` | `observability`: OpenTelemetry traces and metrics over OTLP (HTTP or gRPC) or console from the standard `OTEL_*` variables, `tracing` layer stack, flush-on-drop guard, export counters, HTTP propagation; plugs into [`instrument`], so every enabled module's calls are measured and queue messages carry trace context | an OTLP collector |
 //! | `scheduler` | `scheduler`: cron (5/6 fields, aliases, time zones, DST-correct), fluent intervals, one-shots, overlap/misfire policies, panic isolation, graceful shutdown, in-process background jobs with retries | nothing: in-process |
 //! | `scheduler-redis` | `scheduler::RedisTickLock` (`single_instance` jobs run once per tick across a fleet) and `scheduler::RedisJobQueue` (durable background jobs shared by instances) | Redis |
 //! | `full` | every module and backend | |
@@ -62,6 +60,10 @@
 
 pub mod config;
 pub mod error;
+pub mod instrument;
+#[cfg(any(feature = "cache-redis", feature = "scheduler-redis"))]
+mod redis;
+pub mod retry;
 
 pub use error::{BoxError, Error, ErrorKind, Result};
 

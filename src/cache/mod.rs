@@ -105,7 +105,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::watch;
-use tracing::Instrument;
 
 /// The remaining lifetime of a key, as [`CacheStore::ttl`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -596,45 +595,26 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         Some(ttl.saturating_sub(cut).max(Duration::from_millis(1)))
     }
 
-    /// Runs one backend call inside a span, counting errors.
+    /// Runs one backend call through the instrumentation layer, counting errors.
     async fn call<T, F>(&self, op: &'static str, fut: F) -> Result<T>
     where
         F: Future<Output = Result<T>>,
     {
-        // Building even a disabled span costs more than a memory-store hit: check the level
-        // filter (one atomic load) first.
-        let span = if tracing::level_enabled!(tracing::Level::DEBUG) {
+        let system = self.inner.store.name();
+        let call = crate::instrument::Call::new(crate::instrument::Module::Cache, system, op);
+        let span = || {
             tracing::debug_span!(
                 "cache",
                 otel.name = op,
-                db.system = self.inner.store.name(),
+                db.system = system,
                 db.operation = op
             )
-        } else {
-            tracing::Span::none()
         };
-        #[cfg(feature = "observability-cache")]
-        let start = std::time::Instant::now();
-        let result = if span.is_none() {
-            fut.await
-        } else {
-            fut.instrument(span).await
-        };
-        #[cfg(feature = "observability-cache")]
-        crate::observability::record_operation(
-            "db",
-            self.inner.store.name(),
-            op,
-            start.elapsed(),
-            result.as_ref().err(),
-        );
-        match result {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                self.inner.counters.error();
-                Err(with_context(e, self.inner.store.name(), op))
-            }
+        let result = crate::instrument::call(call, tracing::Level::DEBUG, span, fut).await;
+        if result.is_err() {
+            self.inner.counters.error();
         }
+        result
     }
 
     fn encode<T: Serialize + ?Sized>(
@@ -1178,20 +1158,6 @@ impl FlightGuard<'_> {
 impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
         self.remove();
-    }
-}
-
-/// Adds backend and operation to an error that lacks them.
-fn with_context(e: Error, backend: &'static str, op: &'static str) -> Error {
-    let e = if e.backend().is_none() {
-        e.with_backend(backend)
-    } else {
-        e
-    };
-    if e.operation().is_none() {
-        e.with_operation(op)
-    } else {
-        e
     }
 }
 

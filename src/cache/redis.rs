@@ -1,11 +1,11 @@
 //! Redis store on `fred`: a small pool of auto-pipelined connections.
 
 use super::{CacheStore, Purge, Ttl, glob_escape};
-use crate::{Error, ErrorKind, Result};
+use crate::{Error, Result};
 use bytes::Bytes;
 use fred::clients::Pool;
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
-use fred::types::config::{Config, Options, ReconnectPolicy};
+use fred::types::config::{Config, Options};
 use fred::types::{Expiration, Key, SetOptions, Value};
 use std::time::Duration;
 
@@ -128,63 +128,28 @@ impl RedisStoreBuilder {
         #[allow(unused_mut)]
         let mut config = match self.config {
             Some(c) => c,
-            None => Config::from_url(&self.url).map_err(|e| {
-                let hint = if self.url.starts_with("rediss") && !cfg!(feature = "cache-redis-tls") {
-                    " (rediss:// needs the cargo feature cache-redis-tls)"
-                } else {
-                    ""
-                };
-                Error::config(format!(
-                    "redis URL {:?} is not valid: {}{hint}",
-                    crate::config::redact_url(&self.url),
-                    e.details()
-                ))
-            })?,
+            None => crate::redis::parse_url(&self.url)?,
         };
         #[cfg(feature = "cache-redis-tls")]
         if let Some(pem) = &self.tls_root_ca {
             config.tls = Some(tls_with_roots(pem)?.into());
         }
-        let connect_timeout = self.connect_timeout;
         let command_timeout = self.command_timeout;
-        let pool = fred::types::Builder::from_config(config)
-            .with_connection_config(|c| {
-                c.connection_timeout = connect_timeout;
-                c.internal_command_timeout = command_timeout.max(Duration::from_secs(1));
-                // A command written to a connection that then dies fails instead of being
-                // replayed after the reconnect (possibly after the caller gave up on it).
-                c.max_command_attempts = 1;
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-            .build_pool(self.pool_size)
-            .map_err(|e| map_err(e, "connect"))?;
-        pool.connect();
-        match tokio::time::timeout(connect_timeout, pool.wait_for_connect()).await {
-            Ok(Ok(())) => Ok(RedisStore {
-                pool,
-                timeout: command_timeout,
-                queued: Options {
-                    timeout: Some(command_timeout),
-                    ..Options::default()
-                },
-            }),
-            Ok(Err(e)) => {
-                let _ = pool.quit().await;
-                Err(map_err(e, "connect"))
-            }
-            Err(_) => {
-                let _ = pool.quit().await;
-                Err(Error::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "no connection to {} within {connect_timeout:?}",
-                        crate::config::redact_url(&self.url)
-                    ),
-                )
-                .with_backend("redis")
-                .with_operation("connect"))
-            }
-        }
+        let how = crate::redis::Connect {
+            connect_timeout: self.connect_timeout,
+            command_timeout,
+            pool_size: self.pool_size,
+        };
+        let address = crate::config::redact_url(&self.url);
+        let pool = crate::redis::connect(config, how, &address).await?;
+        Ok(RedisStore {
+            pool,
+            timeout: command_timeout,
+            queued: Options {
+                timeout: Some(command_timeout),
+                ..Options::default()
+            },
+        })
     }
 }
 
@@ -248,42 +213,7 @@ impl RedisStore {
     }
 }
 
-/// Maps a fred error to corekit's kinds; server replies that reject the value become
-/// `InvalidInput`.
-pub(super) fn map_err(e: fred::error::Error, op: &'static str) -> Error {
-    use fred::error::ErrorKind as F;
-    let details = e.details().to_string();
-    let kind = match e.kind() {
-        // rustls reports a certificate it does not trust as an I/O error; retrying won't help.
-        _ if details.contains("InvalidCertificate") => ErrorKind::Config,
-        F::Timeout => ErrorKind::Timeout,
-        F::IO | F::Canceled | F::Backpressure | F::Routing | F::Cluster | F::Sentinel => {
-            ErrorKind::Unavailable
-        }
-        F::Auth => ErrorKind::PermissionDenied,
-        F::Config | F::Url => ErrorKind::Config,
-        F::NotFound => ErrorKind::NotFound,
-        F::InvalidArgument | F::InvalidCommand => ErrorKind::InvalidInput,
-        _ if details.contains("not an integer") || details.contains("WRONGTYPE") => {
-            ErrorKind::InvalidInput
-        }
-        // What fred reports for a command caught on a connection that just died.
-        F::Unknown if details.contains("route") || details.contains("onnection") => {
-            ErrorKind::Unavailable
-        }
-        _ => ErrorKind::Backend,
-    };
-    Error::new(kind, "")
-        .with_backend("redis")
-        .with_operation(op)
-        .with_source(e)
-}
-
-fn timed_out(op: &'static str, after: Duration) -> Error {
-    Error::new(ErrorKind::Timeout, format!("no reply within {after:?}"))
-        .with_backend("redis")
-        .with_operation(op)
-}
+use crate::redis::{map_err, timed_out};
 
 fn px(ttl: Option<Duration>) -> Option<Expiration> {
     ttl.map(|t| Expiration::PX(millis(t)))
@@ -369,13 +299,7 @@ impl CacheStore for RedisStore {
                 let call =
                     self.pool
                         .eval(INCR_SCRIPT, vec![Key::from(key)], vec![delta, millis(t)]);
-                if self.timeout.is_zero() {
-                    return call.await.map_err(|e| map_err(e, "incr"));
-                }
-                match tokio::time::timeout(self.timeout, call).await {
-                    Ok(r) => r.map_err(|e| map_err(e, "incr")),
-                    Err(_) => Err(timed_out("incr", self.timeout)),
-                }
+                crate::redis::bounded(self.timeout, "incr", call).await
             }
         }
     }

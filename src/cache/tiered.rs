@@ -1,7 +1,7 @@
 //! Memory in front of Redis, kept correct across instances by pub/sub invalidation.
 
-use super::redis::map_err;
 use super::{CacheStore, MemoryStore, Purge, RedisStore, Ttl};
+use crate::redis::map_err;
 use crate::{Error, Result};
 use bytes::Bytes;
 use fred::clients::SubscriberClient;

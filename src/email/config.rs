@@ -58,6 +58,9 @@ pub struct EmailConfig {
     /// `EMAIL_RETRY_BACKOFF`.
     #[serde(with = "cfg::duration")]
     pub retry_backoff: Duration,
+    /// `EMAIL_RETRY_BACKOFF_MAX`.
+    #[serde(with = "cfg::duration")]
+    pub retry_backoff_max: Duration,
     /// `EMAIL_TEMPLATES_DIR`.
     pub templates_dir: Option<String>,
 }
@@ -79,6 +82,7 @@ impl Default for EmailConfig {
             timeout: Duration::from_secs(30),
             max_attempts: 3,
             retry_backoff: Duration::from_millis(500),
+            retry_backoff_max: Duration::from_secs(30),
             templates_dir: None,
         }
     }
@@ -106,6 +110,11 @@ impl EnvConfig for EmailConfig {
                 return Err(ConfigIssue::new(field, "0", "a number above 0"));
             }
         }
+        cfg::check_retry(
+            self.max_attempts,
+            self.retry_backoff,
+            self.retry_backoff_max,
+        )?;
         if self.timeout.is_zero() {
             return Err(ConfigIssue::new("timeout", "0s", "a duration above zero"));
         }
@@ -189,7 +198,10 @@ impl EmailConfig {
             #[allow(unreachable_patterns)]
             EmailProvider::Ses => return Err(self.missing("email-ses")),
         };
-        builder = builder.retry(Retry::new(self.max_attempts, self.retry_backoff));
+        builder = builder.retry(
+            Retry::new(self.max_attempts, self.retry_backoff)
+                .backoff(self.retry_backoff, self.retry_backoff_max),
+        );
         if let Some(from) = &self.from {
             builder = builder.default_from(from)?;
         }

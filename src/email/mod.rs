@@ -53,7 +53,8 @@
 //! | `EMAIL_FILE_DIR` | `./outbox` | where the file transport writes `.eml` files |
 //! | `EMAIL_TIMEOUT` | `30s` | bound on one send attempt (connect, TLS, auth, data, response) |
 //! | `EMAIL_MAX_ATTEMPTS` | `3` | attempts per send for transient failures |
-//! | `EMAIL_RETRY_BACKOFF` | `500ms` | first retry delay; doubles per attempt, capped at 30 s |
+//! | `EMAIL_RETRY_BACKOFF` | `500ms` | first retry delay; doubles per attempt |
+//! | `EMAIL_RETRY_BACKOFF_MAX` | `30s` | longest retry delay |
 //! | `EMAIL_TEMPLATES_DIR` | *(none)* | templates to load (feature `email-templates`) |
 //!
 //! # Errors
@@ -109,12 +110,12 @@ pub use templates::{Rendered, Templates};
     feature = "email-ses"
 ))]
 pub(crate) use crate::error::bounded;
+use crate::retry::Backoff;
 use crate::{Error, Result};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::Instrument;
 
 /// A boxed, sendable future: what [`Transport`] methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -151,43 +152,37 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 /// Retry policy of a [`Mailer`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct Retry {
     /// Attempts per transport (at least 1).
     pub max_attempts: u32,
-    /// First delay; doubles per attempt.
-    pub backoff: Duration,
-    /// Longest delay.
-    pub max_backoff: Duration,
+    /// The wait between attempts (default 500 ms doubling to 30 s).
+    pub backoff: Backoff,
 }
 
 impl Default for Retry {
     fn default() -> Self {
         Self {
             max_attempts: 3,
-            backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(30),
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
         }
     }
 }
 
 impl Retry {
-    /// `max_attempts` attempts, starting at `backoff` and doubling.
+    /// `max_attempts` attempts, starting at `backoff` and doubling (up to 30 s).
     pub fn new(max_attempts: u32, backoff: Duration) -> Self {
         Self {
             max_attempts: max_attempts.max(1),
-            backoff,
-            ..Self::default()
+            backoff: Backoff::new(backoff, Backoff::default().max.max(backoff)),
         }
     }
 
-    fn delay(&self, failed_attempt: u32) -> Duration {
-        let d = self
-            .backoff
-            .saturating_mul(1u32 << failed_attempt.saturating_sub(1).min(20))
-            .min(self.max_backoff);
-        d.mul_f64(1.0 - fastrand::f64() * 0.2)
+    /// With this first delay and cap.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff = Backoff::new(initial, max);
+        self
     }
 }
 
@@ -382,36 +377,28 @@ impl Mailer {
         loop {
             attempt += 1;
             *attempts += 1;
-            let span = tracing::info_span!(
-                "email",
-                otel.name = "send",
-                email.transport = transport.name(),
-                email.recipients = email.recipients().count(),
-                attempt,
-            );
-            #[cfg(feature = "observability-email")]
-            let start = std::time::Instant::now();
-            let result = transport.send(email).instrument(span).await;
-            #[cfg(feature = "observability-email")]
-            crate::observability::record_operation(
-                "email",
-                transport.name(),
-                "send",
-                start.elapsed(),
-                result.as_ref().err(),
-            );
+            let system = transport.name();
+            let call =
+                crate::instrument::Call::new(crate::instrument::Module::Email, system, "send");
+            let span = || {
+                tracing::info_span!(
+                    "email",
+                    otel.name = "send",
+                    email.transport = system,
+                    email.recipients = email.recipients().count(),
+                    attempt,
+                )
+            };
+            let result =
+                crate::instrument::call(call, tracing::Level::INFO, span, transport.send(email))
+                    .await;
             match result {
                 Ok(id) => return Ok(id),
                 Err(e) => {
-                    let e = if e.backend().is_none() {
-                        e.with_backend(transport.name())
-                    } else {
-                        e
-                    };
                     if !is_transient(&e) || attempt >= retry.max_attempts.max(1) {
                         return Err(e);
                     }
-                    let delay = retry.delay(attempt);
+                    let delay = retry.backoff.delay(attempt);
                     tracing::debug!(error = %e, attempt, ?delay, "email: retrying");
                     tokio::time::sleep(delay).await;
                 }

@@ -52,21 +52,27 @@
 //! | `queue` | `publish`, `publish_batch`, `subscribe`, `ensure_topic`, ... | `messaging.system`, `messaging.destination.name`, `messaging.operation` |
 //! | `queue` (`INFO`) | `process` (each handler run by `Consumer`) | `messaging.system`, `messaging.destination.name`, `messaging.consumer.group.name`, `messaging.message.id`, `attempt` |
 //! | `email` (`INFO`) | `send` (each attempt) | `email.transport`, `email.recipients`, `attempt` |
+//! | `storage` | `put`, `get`, `list`, `put_stream`, ... (retries included) | `storage.system`, `storage.key` |
 //!
-//! With `observability-queue`, [`inject_message`] and [`extract_message`] carry W3C trace context
-//! in queue message headers (`Queue::publish` and `Consumer` do it for you), so a consumer's spans
-//! join the publisher's trace.
+//! The spans come from the crate's one instrumentation layer, [`crate::instrument`];
+//! [`Telemetry::install`] plugs this module into its hooks. `Queue::publish` then writes the
+//! current W3C trace context into the message headers (inside the `publish` span, after the
+//! message is validated) and `Consumer` continues it, so a consumer's spans join the publisher's
+//! trace. [`inject`] and [`extract`] do the same for any other
+//! [`Carrier`](crate::instrument::Carrier).
 //!
 //! # Standard metrics, no code
 //!
-//! Once [`install`](Telemetry::install)ed (as [`init`] does), every backend call is measured, per
-//! integration feature:
+//! Once [`install`](Telemetry::install)ed (as [`init`] does), every backend call of every
+//! enabled module is measured; no extra feature is needed:
 //!
-//! | feature | histogram (seconds) | error counter | attributes |
+//! | module | histogram (seconds) | error counter | attributes |
 //! |---|---|---|---|
-//! | `observability-queue` | `messaging.client.operation.duration` | `corekit.messaging.errors` | `messaging.system`, `messaging.operation.name` |
-//! | `observability-cache` | `db.client.operation.duration` | `corekit.db.errors` | `db.system`, `db.operation.name` |
-//! | `observability-email` | `corekit.email.send.duration` (each attempt) | `corekit.email.errors` | `email.system`, `email.operation.name` |
+//! | cache | `db.client.operation.duration` | `corekit.db.errors` | `db.system`, `db.operation.name` |
+//! | queue | `messaging.client.operation.duration` | `corekit.messaging.errors` | `messaging.system`, `messaging.operation.name` |
+//! | storage | `corekit.storage.operation.duration` | `corekit.storage.errors` | `storage.system`, `storage.operation.name` |
+//! | email | `corekit.email.send.duration` (each attempt) | `corekit.email.errors` | `email.system`, `email.operation.name` |
+//! | scheduler | `corekit.scheduler.operation.duration` | `corekit.scheduler.errors` | `scheduler.system`, `scheduler.operation.name` |
 //!
 //! Errors carry `error.type`, the [`ErrorKind`](crate::ErrorKind). Memory-cache hits are not
 //! measured (they answer without a backend call).
@@ -87,9 +93,9 @@ pub use stats::ExportStats;
 use crate::config::EnvConfig;
 use crate::{Error, Result};
 use opentelemetry::KeyValue;
-#[cfg(feature = "observability-queue")]
-use opentelemetry::propagation::Extractor;
-use opentelemetry::propagation::{Injector, TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::propagation::{
+    Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
+};
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::Resource;
@@ -508,14 +514,12 @@ impl Telemetry {
         }
         if let Some(p) = &self.meter {
             opentelemetry::global::set_meter_provider(p.clone());
-            #[cfg(any(
-                feature = "observability-queue",
-                feature = "observability-cache",
-                feature = "observability-email"
-            ))]
-            module_metrics(p);
+            use opentelemetry::metrics::MeterProvider as _;
+            // The first installed telemetry's meter keeps recording module calls.
+            crate::instrument::set_recorder(Box::new(ModuleMetrics::new(&p.meter("corekit"))));
         }
         opentelemetry::global::set_text_map_propagator(make_propagator(&self.propagators));
+        crate::instrument::set_propagator(Box::new(GlobalPropagator));
         Ok(Guard {
             telemetry: Some(self),
         })
@@ -699,144 +703,150 @@ pub fn extract_http(headers: &http::HeaderMap, span: &tracing::Span) {
     let _ = span.set_parent(cx);
 }
 
-#[cfg(feature = "observability-queue")]
-struct MessageHeaders<'a>(&'a mut crate::queue::Headers);
-
-#[cfg(feature = "observability-queue")]
-impl Injector for MessageHeaders<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_owned(), value);
-    }
-}
-
-#[cfg(feature = "observability-queue")]
-struct MessageHeadersRef<'a>(&'a crate::queue::Headers);
-
-#[cfg(feature = "observability-queue")]
-impl Extractor for MessageHeadersRef<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(String::as_str).collect()
-    }
-}
-
-/// Writes the current trace context into a queue message's headers, so the consumer's spans
-/// join this trace (feature `observability-queue`).
-#[cfg(feature = "observability-queue")]
-#[cfg_attr(docsrs, doc(cfg(feature = "observability-queue")))]
-pub fn inject_message(message: &mut crate::queue::Message) {
-    let cx = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|p| {
-        p.inject_context(&cx, &mut MessageHeaders(&mut message.headers));
-    });
-}
-
-/// Makes `span` a child of the trace context a received message carries (call before
-/// entering it; feature `observability-queue`).
-#[cfg(feature = "observability-queue")]
-#[cfg_attr(docsrs, doc(cfg(feature = "observability-queue")))]
-pub fn extract_message(message: &crate::queue::Message, span: &tracing::Span) {
-    let cx = opentelemetry::global::get_text_map_propagator(|p| {
-        p.extract(&MessageHeadersRef(&message.headers))
-    });
-    let _ = span.set_parent(cx);
-}
-
-#[cfg(any(
-    feature = "observability-queue",
-    feature = "observability-cache",
-    feature = "observability-email"
-))]
-/// The instruments corekit's modules record into; made once, from the meter provider that
-/// [`Telemetry::install`] installs. Until then recording is one atomic load.
+/// The metrics every instrumented call of corekit's modules records into, made once from the
+/// meter provider [`Telemetry::install`] installs: one histogram and error counter per module.
 struct ModuleMetrics {
-    db_duration: Histogram<f64>,
-    db_errors: Counter<u64>,
-    messaging_duration: Histogram<f64>,
-    messaging_errors: Counter<u64>,
-    email_duration: Histogram<f64>,
-    email_errors: Counter<u64>,
+    instruments: Vec<(crate::instrument::Module, Histogram<f64>, Counter<u64>)>,
 }
 
-#[cfg(any(
-    feature = "observability-queue",
-    feature = "observability-cache",
-    feature = "observability-email"
-))]
-static MODULE_METRICS: std::sync::OnceLock<ModuleMetrics> = std::sync::OnceLock::new();
-
-#[cfg(any(
-    feature = "observability-queue",
-    feature = "observability-cache",
-    feature = "observability-email"
-))]
-fn module_metrics(provider: &SdkMeterProvider) {
-    use opentelemetry::metrics::MeterProvider as _;
-    MODULE_METRICS.get_or_init(|| {
-        let meter = provider.meter("corekit");
-        let duration = |name: &'static str| meter.f64_histogram(name).with_unit("s").build();
-        ModuleMetrics {
-            db_duration: duration("db.client.operation.duration"),
-            db_errors: meter.u64_counter("corekit.db.errors").build(),
-            messaging_duration: duration("messaging.client.operation.duration"),
-            messaging_errors: meter.u64_counter("corekit.messaging.errors").build(),
-            email_duration: duration("corekit.email.send.duration"),
-            email_errors: meter.u64_counter("corekit.email.errors").build(),
-        }
-    });
+impl ModuleMetrics {
+    fn new(meter: &Meter) -> Self {
+        use crate::instrument::Module;
+        let modules = [
+            Module::Cache,
+            Module::Queue,
+            Module::Storage,
+            Module::Email,
+            Module::Scheduler,
+        ];
+        let instruments = modules
+            .into_iter()
+            .map(|m| {
+                let (duration, errors, _, _) = metric_names(m);
+                (
+                    m,
+                    meter.f64_histogram(duration).with_unit("s").build(),
+                    meter.u64_counter(errors).build(),
+                )
+            })
+            .collect();
+        Self { instruments }
+    }
 }
 
-/// Records one backend call of a corekit module, once telemetry is installed:
-/// `db.client.operation.duration` (cache), `messaging.client.operation.duration` (queue) and
-/// `corekit.email.send.duration` (email), in seconds, with `<kind>.system` and
-/// `<kind>.operation.name`; failures also add to `corekit.<kind>.errors` with `error.type`.
-#[cfg(any(
-    feature = "observability-queue",
-    feature = "observability-cache",
-    feature = "observability-email"
-))]
-pub(crate) fn record_operation(
-    kind: &'static str,
-    system: &'static str,
-    operation: &'static str,
-    elapsed: std::time::Duration,
-    error: Option<&Error>,
-) {
-    let Some(m) = MODULE_METRICS.get() else {
-        return;
-    };
-    let (system_key, op_key, duration, errors) = match kind {
-        "messaging" => (
-            "messaging.system",
-            "messaging.operation.name",
-            &m.messaging_duration,
-            &m.messaging_errors,
-        ),
-        "email" => (
-            "email.system",
-            "email.operation.name",
-            &m.email_duration,
-            &m.email_errors,
-        ),
-        _ => (
+/// The names a module's calls are recorded under: duration histogram, error counter, and the
+/// attribute keys for the backend and the operation (OpenTelemetry's semantic conventions
+/// where one exists).
+fn metric_names(
+    module: crate::instrument::Module,
+) -> (&'static str, &'static str, &'static str, &'static str) {
+    use crate::instrument::Module;
+    match module {
+        Module::Cache => (
+            "db.client.operation.duration",
+            "corekit.db.errors",
             "db.system",
             "db.operation.name",
-            &m.db_duration,
-            &m.db_errors,
         ),
-    };
-    let attrs = [
-        KeyValue::new(system_key, system),
-        KeyValue::new(op_key, operation),
-    ];
-    duration.record(elapsed.as_secs_f64(), &attrs);
-    if let Some(e) = error {
-        let [a, b] = attrs;
-        errors.add(
-            1,
-            &[a, b, KeyValue::new("error.type", format!("{:?}", e.kind()))],
-        );
+        Module::Queue => (
+            "messaging.client.operation.duration",
+            "corekit.messaging.errors",
+            "messaging.system",
+            "messaging.operation.name",
+        ),
+        Module::Email => (
+            "corekit.email.send.duration",
+            "corekit.email.errors",
+            "email.system",
+            "email.operation.name",
+        ),
+        Module::Storage => (
+            "corekit.storage.operation.duration",
+            "corekit.storage.errors",
+            "storage.system",
+            "storage.operation.name",
+        ),
+        _ => (
+            "corekit.scheduler.operation.duration",
+            "corekit.scheduler.errors",
+            "scheduler.system",
+            "scheduler.operation.name",
+        ),
     }
+}
+
+impl crate::instrument::Recorder for ModuleMetrics {
+    fn record(
+        &self,
+        call: &crate::instrument::Call,
+        elapsed: std::time::Duration,
+        error: Option<&Error>,
+    ) {
+        let (_, _, system_key, op_key) = metric_names(call.module);
+        let Some((_, duration, errors)) = self.instruments.iter().find(|i| i.0 == call.module)
+        else {
+            return;
+        };
+        let attrs = [
+            KeyValue::new(system_key, call.system),
+            KeyValue::new(op_key, call.operation),
+        ];
+        duration.record(elapsed.as_secs_f64(), &attrs);
+        if let Some(e) = error {
+            let [a, b] = attrs;
+            errors.add(
+                1,
+                &[a, b, KeyValue::new("error.type", format!("{:?}", e.kind()))],
+            );
+        }
+    }
+}
+
+/// Carries trace context through [`Carrier`](crate::instrument::Carrier)s (queue message
+/// headers) with the globally installed OpenTelemetry propagator.
+struct GlobalPropagator;
+
+struct CarrierInjector<'a>(&'a mut dyn crate::instrument::Carrier);
+
+impl Injector for CarrierInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.set(key, value);
+    }
+}
+
+struct CarrierExtractor<'a>(&'a dyn crate::instrument::Carrier);
+
+impl Extractor for CarrierExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key)
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys()
+    }
+}
+
+impl crate::instrument::Propagator for GlobalPropagator {
+    fn inject(&self, carrier: &mut dyn crate::instrument::Carrier) {
+        let cx = tracing::Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(&cx, &mut CarrierInjector(carrier));
+        });
+    }
+
+    fn extract(&self, carrier: &dyn crate::instrument::Carrier, span: &tracing::Span) {
+        let cx = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&CarrierExtractor(carrier))
+        });
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// Writes the current trace context into `carrier` (a queue message's headers, say).
+pub fn inject(carrier: &mut dyn crate::instrument::Carrier) {
+    crate::instrument::Propagator::inject(&GlobalPropagator, carrier);
+}
+
+/// Makes `span` a child of the trace context `carrier` holds (call before entering it).
+pub fn extract(carrier: &dyn crate::instrument::Carrier, span: &tracing::Span) {
+    crate::instrument::Propagator::extract(&GlobalPropagator, carrier, span);
 }

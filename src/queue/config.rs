@@ -66,9 +66,9 @@ pub struct QueueConfig {
     /// `QUEUE_RETRY_BACKOFF`.
     #[serde(with = "cfg::duration")]
     pub retry_backoff: Duration,
-    /// `QUEUE_RETRY_MAX_BACKOFF`.
-    #[serde(with = "cfg::duration")]
-    pub retry_max_backoff: Duration,
+    /// `QUEUE_RETRY_BACKOFF_MAX` (formerly `QUEUE_RETRY_MAX_BACKOFF`, still read).
+    #[serde(with = "cfg::duration", alias = "retry_max_backoff")]
+    pub retry_backoff_max: Duration,
     /// `QUEUE_DLQ_SUFFIX`.
     pub dlq_suffix: String,
 }
@@ -92,7 +92,7 @@ impl Default for QueueConfig {
             concurrency: 8,
             max_attempts: 5,
             retry_backoff: Duration::from_millis(200),
-            retry_max_backoff: Duration::from_secs(30),
+            retry_backoff_max: Duration::from_secs(30),
             dlq_suffix: ".dlq".into(),
         }
     }
@@ -111,13 +111,18 @@ impl EnvConfig for QueueConfig {
             ("concurrency", self.concurrency as u64),
             ("max_attempts", u64::from(self.max_attempts)),
             (
-                "retry_max_backoff",
-                self.retry_max_backoff.as_millis() as u64,
+                "retry_backoff_max",
+                self.retry_backoff_max.as_millis() as u64,
             ),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigIssue::new(field, "0", "a value above 0"));
         }
+        cfg::check_retry(
+            self.max_attempts,
+            self.retry_backoff,
+            self.retry_backoff_max,
+        )?;
         for (field, d) in [
             ("connect_timeout", self.connect_timeout),
             ("operation_timeout", self.operation_timeout),

@@ -2,6 +2,7 @@
 //! graceful shutdown. Written once over [`Subscription`](super::Subscription).
 
 use super::{Delivery, Message, Queue};
+use crate::retry::Backoff;
 use crate::{BoxError, Error, ErrorKind, Result};
 use futures_util::{FutureExt, StreamExt};
 use std::future::Future;
@@ -22,7 +23,7 @@ use tracing::Instrument;
 ///   delivered again after its backoff, behind later messages of its key: order holds for first
 ///   deliveries, not across retries.
 /// - **Outcomes**: `Ok` acknowledges. An error (or a panic, caught and never fatal) retries with
-///   exponential backoff (`backoff`, doubling, capped at `max_backoff`, with jitter) until
+///   exponential backoff ([`Backoff`](crate::retry::Backoff): `backoff`, doubling, capped at `backoff_max`, 20% jitter) until
 ///   `max_attempts`, then dead-letters. An error that is a [`corekit::Error`](crate::Error) of
 ///   kind [`InvalidInput`](crate::ErrorKind::InvalidInput) (such as a payload that does not
 ///   [`decode`](Message::decode)) dead-letters at once: retrying cannot fix it.
@@ -36,8 +37,7 @@ pub struct Consumer {
     group: String,
     concurrency: usize,
     max_attempts: u32,
-    backoff: Duration,
-    max_backoff: Duration,
+    backoff: Backoff,
 }
 
 /// What a [`Consumer`] run did.
@@ -93,7 +93,6 @@ impl Consumer {
             concurrency: s.concurrency,
             max_attempts: s.max_attempts,
             backoff: s.backoff,
-            max_backoff: s.max_backoff,
             queue,
             topic: topic.to_owned(),
             group: group.to_owned(),
@@ -114,20 +113,14 @@ impl Consumer {
 
     /// First retry delay and the cap it doubles up to.
     pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
-        self.backoff = first;
-        self.max_backoff = max.max(first);
+        self.backoff = Backoff::new(first, max);
         self
     }
 
     /// The retry delay after failed attempt `attempt` (1-based): `backoff * 2^(attempt-1)`,
     /// capped, minus up to 20% jitter so a burst of failures does not retry in lockstep.
     pub fn delay_after(&self, attempt: u32) -> Duration {
-        let exp = attempt.saturating_sub(1).min(30);
-        let d = self
-            .backoff
-            .saturating_mul(1u32 << exp)
-            .min(self.max_backoff);
-        d.mul_f64(1.0 - fastrand::f64() * 0.2)
+        self.backoff.delay(attempt)
     }
 
     /// Runs `handler` over every message until `shutdown` completes (or the subscription
@@ -266,9 +259,8 @@ where
             messaging.message.id = %message.id,
             attempt = message.attempt,
         );
-        // With `observability-queue`, the handler's span continues the publisher's trace.
-        #[cfg(feature = "observability-queue")]
-        crate::observability::extract_message(&message, &span);
+        // With an installed propagator, the handler's span continues the publisher's trace.
+        crate::instrument::extract(&message.headers, &span);
         let outcome = AssertUnwindSafe((self.handler)(message))
             .catch_unwind()
             .instrument(span.clone())

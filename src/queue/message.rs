@@ -12,6 +12,18 @@ use std::collections::BTreeMap;
 /// and application metadata survive the trip.
 pub type Headers = BTreeMap<String, String>;
 
+impl crate::instrument::Carrier for Headers {
+    fn get(&self, key: &str) -> Option<&str> {
+        BTreeMap::get(self, key).map(String::as_str)
+    }
+    fn set(&mut self, key: &str, value: String) {
+        self.insert(key.to_owned(), value);
+    }
+    fn keys(&self) -> Vec<&str> {
+        BTreeMap::keys(self).map(String::as_str).collect()
+    }
+}
+
 /// Header that carries [`Message::id`] on the wire.
 pub const ID_HEADER: &str = "corekit-id";
 /// Header that carries the delivery attempt on brokers that do not count deliveries.

@@ -74,7 +74,7 @@
 //! | `QUEUE_CONCURRENCY` | `8` | [`Consumer`] handlers running at once |
 //! | `QUEUE_MAX_ATTEMPTS` | `5` | [`Consumer`] attempts before dead-lettering |
 //! | `QUEUE_RETRY_BACKOFF` | `200ms` | [`Consumer`] first retry delay; doubles per attempt |
-//! | `QUEUE_RETRY_MAX_BACKOFF` | `30s` | [`Consumer`] longest retry delay |
+//! | `QUEUE_RETRY_BACKOFF_MAX` | `30s` | [`Consumer`] longest retry delay (`QUEUE_RETRY_MAX_BACKOFF` is read too) |
 //! | `QUEUE_DLQ_SUFFIX` | `.dlq` | dead-letter topic = topic + suffix |
 //!
 //! # Tracing
@@ -83,9 +83,10 @@
 //! `publish_batch`, `subscribe`, `ensure_topic`, `ensure_group`, `ping`),
 //! `messaging.system` (`memory`, `kafka`, `rabbitmq`, `nats`) and
 //! `messaging.destination.name`; [`Consumer`] runs each handler in a `queue` span with
-//! `otel.name = "process"`, the message id and attempt. With feature `observability-queue`,
-//! `publish` writes the current W3C trace context into the message headers (`traceparent`,
-//! unless already set) and the consumer's `process` span continues that trace.
+//! `otel.name = "process"`, the message id and attempt. Once a propagator is installed in
+//! [`crate::instrument`] (`observability::init` does it), `publish` writes the current W3C trace
+//! context into the message headers (`traceparent`, unless already set; inside the `publish`
+//! span, after validation) and the consumer's `process` span continues that trace.
 
 mod config;
 mod consumer;
@@ -128,6 +129,7 @@ pub use rabbitmq::{RabbitMqBroker, RabbitMqBuilder};
     feature = "queue-nats"
 ))]
 pub(crate) use crate::error::bounded;
+use crate::retry::Backoff;
 use crate::{Error, Result};
 use delivery::DeadLetter;
 use futures_util::{Stream, StreamExt};
@@ -136,7 +138,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tracing::Instrument;
 
 /// A boxed, sendable future: what [`Broker`] methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -275,8 +276,7 @@ pub(crate) struct Settings {
     pub dlq_suffix: String,
     pub concurrency: usize,
     pub max_attempts: u32,
-    pub backoff: Duration,
-    pub max_backoff: Duration,
+    pub backoff: Backoff,
     pub topic_options: TopicOptions,
 }
 
@@ -295,8 +295,7 @@ impl From<&QueueConfig> for Settings {
             dlq_suffix: c.dlq_suffix.clone(),
             concurrency: c.concurrency,
             max_attempts: c.max_attempts,
-            backoff: c.retry_backoff,
-            max_backoff: c.retry_max_backoff,
+            backoff: Backoff::new(c.retry_backoff, c.retry_backoff_max),
             topic_options: TopicOptions {
                 partitions: c.kafka_partitions,
                 replication: c.kafka_replication,
@@ -363,8 +362,7 @@ impl<B: Broker> QueueBuilder<B> {
     ) -> Self {
         self.settings.concurrency = concurrency;
         self.settings.max_attempts = max_attempts;
-        self.settings.backoff = backoff;
-        self.settings.max_backoff = max_backoff;
+        self.settings.backoff = Backoff::new(backoff, max_backoff);
         self
     }
 
@@ -452,11 +450,12 @@ impl Queue {
     /// ones for timeouts and lost connections).
     pub async fn publish(&self, topic: &str, message: Message) -> Result<()> {
         message::validate_topic(topic)?;
-        #[cfg(feature = "observability-queue")]
-        let message = traced(message);
         message.validate(self.settings.max_payload)?;
-        self.call("publish", topic, self.broker.publish(topic, message))
-            .await
+        // Injected inside the publish span, so the consumer's span is its child.
+        self.call("publish", topic, async {
+            self.broker.publish(topic, traced(message)).await
+        })
+        .await
     }
 
     /// Publishes `value` as a JSON message.
@@ -478,19 +477,16 @@ impl Queue {
     /// As [`publish`](Self::publish); every message is checked before any is sent.
     pub async fn publish_batch(&self, topic: &str, messages: Vec<Message>) -> Result<()> {
         message::validate_topic(topic)?;
-        #[cfg(feature = "observability-queue")]
-        let messages: Vec<Message> = messages.into_iter().map(traced).collect();
         for m in &messages {
             m.validate(self.settings.max_payload)?;
         }
         if messages.is_empty() {
             return Ok(());
         }
-        self.call(
-            "publish_batch",
-            topic,
-            self.broker.publish_batch(topic, messages),
-        )
+        self.call("publish_batch", topic, async {
+            let messages = messages.into_iter().map(traced).collect();
+            self.broker.publish_batch(topic, messages).await
+        })
         .await
     }
 
@@ -600,36 +596,17 @@ impl Queue {
         fut: impl Future<Output = Result<T>>,
     ) -> Result<T> {
         let system = self.broker.name();
-        let span = tracing::debug_span!(
-            "queue",
-            otel.name = op,
-            messaging.system = system,
-            messaging.destination.name = topic,
-            messaging.operation = op,
-        );
-        #[cfg(feature = "observability-queue")]
-        let start = std::time::Instant::now();
-        let result = fut.instrument(span).await;
-        #[cfg(feature = "observability-queue")]
-        crate::observability::record_operation(
-            "messaging",
-            system,
-            op,
-            start.elapsed(),
-            result.as_ref().err(),
-        );
-        result.map_err(|e| {
-            let e = if e.backend().is_none() {
-                e.with_backend(system)
-            } else {
-                e
-            };
-            if e.operation().is_none() {
-                e.with_operation(op)
-            } else {
-                e
-            }
-        })
+        let call = crate::instrument::Call::new(crate::instrument::Module::Queue, system, op);
+        let span = || {
+            tracing::debug_span!(
+                "queue",
+                otel.name = op,
+                messaging.system = system,
+                messaging.destination.name = topic,
+                messaging.operation = op,
+            )
+        };
+        crate::instrument::call(call, tracing::Level::DEBUG, span, fut).await
     }
 
     pub(crate) fn settings(&self) -> &Settings {
@@ -637,12 +614,11 @@ impl Queue {
     }
 }
 
-/// With `observability-queue`: the current trace context in the message's headers, unless the
-/// caller put one there.
-#[cfg(feature = "observability-queue")]
+/// The current trace context in the message's headers (with an installed propagator), unless
+/// the caller put one there.
 fn traced(mut message: Message) -> Message {
     if !message.headers.contains_key("traceparent") {
-        crate::observability::inject_message(&mut message);
+        crate::instrument::inject(&mut message.headers);
     }
     message
 }

@@ -81,8 +81,14 @@ pub struct StorageConfig {
     /// `STORAGE_DEADLINE`: bound on a whole operation, retries included.
     #[serde(with = "cfg::duration")]
     pub deadline: Duration,
-    /// `STORAGE_MAX_RETRIES`.
-    pub max_retries: u32,
+    /// `STORAGE_MAX_ATTEMPTS`: attempts per operation, the first included.
+    pub max_attempts: u32,
+    /// `STORAGE_RETRY_BACKOFF`: the wait before the first retry; doubles per retry.
+    #[serde(with = "cfg::duration")]
+    pub retry_backoff: Duration,
+    /// `STORAGE_RETRY_BACKOFF_MAX`: the longest wait between attempts.
+    #[serde(with = "cfg::duration")]
+    pub retry_backoff_max: Duration,
     /// `STORAGE_PART_SIZE`: streaming uploads' part size.
     #[serde(with = "cfg::size")]
     pub part_size: u64,
@@ -110,7 +116,9 @@ impl Default for StorageConfig {
             azure_credential: AzureCredential::Auto,
             attempt_timeout: policy.attempt_timeout,
             deadline: policy.deadline,
-            max_retries: policy.max_retries,
+            max_attempts: policy.max_attempts,
+            retry_backoff: policy.backoff.initial,
+            retry_backoff_max: policy.backoff.max,
             part_size: super::DEFAULT_PART_SIZE as u64,
             upload_concurrency: 4,
         }
@@ -210,6 +218,11 @@ impl EnvConfig for StorageConfig {
                 return Err(ConfigIssue::new(field, "0s", "a duration above zero"));
             }
         }
+        cfg::check_retry(
+            self.max_attempts,
+            self.retry_backoff,
+            self.retry_backoff_max,
+        )?;
         let part = usize::try_from(self.part_size).unwrap_or(usize::MAX);
         if part < super::MIN_PART_SIZE || !part.is_multiple_of(256 * 1024) {
             return Err(ConfigIssue::new(
@@ -296,7 +309,8 @@ impl StorageConfig {
     /// The retry policy these settings describe.
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::default()
-            .max_retries(self.max_retries)
+            .max_attempts(self.max_attempts)
+            .backoff(self.retry_backoff, self.retry_backoff_max)
             .attempt_timeout(self.attempt_timeout)
             .deadline(self.deadline)
     }
@@ -529,13 +543,13 @@ mod tests {
     async fn builds_scoped_stores_with_the_policy() {
         let c = load(&[
             ("STORAGE_URL", "memory:///tenant-a"),
-            ("STORAGE_MAX_RETRIES", "1"),
+            ("STORAGE_MAX_ATTEMPTS", "2"),
         ])
         .unwrap();
         let s = c.build().await.unwrap();
         assert_eq!(s.backend(), "memory");
         assert_eq!(s.prefix().map(ObjectPath::as_str), Some("tenant-a"));
-        assert_eq!(s.retry_policy().max_retries, 1);
+        assert_eq!(s.retry_policy().max_attempts, 2);
         let dir = std::env::temp_dir().join(format!("corekit-cfg-{}", fastrand::u64(..)));
         let c = load(&[("STORAGE_LOCAL_ROOT", dir.to_str().unwrap())]).unwrap();
         let s = c.build().await.unwrap();

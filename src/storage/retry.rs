@@ -1,5 +1,6 @@
 //! Retries with backoff, a per-attempt timeout and a whole-operation deadline.
 
+use crate::retry::Backoff;
 use crate::{Error, ErrorKind, Result};
 use std::future::Future;
 use std::time::Duration;
@@ -12,15 +13,13 @@ use std::time::Duration;
 /// answers) is retried for idempotent operations only: a create-only or compare-and-swap put
 /// whose answer was lost may have succeeded, so it is returned to the caller rather than
 /// repeated into a false `AlreadyExists`. Each part of a streaming upload is retried on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct RetryPolicy {
-    /// Retries after the first attempt (default 3; 0 disables retries).
-    pub max_retries: u32,
-    /// First backoff, doubled per retry with ±50% jitter (default 100 ms).
-    pub initial_backoff: Duration,
-    /// Cap on one backoff (default 5 s).
-    pub max_backoff: Duration,
+    /// Attempts per operation, the first included (default 4; 1 disables retries).
+    pub max_attempts: u32,
+    /// The wait between attempts (default 100 ms doubling to 5 s, 50% jitter).
+    pub backoff: Backoff,
     /// Bound on one attempt (default 30 s; streaming reads: opening the stream).
     pub attempt_timeout: Duration,
     /// Bound on the whole operation (default 2 min; streaming uploads: each part).
@@ -30,9 +29,8 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            max_retries: 3,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
+            max_attempts: 4,
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)).jitter(0.5),
             attempt_timeout: Duration::from_secs(30),
             deadline: Duration::from_secs(120),
         }
@@ -43,14 +41,14 @@ impl RetryPolicy {
     /// No retries; the given per-attempt timeout and deadline.
     pub fn none() -> Self {
         Self {
-            max_retries: 0,
+            max_attempts: 1,
             ..Self::default()
         }
     }
 
-    /// With `n` retries.
-    pub fn max_retries(mut self, n: u32) -> Self {
-        self.max_retries = n;
+    /// With `n` attempts in all (at least 1).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
         self
     }
 
@@ -66,19 +64,10 @@ impl RetryPolicy {
         self
     }
 
-    /// With this first backoff and cap.
+    /// With this first backoff and cap (the jitter stays).
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.initial_backoff = initial;
-        self.max_backoff = max;
+        self.backoff = Backoff::new(initial, max).jitter(self.backoff.jitter);
         self
-    }
-
-    fn backoff_for(&self, retry: u32) -> Duration {
-        let base = self
-            .initial_backoff
-            .saturating_mul(1u32 << retry.min(16))
-            .min(self.max_backoff);
-        base.mul_f64(0.5 + fastrand::f64())
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or the budget is spent.
@@ -114,9 +103,9 @@ impl RetryPolicy {
                 )),
             };
             match result {
-                Err(e) if idempotent && e.is_retryable() && retry < self.max_retries => {
+                Err(e) if idempotent && e.is_retryable() && retry + 1 < self.max_attempts => {
                     tracing::debug!(error = %e, retry, "storage: retrying");
-                    let wake = tokio::time::Instant::now() + self.backoff_for(retry);
+                    let wake = tokio::time::Instant::now() + self.backoff.delay(retry + 1);
                     if wake >= deadline {
                         // No time left for another attempt: the last error says more.
                         return Err(e);

@@ -568,7 +568,7 @@ pub async fn a_dead_server_fails_within_the_deadline(s: Storage) {
     use std::time::{Duration, Instant};
     let s = s.with_retry(
         RetryPolicy::default()
-            .max_retries(2)
+            .max_attempts(3)
             .attempt_timeout(Duration::from_secs(1))
             .deadline(Duration::from_secs(3))
             .backoff(Duration::from_millis(10), Duration::from_millis(50)),

@@ -66,7 +66,7 @@ fn temp_dir(name: &str) -> PathBuf {
 
 fn policy() -> RetryPolicy {
     RetryPolicy::default()
-        .max_retries(1)
+        .max_attempts(2)
         .attempt_timeout(Duration::from_secs(2))
         .deadline(Duration::from_secs(4))
         .backoff(Duration::from_millis(10), Duration::from_millis(50))

@@ -1,0 +1,180 @@
+//! The crate's one Redis layer: URL parsing, connecting with one reconnect policy, bounded
+//! commands and one map from fred's errors to corekit's kinds. The cache store and the
+//! scheduler's lock and job store all connect through it.
+
+use crate::{Error, ErrorKind, Result};
+use fred::clients::Pool;
+use fred::interfaces::ClientLike;
+use fred::types::config::{Config, ReconnectPolicy};
+use std::future::Future;
+use std::time::Duration;
+
+/// How to connect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Connect {
+    /// Bound on connecting (and on each reconnect attempt's handshake).
+    pub connect_timeout: Duration,
+    /// Bound on each command; zero for none.
+    pub command_timeout: Duration,
+    /// Connections in the pool (auto-pipelined each).
+    pub pool_size: usize,
+}
+
+/// Parses a `redis://`, `rediss://`, `redis-cluster://` or `redis-sentinel://` URL; an error
+/// names the URL with its password redacted.
+pub(crate) fn parse_url(url: &str) -> Result<Config> {
+    Config::from_url(url).map_err(|e| {
+        let hint = if url.starts_with("rediss") && !cfg!(feature = "cache-redis-tls") {
+            " (rediss:// needs the cargo feature cache-redis-tls)"
+        } else {
+            ""
+        };
+        Error::config(format!(
+            "redis URL {:?} is not valid: {}{hint}",
+            crate::config::redact_url(url),
+            e.details()
+        ))
+        .with_backend("redis")
+    })
+}
+
+/// Connects a pool with corekit's policy: reconnect forever with backoff (100 ms to 2 s), a
+/// command caught on a connection that dies fails instead of being replayed later, and the
+/// first connection bounded by `connect_timeout`. `address` names the server in errors
+/// (password redacted by the caller).
+pub(crate) async fn connect(config: Config, how: Connect, address: &str) -> Result<Pool> {
+    let Connect {
+        connect_timeout,
+        command_timeout,
+        pool_size,
+    } = how;
+    let pool = fred::types::Builder::from_config(config)
+        .with_connection_config(|c| {
+            c.connection_timeout = connect_timeout;
+            c.internal_command_timeout = command_timeout.max(Duration::from_secs(1));
+            // A command written to a connection that then dies fails instead of being
+            // replayed after the reconnect (possibly after the caller gave up on it).
+            c.max_command_attempts = 1;
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+        .build_pool(pool_size.max(1))
+        .map_err(|e| map_err(e, "connect"))?;
+    pool.connect();
+    let failed = match tokio::time::timeout(connect_timeout, pool.wait_for_connect()).await {
+        Ok(Ok(())) => return Ok(pool),
+        Ok(Err(e)) => map_err(e, "connect"),
+        Err(_) => Error::new(
+            ErrorKind::Unavailable,
+            format!("no connection to {address} within {connect_timeout:?}"),
+        )
+        .with_backend("redis")
+        .with_operation("connect"),
+    };
+    // Stop the reconnect loop; a server that never answered must not hold the caller up.
+    let _ = tokio::time::timeout(Duration::from_secs(1), pool.quit()).await;
+    Err(failed)
+}
+
+/// Runs one call within `timeout` (none when zero).
+pub(crate) async fn bounded<T>(
+    timeout: Duration,
+    op: &'static str,
+    call: impl Future<Output = std::result::Result<T, fred::error::Error>>,
+) -> Result<T> {
+    if timeout.is_zero() {
+        return call.await.map_err(|e| map_err(e, op));
+    }
+    match tokio::time::timeout(timeout, call).await {
+        Ok(r) => r.map_err(|e| map_err(e, op)),
+        Err(_) => Err(timed_out(op, timeout)),
+    }
+}
+
+/// A retryable timeout of `op` after `after`.
+pub(crate) fn timed_out(op: &'static str, after: Duration) -> Error {
+    Error::new(ErrorKind::Timeout, format!("no reply within {after:?}"))
+        .with_backend("redis")
+        .with_operation(op)
+}
+
+/// Maps a fred error to corekit's kinds. Only what a retry can fix is retryable: a lost
+/// connection or a timeout is; a wrong password, a wrong type, a script error or keys that a
+/// cluster cannot serve in one command are not.
+pub(crate) fn map_err(e: fred::error::Error, op: &'static str) -> Error {
+    use fred::error::ErrorKind as F;
+    let details = e.details().to_string();
+    let kind = match e.kind() {
+        // rustls reports a certificate it does not trust as an I/O error; retrying won't help.
+        _ if details.contains("InvalidCertificate") => ErrorKind::Config,
+        _ if details.contains("CROSSSLOT") || details.contains("same cluster node") => {
+            ErrorKind::Unsupported
+        }
+        _ if details.starts_with("WRONGPASS") || details.starts_with("NOAUTH") => {
+            ErrorKind::PermissionDenied
+        }
+        F::Timeout => ErrorKind::Timeout,
+        F::IO | F::Canceled | F::Backpressure | F::Routing | F::Cluster | F::Sentinel => {
+            ErrorKind::Unavailable
+        }
+        F::Auth => ErrorKind::PermissionDenied,
+        F::Config | F::Url => ErrorKind::Config,
+        F::NotFound => ErrorKind::NotFound,
+        F::InvalidArgument | F::InvalidCommand => ErrorKind::InvalidInput,
+        _ if details.contains("not an integer") || details.contains("WRONGTYPE") => {
+            ErrorKind::InvalidInput
+        }
+        // What fred reports for a command caught on a connection that just died.
+        F::Unknown if details.contains("route") || details.contains("onnection") => {
+            ErrorKind::Unavailable
+        }
+        _ => ErrorKind::Backend,
+    };
+    Error::new(kind, "")
+        .with_backend("redis")
+        .with_operation(op)
+        .with_source(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fred::error::{Error as FredError, ErrorKind as F};
+
+    #[test]
+    fn only_what_a_retry_can_fix_is_retryable() {
+        let cases = [
+            (F::IO, "connection reset", true),
+            (F::Timeout, "slow", true),
+            (F::Auth, "WRONGPASS invalid username-password pair", false),
+            (
+                F::Unknown,
+                "WRONGPASS invalid username-password pair",
+                false,
+            ),
+            (F::Unknown, "WRONGTYPE Operation against a key", false),
+            (
+                F::Unknown,
+                "CROSSSLOT Keys in request don't hash to the same slot",
+                false,
+            ),
+            (
+                F::Cluster,
+                "All keys must belong to the same cluster node",
+                false,
+            ),
+            (F::Url, "bad url", false),
+        ];
+        for (kind, details, retryable) in cases {
+            let e = map_err(FredError::new(kind, details), "get");
+            assert_eq!(e.is_retryable(), retryable, "{details}: {e}");
+            assert_eq!(e.backend(), Some("redis"));
+        }
+    }
+
+    #[test]
+    fn a_bad_url_is_config_and_hides_the_password() {
+        let e = parse_url("redis://:hunter2@").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+}
