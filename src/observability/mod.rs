@@ -519,7 +519,7 @@ impl Telemetry {
             crate::instrument::set_recorder(Box::new(ModuleMetrics::new(&p.meter("corekit"))));
         }
         opentelemetry::global::set_text_map_propagator(make_propagator(&self.propagators));
-        crate::instrument::set_propagator(Box::new(GlobalPropagator));
+        crate::instrument::set_propagator(Box::new(OtelPropagator));
         Ok(Guard {
             telemetry: Some(self),
         })
@@ -803,8 +803,11 @@ impl crate::instrument::Recorder for ModuleMetrics {
 }
 
 /// Carries trace context through [`Carrier`](crate::instrument::Carrier)s (queue message
-/// headers) with the globally installed OpenTelemetry propagator.
-struct GlobalPropagator;
+/// headers) with the globally installed OpenTelemetry propagator. [`Telemetry::install`]
+/// installs it; a service that sets up `tracing` and OpenTelemetry itself installs it with
+/// [`instrument::set_propagator`](crate::instrument::set_propagator).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OtelPropagator;
 
 struct CarrierInjector<'a>(&'a mut dyn crate::instrument::Carrier);
 
@@ -825,7 +828,7 @@ impl Extractor for CarrierExtractor<'_> {
     }
 }
 
-impl crate::instrument::Propagator for GlobalPropagator {
+impl crate::instrument::Propagator for OtelPropagator {
     fn inject(&self, carrier: &mut dyn crate::instrument::Carrier) {
         let cx = tracing::Span::current().context();
         opentelemetry::global::get_text_map_propagator(|p| {
@@ -843,10 +846,10 @@ impl crate::instrument::Propagator for GlobalPropagator {
 
 /// Writes the current trace context into `carrier` (a queue message's headers, say).
 pub fn inject(carrier: &mut dyn crate::instrument::Carrier) {
-    crate::instrument::Propagator::inject(&GlobalPropagator, carrier);
+    crate::instrument::Propagator::inject(&OtelPropagator, carrier);
 }
 
 /// Makes `span` a child of the trace context `carrier` holds (call before entering it).
 pub fn extract(carrier: &dyn crate::instrument::Carrier, span: &tracing::Span) {
-    crate::instrument::Propagator::extract(&GlobalPropagator, carrier, span);
+    crate::instrument::Propagator::extract(&OtelPropagator, carrier, span);
 }

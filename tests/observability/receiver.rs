@@ -44,10 +44,15 @@ impl Receiver {
             all.retain(|(name, _)| name != k);
             all.push((k.to_string(), v.to_string()));
         }
+        // `RUST_LOG` among `vars` sets the filter, as `Telemetry::from_env` does.
+        let filter = vars
+            .iter()
+            .find(|(k, _)| *k == "RUST_LOG")
+            .map_or("info", |(_, v)| *v);
         let config = ObservabilityConfig::from_vars("OTEL_", all).unwrap();
         Telemetry::builder_from(config)
             .log_format(LogFormat::None)
-            .filter("info")
+            .filter(filter)
             .build()
             .unwrap()
     }

@@ -260,6 +260,8 @@ async fn a_trace_survives_publish_and_consume() {
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
+    // What `Telemetry::install` does; this test keeps its subscriber local instead.
+    corekit::instrument::set_propagator(Box::new(corekit::observability::OtelPropagator));
     for queue in [
         corekit::queue::Queue::new(corekit::queue::MemoryBroker::new()),
         corekit::queue::Queue::new(
@@ -270,7 +272,7 @@ async fn a_trace_survives_publish_and_consume() {
         ),
     ] {
         let rx = Receiver::start().await;
-        let t = rx.telemetry(&[]);
+        let t = rx.telemetry(&[("RUST_LOG", "info,corekit=debug")]);
         let _default = tracing::dispatcher::set_default(t.dispatch());
         let topic = crate::support::unique("traced").replace('-', "_");
         queue.ensure_group(&topic, "g").await.unwrap();
@@ -327,6 +329,16 @@ async fn a_trace_survives_publish_and_consume() {
                 )
             });
         assert_eq!(process.trace_id, publish.trace_id);
+        // Injected inside the publish span: the handler's span is its child.
+        let publish_call = spans
+            .iter()
+            .find(|s| {
+                attr(&s.attributes, "messaging.destination.name") == Some(topic.as_str())
+                    && s.name == "publish"
+            })
+            .expect("the publish span (corekit=debug)");
+        assert_eq!(publish_call.parent_span_id, publish.span_id);
+        assert_eq!(process.parent_span_id, publish_call.span_id, "child of publish");
         let _ = queue.delete_topic(&topic).await;
     }
 }

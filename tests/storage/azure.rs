@@ -39,8 +39,10 @@ async fn a_connection_string_reaches_azurite() {
         "corekit-tests",
     )
     .unwrap();
-    let storage = Storage::new(builder.build().unwrap());
-    storage.ping().await.unwrap();
+    let azure = builder.build().unwrap();
+    // The test makes its own container: on a fresh Azurite no other test may have yet.
+    azure.ensure_container().await.unwrap();
+    Storage::new(azure).ping().await.unwrap();
 }
 
 #[tokio::test]

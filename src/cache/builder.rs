@@ -1,0 +1,147 @@
+//! `CacheBuilder`: the handle's settings, from code or from `CacheConfig`.
+
+#[allow(unused_imports)]
+use super::*;
+use crate::config::{ConfigIssue, EnvConfig};
+use crate::{Error, ErrorKind, Result};
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use super::stats::Counters;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Builds a [`Cache`]; from [`Cache::builder`].
+#[must_use]
+pub struct CacheBuilder<S, C> {
+    pub(super) store: S,
+    pub(super) codec: C,
+    pub(super) prefix: String,
+    pub(super) version: Option<String>,
+    pub(super) default_ttl: Option<Duration>,
+    pub(super) jitter: f64,
+    pub(super) max_key_len: usize,
+    pub(super) max_value_size: usize,
+}
+
+impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
+    /// Namespace: every key is stored as `prefix:key`, so two services never read each other's.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Cache version: keys are stored as `prefix:vVERSION:key`. Bumping it makes every old
+    /// entry unreachable at once (they then expire on their own).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// TTL used by [`Cache::set`]; `None` keeps entries until evicted or deleted. Default 1 hour.
+    pub fn default_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.default_ttl = ttl.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// Takes up to this fraction (0 to 1) off every TTL at random, so keys written together do
+    /// not expire together. Default 0.
+    pub fn ttl_jitter(mut self, fraction: f64) -> Self {
+        self.jitter = fraction;
+        self
+    }
+
+    /// Longest key accepted, in bytes before namespacing. Default 1024.
+    pub fn max_key_len(mut self, len: usize) -> Self {
+        self.max_key_len = len;
+        self
+    }
+
+    /// Largest encoded value accepted, in bytes. Default 16 MiB.
+    pub fn max_value_size(mut self, size: usize) -> Self {
+        self.max_value_size = size;
+        self
+    }
+
+    /// Encodes values with `codec` instead of JSON.
+    pub fn codec<C2: Codec>(self, codec: C2) -> CacheBuilder<S, C2> {
+        CacheBuilder {
+            store: self.store,
+            codec,
+            prefix: self.prefix,
+            version: self.version,
+            default_ttl: self.default_ttl,
+            jitter: self.jitter,
+            max_key_len: self.max_key_len,
+            max_value_size: self.max_value_size,
+        }
+    }
+
+    pub(super) fn apply(self, config: &CacheConfig) -> Self {
+        let mut b = self
+            .prefix(config.prefix.clone())
+            .default_ttl(config.default_ttl)
+            .ttl_jitter(config.ttl_jitter)
+            .max_key_len(config.max_key_len)
+            .max_value_size(config.max_value_size as usize);
+        b.version = config.version.clone().filter(|v| !v.is_empty());
+        b
+    }
+
+    /// The cache.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when the jitter is outside 0..1 or a limit is zero; the same checks
+    /// as [`CacheConfig`] from the environment.
+    pub fn build(self) -> Result<Cache<S, C>> {
+        let issue = if !(0.0..1.0).contains(&self.jitter) {
+            Some(ConfigIssue::new(
+                "ttl_jitter",
+                self.jitter.to_string(),
+                "a fraction from 0 up to (not including) 1",
+            ))
+        } else if self.max_key_len == 0 {
+            Some(ConfigIssue::new("max_key_len", "0", "a length above 0"))
+        } else if self.max_value_size == 0 {
+            Some(ConfigIssue::new("max_value_size", "0", "a size above 0"))
+        } else {
+            None
+        };
+        match issue {
+            Some(issue) => Err(issue.into_error(CacheConfig::PREFIX, &[])),
+            None => Ok(self.build_unchecked()),
+        }
+    }
+
+    pub(super) fn build_unchecked(self) -> Cache<S, C> {
+        let mut namespace = String::new();
+        if !self.prefix.is_empty() {
+            namespace.push_str(&self.prefix);
+            namespace.push(':');
+        }
+        if let Some(v) = &self.version {
+            namespace.push('v');
+            namespace.push_str(v);
+            namespace.push(':');
+        }
+        Cache {
+            inner: Arc::new(Inner {
+                store: self.store,
+                codec: self.codec,
+                namespace,
+                default_ttl: self.default_ttl,
+                jitter: self.jitter,
+                max_key_len: self.max_key_len,
+                max_value_size: self.max_value_size,
+                counters: Counters::default(),
+                flights: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}

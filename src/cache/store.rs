@@ -1,0 +1,135 @@
+//! The trait every cache backend implements, and what it answers with.
+
+#[allow(unused_imports)]
+use super::*;
+use crate::config::{ConfigIssue, EnvConfig};
+use crate::{Error, ErrorKind, Result};
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use super::stats::Counters;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The remaining lifetime of a key, as [`CacheStore::ttl`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// The key never expires.
+    Persistent,
+    /// The key expires after this long.
+    Expires(Duration),
+}
+
+/// What [`CacheStore::delete_expired`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purge {
+    /// This many expired entries were removed.
+    Removed(u64),
+    /// The backend expires keys itself (Redis); there was nothing to do.
+    NotNeeded,
+}
+
+/// The bytes-level operations every cache backend implements.
+///
+/// Keys arrive already namespaced and validated by [`Cache`], as bytes (text or binary: every
+/// backend stores them byte for byte); values are opaque bytes. Methods
+/// return [`ErrorKind::Timeout`]/[`ErrorKind::Unavailable`] (retryable) when the server cannot be
+/// reached within the configured timeout, never hang.
+///
+/// Counters written by [`incr`](Self::incr) are stored as decimal text (`b"42"`), the same on
+/// every backend.
+pub trait CacheStore: Send + Sync + 'static {
+    /// The backend's name for errors and spans (`"memory"`, `"redis"`, `"tiered"`).
+    fn name(&self) -> &'static str;
+
+    /// The value at `key`, or `None` when missing or expired.
+    fn get(&self, key: &[u8]) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+
+    /// Answers a lookup from process memory without I/O, when the store can: `Some(found)`
+    /// settles it, `None` means "ask [`get`](Self::get)". The memory store always answers; the
+    /// tiered store answers near hits; Redis never does. [`Cache`] tries this first, so
+    /// in-process hits skip the async call and its span (they are still counted in
+    /// [`CacheStats`]).
+    fn get_local(&self, key: &[u8]) -> Option<Option<Bytes>> {
+        let _ = key;
+        None
+    }
+
+    /// Stores `value` at `key`, expiring after `ttl` (`None`: never).
+    fn set(
+        &self,
+        key: &[u8],
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Stores `value` only if `key` holds nothing; true when it was stored. Atomic.
+    fn set_if_absent(
+        &self,
+        key: &[u8],
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes `key`; true when it existed.
+    fn delete(&self, key: &[u8]) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Whether `key` holds a live value.
+    fn exists(&self, key: &[u8]) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The remaining lifetime of `key`, or `None` when it is missing.
+    fn ttl(&self, key: &[u8]) -> impl Future<Output = Result<Option<Ttl>>> + Send;
+
+    /// Sets the lifetime of an existing key (`None`: never expire); false when it is missing.
+    fn expire(
+        &self,
+        key: &[u8],
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Adds `delta` to the integer at `key` (a missing key counts as 0) and returns the result.
+    /// When the key had no expiry and `ttl` is given, the key then expires after `ttl`. Atomic.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when the key holds something that is not an integer.
+    fn incr(
+        &self,
+        key: &[u8],
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<i64>> + Send;
+
+    /// The values at `keys`, in order.
+    fn get_many(&self, keys: &[Vec<u8>])
+    -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
+
+    /// Stores every entry, each expiring after `ttl`.
+    fn set_many(
+        &self,
+        entries: Vec<(Vec<u8>, Bytes)>,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Removes `keys`; returns how many existed.
+    fn delete_many(&self, keys: &[Vec<u8>]) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Removes every key starting with `prefix` (all keys for `""`); returns how many.
+    fn delete_prefix(&self, prefix: &[u8]) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Removes entries whose TTL has passed, where the backend keeps them until then.
+    fn delete_expired(&self) -> impl Future<Output = Result<Purge>> + Send;
+
+    /// Checks that the backend answers (for readiness probes).
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Entries the backend evicted to stay within its bounds, since it was created.
+    fn evictions(&self) -> u64 {
+        0
+    }
+}
