@@ -1,21 +1,13 @@
 //! `CacheBuilder`: the handle's settings, from code or from `CacheConfig`.
 
+use super::stats::Counters;
 #[allow(unused_imports)]
 use super::*;
+use crate::Result;
 use crate::config::{ConfigIssue, EnvConfig};
-use crate::{Error, ErrorKind, Result};
-use bytes::Bytes;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use super::stats::Counters;
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// Builds a [`Cache`]; from [`Cache::builder`].
 #[must_use]

@@ -2,19 +2,13 @@
 
 #[allow(unused_imports)]
 use super::*;
-use crate::config::{ConfigIssue, EnvConfig};
-use crate::{Error, ErrorKind, Result};
+use crate::Result;
 use bytes::Bytes;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use super::stats::Counters;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use tokio::sync::watch;
 
 /// The future of [`Cache::get_bytes`].

@@ -1,20 +1,18 @@
 //! The `Cache` handle: typed values over a store, namespaced, validated, counted and
 //! instrumented.
 
+use super::stats::Counters;
 #[allow(unused_imports)]
 use super::*;
-use crate::config::{ConfigIssue, EnvConfig};
+use crate::config::EnvConfig;
 use crate::{Error, ErrorKind, Result};
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use super::stats::Counters;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::watch;
 

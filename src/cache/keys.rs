@@ -2,20 +2,6 @@
 
 #[allow(unused_imports)]
 use super::*;
-use crate::config::{ConfigIssue, EnvConfig};
-use crate::{Error, ErrorKind, Result};
-use bytes::Bytes;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use super::stats::Counters;
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Duration;
-use tokio::sync::watch;
 
 /// A key for messages: quoted text, or `0x…` hex when it is not UTF-8.
 pub(crate) fn show_key(key: &[u8]) -> String {

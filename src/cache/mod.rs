@@ -66,17 +66,17 @@
 mod any;
 mod builder;
 mod codec;
+mod config;
 mod flight;
 mod handle;
 mod keys;
-mod store;
-mod config;
 mod limiter;
 #[cfg(feature = "cache-memory")]
 mod memory;
 #[cfg(feature = "cache-redis")]
 mod redis;
 mod stats;
+mod store;
 #[cfg(all(feature = "cache-memory", feature = "cache-redis"))]
 mod tiered;
 
@@ -104,3 +104,6 @@ pub use handle::Cache;
 #[allow(unused_imports)]
 pub(crate) use keys::*;
 pub use store::{CacheStore, Purge, Ttl};
+// The handle's parts the builder and the get future share.
+use flight::FlightGuard;
+use handle::{Flight, Inner};

@@ -2,20 +2,10 @@
 
 #[allow(unused_imports)]
 use super::*;
-use crate::config::{ConfigIssue, EnvConfig};
-use crate::{Error, ErrorKind, Result};
+use crate::Result;
 use bytes::Bytes;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use super::stats::Counters;
-use std::borrow::Cow;
-use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// The remaining lifetime of a key, as [`CacheStore::ttl`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -338,7 +338,10 @@ async fn a_trace_survives_publish_and_consume() {
             })
             .expect("the publish span (corekit=debug)");
         assert_eq!(publish_call.parent_span_id, publish.span_id);
-        assert_eq!(process.parent_span_id, publish_call.span_id, "child of publish");
+        assert_eq!(
+            process.parent_span_id, publish_call.span_id,
+            "child of publish"
+        );
         let _ = queue.delete_topic(&topic).await;
     }
 }
