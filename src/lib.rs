@@ -38,7 +38,8 @@
 //! | `observability-queue` | trace context carried through `queue` messages (publish injects, `Consumer` continues the trace) and queue call metrics | |
 //! | `observability-cache`, `observability-email` | cache backend calls and email send attempts measured (duration histogram, error counter) | |
 //! | `scheduler` | `scheduler`: cron (5/6 fields, aliases, time zones, DST-correct), fluent intervals, one-shots, overlap/misfire policies, panic isolation, graceful shutdown, in-process background jobs with retries | nothing: in-process |
-//! | `scheduler-redis` | `scheduler::RedisTickLock` (`single_instance` jobs run once per tick across a fleet) and `scheduler::RedisJobQueue` (durable background jobs shared by instances) | Redis |
+//! | `scheduler-redis` | `scheduler::RedisTickLock` (`single_instance` jobs run once per tick across a fleet) and `scheduler::RedisJobStore` (durable background jobs shared by instances, behind `scheduler::JobQueue`) | Redis |
+//! | `testing` | public conformance suites for third-party backends: `scheduler::conformance` (job stores) | |
 //! | `full` | every module and backend | |
 //!
 //! Modules land one at a time; this table lists what exists in this version. The

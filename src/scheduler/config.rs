@@ -121,7 +121,7 @@ impl SchedulerBuilder {
     /// The scheduler. Must be called inside a tokio runtime before jobs are added.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] naming the setting, as from the environment.
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the setting, as from the environment.
     pub fn build(self) -> Result<Scheduler> {
         Scheduler::from_config(&self.config)
     }

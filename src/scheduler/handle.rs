@@ -108,7 +108,7 @@ impl Scheduler {
     /// A scheduler configured from `SCHEDULER_*` variables.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] naming the variable.
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the variable.
     pub fn from_env() -> Result<Self> {
         Self::from_config(&SchedulerConfig::from_env()?)
     }
@@ -116,7 +116,7 @@ impl Scheduler {
     /// A scheduler from an explicit config (validated like the environment).
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] naming the setting.
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the setting.
     pub fn from_config(config: &SchedulerConfig) -> Result<Self> {
         config
             .validate()
@@ -165,8 +165,8 @@ impl Scheduler {
     /// Adds a job; it starts firing at once. Must be called inside a tokio runtime.
     ///
     /// # Errors
-    /// [`ErrorKind::Unavailable`] after [`shutdown`](Self::shutdown);
-    /// [`ErrorKind::InvalidInput`] for an empty name.
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) after [`shutdown`](Self::shutdown);
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an empty name.
     pub fn add(&self, job: Job) -> Result<JobId> {
         if *self.inner.stop.borrow() {
             return Err(
@@ -264,7 +264,7 @@ impl Scheduler {
     /// Stops firing, then waits up to `deadline` for running jobs to finish.
     ///
     /// # Errors
-    /// [`ErrorKind::Timeout`] saying how many runs were still going at the deadline (they keep
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) saying how many runs were still going at the deadline (they keep
     /// running; the scheduler no longer waits for them).
     pub async fn shutdown(&self, deadline: Duration) -> Result<()> {
         self.inner.stop.send_replace(true);

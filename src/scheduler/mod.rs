@@ -52,17 +52,8 @@
 //! (in-process, the default) or `RedisJobStore` (durable, shared by instances; feature
 //! `scheduler-redis`), picked at run time by [`JobQueue::from_env`] or chosen with
 //! [`JobQueue::builder`]. Every store passes the same behaviour suite,
-//! `scheduler::conformance` (feature `testing`), which a third-party store can run too:
-//!
-//! ```ignore
-//! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-//! async fn my_store_conforms() {
-//!     corekit::scheduler::conformance::run_all(|| async {
-//!         std::sync::Arc::new(MyStore::connect().await) as std::sync::Arc<dyn corekit::scheduler::JobStore>
-//!     })
-//!     .await;
-//! }
-//! ```
+//! `scheduler::conformance` (feature `testing`), and a third-party store proves itself by
+//! calling its `run_all` from a test.
 //!
 //! Fleet-wide single runs: [`Job::single_instance`] with a [`TickLock`] such as
 //! `RedisTickLock` (feature `scheduler-redis`).
