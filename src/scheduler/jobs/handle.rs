@@ -1,7 +1,7 @@
 //! The [`JobQueue`] handle: handlers, workers, counters and shutdown over any [`JobStore`].
 
 use super::builder::{InProcess, JobQueueBuilder};
-use super::worker::{POLL, work};
+use super::worker::work;
 use super::{DeadJob, JobQueueConfig, JobStore, MemoryJobStore};
 use crate::config::EnvConfig;
 use crate::scheduler::SchedulerConfig;
@@ -14,6 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
+
+/// How often shutdown looks whether an in-process store has run everything: short, since it
+/// is all that stands between the last job and shutdown returning.
+const DRAIN_POLL: Duration = Duration::from_millis(2);
 
 /// Counters of a [`JobQueue`] handle (and its clones), on this instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -271,7 +275,7 @@ impl JobQueue {
                 )
                 .with_operation("shutdown"));
             }
-            tokio::time::sleep(POLL.min(deadline.saturating_sub(start.elapsed()))).await;
+            tokio::time::sleep(DRAIN_POLL.min(deadline.saturating_sub(start.elapsed()))).await;
         }
         shared.stopping.store(true, Ordering::SeqCst);
         let remaining = deadline.saturating_sub(start.elapsed());
