@@ -8,13 +8,11 @@
 //!    a `* * * * * *` cron job on corekit and on tokio-cron-scheduler 0.15 side by side for
 //!    `BENCH_CRON_TICKS` ticks (default 60, one a second), and a corekit 10 ms interval for
 //!    1000 ticks. Prints p50/p99/max.
-//! 2. Background-job throughput: no-op jobs through `JobQueue` (in-process) and
-//!    `RedisJobQueue` (the local redis-server), jobs per second.
+//! 2. Background-job throughput: no-op jobs through `JobQueue` on the memory store and on the
+//!    Redis store (the local redis-server), jobs per second.
 
 use chrono::{Timelike, Utc};
-use corekit::scheduler::{
-    Job, JobQueue, JobQueueConfig, RedisJobQueue, Schedule, Scheduler, every,
-};
+use corekit::scheduler::{Job, JobQueue, JobQueueConfig, Schedule, Scheduler, every};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -110,14 +108,14 @@ async fn job_throughput(n: u64) {
     q.register("noop", |_: u64| async { Ok::<(), std::io::Error>(()) });
     let start = Instant::now();
     for i in 0..n {
-        q.enqueue("noop", &i).unwrap();
+        q.enqueue("noop", &i).await.unwrap();
     }
     q.shutdown(Duration::from_secs(120)).await.unwrap();
     let took = start.elapsed();
     assert_eq!(q.stats().succeeded, n);
     println!(
         "{:<40} {n} jobs in {:.2?} = {:.0} jobs/s",
-        "JobQueue no-op jobs (concurrency 64)",
+        "JobQueue memory no-op jobs (concurrency 64)",
         took,
         n as f64 / took.as_secs_f64()
     );
@@ -127,13 +125,13 @@ async fn redis_job_throughput(n: u64) {
     let url =
         std::env::var("COREKIT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let prefix = format!("bench-jobs-{}", std::process::id());
-    let q = RedisJobQueue::connect_with_prefix(
-        &url,
-        &prefix,
-        JobQueueConfig::default().concurrency(64),
-    )
-    .await
-    .unwrap();
+    let q = JobQueue::builder()
+        .redis(url)
+        .prefix(prefix)
+        .concurrency(64)
+        .build()
+        .await
+        .unwrap();
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let d = done.clone();
     q.register("noop", move |_: u64| {
@@ -152,7 +150,7 @@ async fn redis_job_throughput(n: u64) {
     q.shutdown(Duration::from_secs(10)).await.unwrap();
     println!(
         "{:<40} {n} jobs enqueued in {:.2?}, all run in {:.2?} = {:.0} jobs/s",
-        "RedisJobQueue no-op jobs (concurrency 64)",
+        "JobQueue redis no-op jobs (concurrency 64)",
         enqueued,
         took,
         n as f64 / took.as_secs_f64()

@@ -1,13 +1,15 @@
 //! The brief's `scheduler.every(1).hour().do(|| cache.delete_expired())`, with the memory cache,
-//! plus a cron job in a time zone. Runs for three seconds with a one-second interval so there
-//! is something to see, then shuts down cleanly.
+//! plus a cron job in a time zone and a background job queue whose store comes from
+//! `SCHEDULER_JOBS_URL` (`memory://` by default; `redis://127.0.0.1:6379` with the
+//! `scheduler-redis` feature). Runs for three seconds with a one-second interval so there is
+//! something to see, then shuts down cleanly.
 //!
 //! ```sh
 //! cargo run --example scheduler --features scheduler
 //! ```
 
 use corekit::cache::{Cache, MemoryStore};
-use corekit::scheduler::{Job, Schedule, Scheduler, every};
+use corekit::scheduler::{Job, JobQueue, Schedule, Scheduler, every};
 use std::time::Duration;
 
 #[tokio::main]
@@ -45,7 +47,18 @@ async fn main() -> corekit::Result<()> {
         scheduler.next_run(report)
     );
 
+    // SCHEDULER_JOBS_URL, SCHEDULER_WORKER_CONCURRENCY, SCHEDULER_MAX_ATTEMPTS, ...
+    let jobs = JobQueue::from_env().await?;
+    jobs.register("welcome-email", |to: String| async move {
+        println!("welcome-email: sending to {to}");
+        Ok::<(), std::io::Error>(())
+    });
+    jobs.enqueue("welcome-email", "ada@example.com").await?;
+    println!("background jobs on the {} store", jobs.backend_name());
+
     tokio::time::sleep(Duration::from_secs(3)).await;
+    println!("background jobs: {:?}", jobs.stats());
+    jobs.close().await?;
     for job in scheduler.list() {
         println!(
             "{}: {} ok, {} failed, next {:?}",

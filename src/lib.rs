@@ -36,7 +36,8 @@
 //! | `email` | every email transport, templates and the queue integration | |
 //! | `observability` | `observability`: OpenTelemetry traces and metrics over OTLP (HTTP or gRPC) or console from the standard `OTEL_*` variables, `tracing` layer stack, flush-on-drop guard, export counters, HTTP propagation; plugs into [`instrument`], so every enabled module's calls are measured and queue messages carry trace context | an OTLP collector |
 //! | `scheduler` | `scheduler`: cron (5/6 fields, aliases, time zones, DST-correct), fluent intervals, one-shots, overlap/misfire policies, panic isolation, graceful shutdown, in-process background jobs with retries | nothing: in-process |
-//! | `scheduler-redis` | `scheduler::RedisTickLock` (`single_instance` jobs run once per tick across a fleet) and `scheduler::RedisJobQueue` (durable background jobs shared by instances) | Redis |
+//! | `scheduler-redis` | `scheduler::RedisTickLock` (`single_instance` jobs run once per tick across a fleet) and `scheduler::RedisJobStore` (durable background jobs shared by instances, behind `scheduler::JobQueue`) | Redis |
+//! | `testing` | public conformance suites for third-party backends: `scheduler::conformance` (job stores) | |
 //! | `full` | every module and backend | |
 //!
 //! Modules land one at a time; this table lists what exists in this version. The

@@ -5,7 +5,6 @@ use crate::{Error, ErrorKind, Result};
 use chrono::{DateTime, Utc};
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, KeysInterface};
-use fred::types::config::Config;
 use fred::types::{Expiration, SetOptions, Value};
 use std::time::Duration;
 
@@ -37,15 +36,10 @@ impl RedisTickLock {
 }
 
 /// A connected fred client with the scheduler's reconnect policy, shared by the tick lock and
-/// the durable job queue.
-pub(super) async fn connect_client(url: &str, timeout: Duration) -> Result<Client> {
-    let config = Config::from_url(url).map_err(|e| {
-        Error::config(format!(
-            "redis URL {:?} is not valid: {}",
-            crate::config::redact_url(url),
-            e.details()
-        ))
-    })?;
+/// the durable job store. URL parsing, the error map and the bounds are the crate's one Redis
+/// layer's.
+pub(crate) async fn connect_client(url: &str, timeout: Duration) -> Result<Client> {
+    let config = crate::redis::parse_url(url)?;
     let client = fred::types::Builder::from_config(config)
         .with_connection_config(|c| c.connection_timeout = timeout)
         // Every command is bounded too, so a hung Redis never blocks a worker or a tick.
@@ -56,54 +50,27 @@ pub(super) async fn connect_client(url: &str, timeout: Duration) -> Result<Clien
         .build()
         .map_err(|e| redis_error(e, "connect"))?;
     client.connect();
-    bounded(timeout, "connect", client.wait_for_connect())
-        .await
-        .map_err(|e| {
-            if e.kind() == ErrorKind::Timeout {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "no connection to {} within {timeout:?}",
-                        crate::config::redact_url(url)
-                    ),
-                )
-                .with_backend("redis")
-                .with_operation("connect")
-            } else {
-                e
-            }
-        })?;
+    let connected = bounded(timeout, "connect", client.wait_for_connect()).await;
+    if let Err(e) = connected {
+        // Stop the reconnect loop of a client nobody will use.
+        let _ = tokio::time::timeout(Duration::from_secs(1), client.quit()).await;
+        if e.kind() != ErrorKind::Timeout {
+            return Err(e);
+        }
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "no connection to {} within {timeout:?}",
+                crate::config::redact_url(url)
+            ),
+        )
+        .with_backend("redis")
+        .with_operation("connect"));
+    }
     Ok(client)
 }
 
-/// Maps a fred error: timeouts stay timeouts, bad config is config, the rest is Unavailable.
-pub(super) fn redis_error(e: fred::error::Error, op: &'static str) -> Error {
-    let kind = match e.kind() {
-        fred::error::ErrorKind::Timeout => ErrorKind::Timeout,
-        fred::error::ErrorKind::Config | fred::error::ErrorKind::Url => ErrorKind::Config,
-        _ => ErrorKind::Unavailable,
-    };
-    Error::new(kind, "")
-        .with_backend("redis")
-        .with_operation(op)
-        .with_source(e)
-}
-
-/// Runs one Redis call within `timeout`.
-pub(super) async fn bounded<T>(
-    timeout: Duration,
-    op: &'static str,
-    call: impl std::future::Future<Output = std::result::Result<T, fred::error::Error>>,
-) -> Result<T> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(r) => r.map_err(|e| redis_error(e, op)),
-        Err(_) => Err(
-            Error::new(ErrorKind::Timeout, format!("no reply within {timeout:?}"))
-                .with_backend("redis")
-                .with_operation(op),
-        ),
-    }
-}
+pub(crate) use crate::redis::{bounded, map_err as redis_error};
 
 impl TickLock for RedisTickLock {
     fn acquire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {

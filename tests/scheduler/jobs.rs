@@ -1,4 +1,6 @@
-//! Background jobs on tokio's paused clock.
+//! The in-process job queue on tokio's paused clock (what the conformance suite, on real time,
+//! cannot pin down: concurrency peaks, backoff bounds, shutdown deadlines), and how a queue is
+//! configured.
 
 use corekit::ErrorKind;
 use corekit::scheduler::{JobQueue, JobQueueConfig};
@@ -47,6 +49,7 @@ async fn jobs_run_with_bounded_concurrency() {
                 n,
             },
         )
+        .await
         .unwrap();
     }
     q.shutdown(Duration::from_secs(60)).await.unwrap();
@@ -90,6 +93,7 @@ async fn failures_retry_with_backoff_then_die() {
                 n: 0,
             },
         )
+        .await
         .unwrap();
     q.enqueue(
         "flaky",
@@ -98,6 +102,7 @@ async fn failures_retry_with_backoff_then_die() {
             n: 1,
         },
     )
+    .await
     .unwrap();
     q.shutdown(Duration::from_secs(60)).await.unwrap();
 
@@ -117,7 +122,7 @@ async fn failures_retry_with_backoff_then_die() {
         always[2] - always[1] <= Duration::from_secs(2),
         "{always:?}"
     );
-    let dead = q.dead();
+    let dead = q.dead("flaky").await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!((dead[0].id, dead[0].attempts), (dead_id, 3));
     assert_eq!(dead[0].last_error, "smtp 421");
@@ -135,55 +140,15 @@ async fn failures_retry_with_backoff_then_die() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn panics_timeouts_and_bad_payloads_are_failures() {
-    let q = JobQueue::new(config().max_attempts(1).timeout(Duration::from_secs(2)));
-    q.register("panics", |_: Email| async {
-        panic!("handler bug") as Result<(), std::io::Error>
-    });
-    q.register("slow", |_: Email| async {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        Ok::<(), std::io::Error>(())
-    });
-    q.register("numbers", |_: u64| async { Ok::<(), std::io::Error>(()) });
-    q.enqueue(
-        "panics",
-        &Email {
-            to: "x".into(),
-            n: 0,
-        },
-    )
-    .unwrap();
-    q.enqueue(
-        "slow",
-        &Email {
-            to: "x".into(),
-            n: 0,
-        },
-    )
-    .unwrap();
-    q.enqueue("numbers", &"not a number").unwrap();
-    q.shutdown(Duration::from_secs(60)).await.unwrap();
-    let mut errors: Vec<String> = q.dead().into_iter().map(|d| d.last_error).collect();
-    errors.sort();
-    assert_eq!(errors.len(), 3, "{errors:?}");
-    assert!(errors[0].starts_with("panicked: handler bug"), "{errors:?}");
-    assert!(
-        errors[1].starts_with("payload does not decode"),
-        "{errors:?}"
-    );
-    assert_eq!(errors[2], "timed out after 2s");
-}
-
-#[tokio::test(start_paused = true)]
 async fn enqueue_rejects_unknown_queues_and_late_jobs() {
     let q = JobQueue::new(config());
-    let err = q.enqueue("nobody", &1).unwrap_err();
+    let err = q.enqueue("nobody", &1).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("\"nobody\""), "{err}");
     q.register("ok", |_: u32| async { Ok::<(), std::io::Error>(()) });
     q.shutdown(Duration::from_secs(1)).await.unwrap();
     assert_eq!(
-        q.enqueue("ok", &1).unwrap_err().kind(),
+        q.enqueue("ok", &1).await.unwrap_err().kind(),
         ErrorKind::Unavailable
     );
 }
@@ -195,8 +160,8 @@ async fn shutdown_deadline_reports_what_is_left() {
         tokio::time::sleep(Duration::from_secs(30)).await;
         Ok::<(), std::io::Error>(())
     });
-    q.enqueue("slow", &1).unwrap();
-    q.enqueue("slow", &2).unwrap();
+    q.enqueue("slow", &1).await.unwrap();
+    q.enqueue("slow", &2).await.unwrap();
     tokio::task::yield_now().await;
     let err = q.shutdown(Duration::from_secs(5)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout);
@@ -213,4 +178,118 @@ fn backoff_is_capped_exponential_with_jitter() {
         let distinct: std::collections::HashSet<_> = samples.iter().collect();
         assert!(distinct.len() > 100, "jittered, not constant");
     }
+}
+
+#[tokio::test]
+async fn from_config_picks_the_store_from_the_url() {
+    use corekit::config::EnvConfig;
+    use corekit::scheduler::{MemoryJobStore, RedisJobStore, SchedulerConfig};
+    let load = |vars: &[(&str, &str)]| {
+        SchedulerConfig::from_vars(
+            "SCHEDULER_",
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    };
+    let memory = JobQueue::from_config(&load(&[]).unwrap().job_queue())
+        .await
+        .unwrap();
+    assert_eq!(memory.backend_name(), "memory");
+    assert!(memory.store::<MemoryJobStore>().is_some());
+    assert!(memory.store::<RedisJobStore>().is_none());
+    memory.ping().await.unwrap();
+    memory.close().await.unwrap();
+
+    let url = crate::single_instance::support::REDIS.require();
+    let prefix = crate::single_instance::support::unique("jobs-config");
+    let config = load(&[
+        ("SCHEDULER_JOBS_URL", url.as_str()),
+        ("SCHEDULER_JOBS_PREFIX", prefix.as_str()),
+    ])
+    .unwrap()
+    .job_queue();
+    let redis = JobQueue::from_config(&config).await.unwrap();
+    assert_eq!(redis.backend_name(), "redis");
+    assert_eq!(redis.store::<RedisJobStore>().unwrap().prefix(), prefix);
+    redis.ping().await.unwrap();
+    redis.close().await.unwrap();
+
+    // The override wins over the URL's scheme.
+    let config = load(&[
+        ("SCHEDULER_JOBS_URL", url.as_str()),
+        ("SCHEDULER_JOBS_BACKEND", "memory"),
+    ])
+    .unwrap()
+    .job_queue();
+    let overridden = JobQueue::from_config(&config).await.unwrap();
+    assert_eq!(overridden.backend_name(), "memory");
+    overridden.close().await.unwrap();
+}
+
+#[test]
+fn job_store_settings_name_their_variable() {
+    use corekit::config::EnvConfig;
+    use corekit::scheduler::SchedulerConfig;
+    let load = |vars: &[(&str, &str)]| {
+        SchedulerConfig::from_vars(
+            "SCHEDULER_",
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    };
+    let e = load(&[("SCHEDULER_JOBS_URL", "amqp://u:secret@h/")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(r#"SCHEDULER_JOBS_URL="amqp://u:***@h/": expected a URL starting with memory://, redis:// or rediss://"#),
+        "{e}"
+    );
+    let e = load(&[("SCHEDULER_JOBS_BACKEND", "redis")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(r#"SCHEDULER_JOBS_URL="memory://""#), "{e}");
+    let e = load(&[("SCHEDULER_JOBS_BACKEND", "kafka")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("SCHEDULER_JOBS_BACKEND"), "{e}");
+    let c = load(&[
+        ("SCHEDULER_JOBS_URL", "redis://:pw@127.0.0.1:6379/3"),
+        ("SCHEDULER_JOB_LEASE", "90s"),
+    ])
+    .unwrap();
+    assert!(!format!("{c:?}").contains("pw"), "{c:?}");
+    let q = c.job_queue();
+    assert!(!format!("{q:?}").contains("pw"), "{q:?}");
+    assert_eq!(q.lease, Some(Duration::from_secs(90)));
+}
+
+#[tokio::test]
+async fn builder_validates_and_takes_a_store() {
+    use corekit::scheduler::{JobStore, MemoryJobStore};
+    let err = JobQueue::builder()
+        .backoff(Duration::from_secs(10), Duration::from_secs(1))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.to_string().contains("SCHEDULER_RETRY_BACKOFF"), "{err}");
+    assert_eq!(
+        JobQueue::builder()
+            .concurrency(0)
+            .build()
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Config
+    );
+    // Two queues over one store see each other's dead jobs.
+    let store: Arc<dyn JobStore> = Arc::new(MemoryJobStore::new());
+    let a = JobQueue::builder()
+        .store(store.clone())
+        .max_attempts(1)
+        .build()
+        .unwrap();
+    let b = JobQueue::builder().store(store).build().unwrap();
+    a.register("fails", |_: u32| async {
+        Err::<(), _>(std::io::Error::other("no"))
+    });
+    a.enqueue("fails", &1).await.unwrap();
+    a.shutdown(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(b.dead("fails").await.unwrap().len(), 1);
 }

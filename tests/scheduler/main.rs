@@ -394,6 +394,7 @@ fn config_from_env_names_bad_values() {
         .to_string();
     assert!(e.contains(r#"SCHEDULER_SHUTDOWN_TIMEOUT="soon""#), "{e}");
 }
+mod conformance;
 mod jobs;
 mod redis_jobs;
 mod single_instance;

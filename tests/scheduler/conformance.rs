@@ -1,0 +1,41 @@
+//! The job-store conformance suite (`corekit::scheduler::conformance`), on every store: each
+//! check is its own test, on a fresh memory store or a Redis store under a unique prefix.
+
+use corekit::scheduler::{JobStore, MemoryJobStore, RedisJobStore, conformance};
+use std::sync::Arc;
+
+async fn memory() -> Arc<dyn JobStore> {
+    Arc::new(MemoryJobStore::new())
+}
+
+async fn redis() -> Arc<dyn JobStore> {
+    let url = crate::single_instance::support::REDIS.require();
+    let prefix = crate::single_instance::support::unique("jobs-conformance");
+    Arc::new(RedisJobStore::connect(&url, &prefix).await.unwrap())
+}
+
+macro_rules! suite {
+    ($backend:ident: $($check:ident),* $(,)?) => {
+        mod $backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    conformance::$check(super::$backend().await).await;
+                }
+            )*
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn run_all_on_one_store() {
+                conformance::run_all(super::$backend().await).await;
+            }
+        }
+    };
+}
+
+suite!(memory: ping_answers, jobs_run_once, retries_count_attempts, dead_after_max_attempts,
+    dead_lists_are_per_queue, handler_panics_and_timeouts_are_isolated, expired_lease_is_reclaimed,
+    stale_lease_cannot_settle, enqueue_validates);
+suite!(redis: ping_answers, jobs_run_once, retries_count_attempts, dead_after_max_attempts,
+    dead_lists_are_per_queue, handler_panics_and_timeouts_are_isolated, expired_lease_is_reclaimed,
+    stale_lease_cannot_settle, enqueue_validates);
