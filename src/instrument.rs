@@ -1,7 +1,7 @@
 //! The one instrumentation layer every module's backend calls go through, and the hooks an
 //! exporter plugs into.
 //!
-//! Every backend call of every module runs in [`call`]: a `tracing` span (only built when its
+//! Every backend call of every module runs in one call wrapper: a `tracing` span (only built when its
 //! level is enabled), the call's duration and outcome reported to the installed [`Recorder`],
 //! and the backend and operation added to an error that lacks them. Trace context travels in
 //! message headers through the [`Carrier`] trait and the installed [`Propagator`].

@@ -89,7 +89,7 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
     /// The cache.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] when the jitter is outside 0..1 or a limit is zero; the same checks
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the jitter is outside 0..1 or a limit is zero; the same checks
     /// as [`CacheConfig`] from the environment.
     pub fn build(self) -> Result<Cache<S, C>> {
         let issue = if !(0.0..1.0).contains(&self.jitter) {

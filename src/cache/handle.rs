@@ -62,10 +62,10 @@ pub(super) enum Flight {
 }
 
 impl Cache<AnyStore, Json> {
-    /// A cache configured from `CACHE_*` variables (see the [module docs](self)).
+    /// A cache configured from `CACHE_*` variables (see the [module docs](crate::cache)).
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] for a bad variable; [`ErrorKind::Unavailable`] when Redis does not
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a bad variable; [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when Redis does not
     /// answer within the connect timeout.
     pub async fn from_env() -> Result<Self> {
         Self::from_config(CacheConfig::from_env()?).await
@@ -228,7 +228,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// The value at `key`, decoded; `None` when missing or expired.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for a bad key; [`ErrorKind::Backend`] naming the key when the
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad key; [`ErrorKind::Backend`](crate::ErrorKind::Backend) naming the key when the
     /// stored bytes do not decode as `T`; timeouts and unavailability from the backend.
     pub async fn get<T: DeserializeOwned>(
         &self,
@@ -274,7 +274,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// Stores `value` at `key` with the default TTL.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for a bad key, a value that does not encode, or one over the
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad key, a value that does not encode, or one over the
     /// size limit; timeouts and unavailability from the backend.
     pub async fn set<T: Serialize + ?Sized>(
         &self,
@@ -348,7 +348,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// Removes `key`; true when it existed.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for a bad key; timeouts and unavailability from the backend.
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad key; timeouts and unavailability from the backend.
     pub async fn delete(&self, key: &(impl AsRef<[u8]> + ?Sized)) -> Result<bool> {
         let full = self.key(key.as_ref(), "delete")?;
         self.call("delete", self.inner.store.delete(&full)).await
@@ -390,7 +390,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// A new counter gets no TTL; use [`expire`](Self::expire) or [`RateLimiter`] for windows.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] when the key holds something other than an integer.
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the key holds something other than an integer.
     pub async fn incr(&self, key: &(impl AsRef<[u8]> + ?Sized), delta: i64) -> Result<i64> {
         let full = self.key(key.as_ref(), "incr")?;
         self.call("incr", self.inner.store.incr(&full, delta, None))
@@ -529,7 +529,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// takes over.
     ///
     /// # Errors
-    /// [`ErrorKind::Backend`] wrapping the loader's error; otherwise as [`get`](Self::get) and
+    /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) wrapping the loader's error; otherwise as [`get`](Self::get) and
     /// [`set`](Self::set).
     pub async fn get_or_set<T, F, Fut, E>(
         &self,

@@ -29,7 +29,7 @@ const SCAN_BATCH: u32 = 500;
 ///
 /// Commands are auto-pipelined over `pool_size` connections; every command is bounded by the
 /// command timeout, including time spent waiting for a reconnect, so a Redis that goes away
-/// yields [`ErrorKind::Timeout`] or [`ErrorKind::Unavailable`] (both retryable) and the store
+/// yields [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) or [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) (both retryable) and the store
 /// recovers by itself when Redis is back (exponential backoff, 100 ms to 2 s).
 #[derive(Clone)]
 pub struct RedisStore {
@@ -115,8 +115,8 @@ impl RedisStoreBuilder {
     /// Connects.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] for a URL fred cannot parse (password redacted);
-    /// [`ErrorKind::Unavailable`] when Redis does not answer within the connect timeout.
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a URL fred cannot parse (password redacted);
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when Redis does not answer within the connect timeout.
     pub async fn build(self) -> Result<RedisStore> {
         // fred builds `rediss://` TLS from rustls's process-wide provider, which rustls cannot
         // pick by itself when the dependency graph enables both ring and aws-lc-rs: choose ring

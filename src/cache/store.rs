@@ -29,7 +29,7 @@ pub enum Purge {
 ///
 /// Keys arrive already namespaced and validated by [`Cache`], as bytes (text or binary: every
 /// backend stores them byte for byte); values are opaque bytes. Methods
-/// return [`ErrorKind::Timeout`]/[`ErrorKind::Unavailable`] (retryable) when the server cannot be
+/// return [`ErrorKind::Timeout`](crate::ErrorKind::Timeout)/[`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) (retryable) when the server cannot be
 /// reached within the configured timeout, never hang.
 ///
 /// Counters written by [`incr`](Self::incr) are stored as decimal text (`b"42"`), the same on
@@ -87,7 +87,7 @@ pub trait CacheStore: Send + Sync + 'static {
     /// When the key had no expiry and `ttl` is given, the key then expires after `ttl`. Atomic.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] when the key holds something that is not an integer.
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the key holds something that is not an integer.
     fn incr(
         &self,
         key: &[u8],

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use std::time::Duration;
 
 /// What a backend supports; an unsupported operation returns
-/// [`Unsupported`](ErrorKind::Unsupported).
+/// [`Unsupported`](crate::ErrorKind::Unsupported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capabilities {

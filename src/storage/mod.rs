@@ -12,7 +12,7 @@
 //! | Azure Blob Storage (azure_storage_blob) | `storage-azure` | [`AzureStorage`] | ETag | Azurite |
 //!
 //! What each backend supports is in [`Capabilities`]; what it cannot do fails with
-//! [`Unsupported`](ErrorKind::Unsupported) before any request:
+//! [`Unsupported`](crate::ErrorKind::Unsupported) before any request:
 //!
 //! | | memory | local | S3 | GCS | Azure |
 //! |---|---|---|---|---|---|

@@ -57,7 +57,7 @@ impl ByteRange {
     /// The `start..end` this range covers in an object of `size` bytes.
     ///
     /// # Errors
-    /// [`InvalidInput`](ErrorKind::InvalidInput) for an empty range or one that starts past the
+    /// [`InvalidInput`](crate::ErrorKind::InvalidInput) for an empty range or one that starts past the
     /// end (a bounded range ending past the end is cut to the end, as HTTP does).
     pub fn resolve(self, size: u64) -> Result<std::ops::Range<u64>> {
         let r = match self {

@@ -11,10 +11,10 @@ pub enum PutMode {
     /// Replace whatever is there.
     #[default]
     Overwrite,
-    /// Only if nothing is there: else [`AlreadyExists`](ErrorKind::AlreadyExists).
+    /// Only if nothing is there: else [`AlreadyExists`](crate::ErrorKind::AlreadyExists).
     Create,
     /// Only if the current version is this one (compare-and-swap): else
-    /// [`PreconditionFailed`](ErrorKind::PreconditionFailed).
+    /// [`PreconditionFailed`](crate::ErrorKind::PreconditionFailed).
     IfMatch(Version),
 }
 
