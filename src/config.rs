@@ -255,13 +255,6 @@ fn redact(field: &str, value: &str, secrets: &[&str]) -> String {
     }
 }
 
-/// Decodes `%XX` escapes (URL user-info, OTLP attribute values); invalid escapes stay as they
-/// are and invalid UTF-8 becomes U+FFFD.
-#[cfg(any(
-    feature = "email-smtp",
-    feature = "observability",
-    feature = "_storage"
-))]
 /// Checks the retry settings every module shares (`max_attempts`, `retry_backoff`,
 /// `retry_backoff_max`): at least one attempt, and a cap no lower than the first delay.
 pub fn check_retry(
@@ -285,6 +278,13 @@ pub fn check_retry(
     Ok(())
 }
 
+/// Decodes `%XX` escapes (URL user-info, OTLP attribute values); invalid escapes stay as they
+/// are and invalid UTF-8 becomes U+FFFD.
+#[cfg(any(
+    feature = "email-smtp",
+    feature = "observability",
+    feature = "_storage"
+))]
 pub(crate) fn percent_decode(s: &str) -> String {
     let hex = |b: u8| (b as char).to_digit(16);
     let bytes = s.as_bytes();

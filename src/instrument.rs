@@ -147,8 +147,7 @@ pub fn extract(carrier: &dyn Carrier, span: &tracing::Span) {
         feature = "_cache",
         feature = "_queue",
         feature = "_storage",
-        feature = "_email",
-        feature = "scheduler"
+        feature = "_email"
     )),
     allow(dead_code)
 )]

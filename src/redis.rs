@@ -11,6 +11,7 @@ use std::time::Duration;
 
 /// How to connect.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "cache-redis"), allow(dead_code))]
 pub(crate) struct Connect {
     /// Bound on connecting (and on each reconnect attempt's handshake).
     pub connect_timeout: Duration,
@@ -42,6 +43,7 @@ pub(crate) fn parse_url(url: &str) -> Result<Config> {
 /// command caught on a connection that dies fails instead of being replayed later, and the
 /// first connection bounded by `connect_timeout`. `address` names the server in errors
 /// (password redacted by the caller).
+#[cfg_attr(not(feature = "cache-redis"), allow(dead_code))]
 pub(crate) async fn connect(config: Config, how: Connect, address: &str) -> Result<Pool> {
     let Connect {
         connect_timeout,

@@ -1,7 +1,7 @@
 //! Redis store on `fred`: a small pool of auto-pipelined connections.
 
 use super::{CacheStore, Purge, Ttl, glob_escape};
-use crate::{Error, Result};
+use crate::Result;
 use bytes::Bytes;
 use fred::clients::Pool;
 use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
@@ -166,7 +166,7 @@ impl std::fmt::Debug for RedisStore {
 fn tls_with_roots(pem: &[u8]) -> Result<rustls::ClientConfig> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
-    let bad = |what: String| Error::config(format!("redis TLS root CA: {what}"));
+    let bad = |what: String| crate::Error::config(format!("redis TLS root CA: {what}"));
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
         let cert = cert.map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
