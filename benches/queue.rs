@@ -267,7 +267,7 @@ fn benches(c: &mut Criterion) {
         Queue::new(
             KafkaBroker::builder(&brokers)
                 .session_timeout(Duration::from_secs(6))
-                .connect()
+                .build()
                 .await
                 .expect("kafka: scripts/services.sh up kafka"),
         )
@@ -296,7 +296,7 @@ fn benches(c: &mut Criterion) {
     let rabbit = rt.block_on(async {
         Queue::new(
             RabbitMqBroker::builder(&url)
-                .connect()
+                .build()
                 .await
                 .expect("rabbitmq: scripts/services.sh up rabbitmq"),
         )
@@ -328,7 +328,7 @@ fn benches(c: &mut Criterion) {
     let nats = rt.block_on(async {
         Queue::new(
             NatsBroker::builder(&url)
-                .connect()
+                .build()
                 .await
                 .expect("nats: scripts/services.sh up nats"),
         )

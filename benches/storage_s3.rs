@@ -23,12 +23,14 @@ fn benches(c: &mut Criterion) {
         .unwrap();
     let endpoint = std::env::var("COREKIT_TEST_S3_ENDPOINT")
         .unwrap_or_else(|_| "http://127.0.0.1:8333".into());
-    let s3 = rt.block_on(
-        S3Storage::builder(BUCKET)
-            .endpoint(endpoint)
-            .credentials("corekit", "corekit-secret")
-            .build(),
-    );
+    let s3 = rt
+        .block_on(
+            S3Storage::builder(BUCKET)
+                .endpoint(endpoint)
+                .credentials("corekit", "corekit-secret")
+                .build(),
+        )
+        .unwrap();
     rt.block_on(s3.ensure_bucket()).unwrap();
     let raw = s3.client().clone();
     let corekit = Storage::new(s3);

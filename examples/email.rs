@@ -1,11 +1,11 @@
 //! Transactional email with `corekit::email`: a templated welcome mail with an attachment, sent
-//! through whatever `EMAIL_PROVIDER` says (the in-memory outbox by default, so this runs with no
+//! through whatever `EMAIL_BACKEND` says (the in-memory outbox by default, so this runs with no
 //! server), retried on transient failures.
 //!
 //! ```sh
 //! cargo run --example email --features email-templates
-//! EMAIL_PROVIDER=file EMAIL_FILE_DIR=/tmp/outbox cargo run --example email --features email-templates
-//! EMAIL_PROVIDER=smtp EMAIL_SMTP_URL=smtp://127.0.0.1:1025 \
+//! EMAIL_BACKEND=file EMAIL_FILE_DIR=/tmp/outbox cargo run --example email --features email-templates
+//! EMAIL_BACKEND=smtp EMAIL_SMTP_URL=smtp://127.0.0.1:1025 \
 //!   cargo run --example email --features email-smtp,email-templates    # maildev: http://127.0.0.1:1080
 //! ```
 
@@ -35,7 +35,7 @@ async fn main() -> corekit::Result<()> {
         config.from = Some("Acme <hello@acme.example>".into());
     }
     let base = Mailer::from_config(&config).await?;
-    println!("transport: {}", base.transport());
+    println!("transport: {}", base.backend_name());
 
     // Templates: one name renders subject, HTML and text; a missing variable is an error.
     let templates = Templates::from_strings(TEMPLATES)?;

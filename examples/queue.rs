@@ -29,7 +29,7 @@ async fn main() -> corekit::Result<()> {
     let queue = Queue::from_env().await?;
     // A topic of our own per run, so reruns against a real broker start clean.
     let topic = format!("orders_{}", std::process::id());
-    println!("backend: {}, topic: {topic}", queue.backend());
+    println!("backend: {}, topic: {topic}", queue.backend_name());
 
     // Provision before publishing: RabbitMQ routes only to groups that exist.
     queue.ensure_topic(&topic).await?;

@@ -114,7 +114,7 @@ async fn main() -> corekit::Result<()> {
         .await?;
     println!("queue: consumer stopped after {} messages", report.acked);
 
-    // 4. Email: the in-memory outbox (swap in SMTP, SendGrid or SES with EMAIL_PROVIDER and
+    // 4. Email: the in-memory outbox (swap in SMTP, SendGrid or SES with EMAIL_BACKEND and
     //    Mailer::from_env). Addresses are checked when the email is built.
     let outbox = MemoryTransport::new();
     let mailer = Mailer::builder(outbox.clone())

@@ -17,7 +17,11 @@ use futures_util::StreamExt as _;
 async fn main() -> corekit::Result<()> {
     let root = std::env::temp_dir().join(format!("corekit-storage-example-{}", std::process::id()));
     let storage = Storage::new(LocalStorage::new(&root)?);
-    println!("backend: {} under {}", storage.backend(), root.display());
+    println!(
+        "backend: {} under {}",
+        storage.backend_name(),
+        root.display()
+    );
 
     let report = ObjectPath::new("reports/2026/q4 summary.csv")?;
     storage

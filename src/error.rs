@@ -189,6 +189,21 @@ impl Error {
         self
     }
 
+    /// The error with the passwords of `urls` taken out of its message, and its cause dropped
+    /// when that quotes one (client libraries may print the URL they were given).
+    #[cfg(feature = "queue-rabbitmq")]
+    pub(crate) fn scrubbed(mut self, urls: &str) -> Self {
+        use crate::config::scrub;
+        self.inner.message = scrub(&self.inner.message, urls).into();
+        if let Some(source) = &self.inner.source {
+            let shown = format!("{source} {source:?}");
+            if scrub(&shown, urls) != shown {
+                self.inner.source = None;
+            }
+        }
+        self
+    }
+
     /// Overrides [`is_retryable`](Self::is_retryable) where the backend knows better than the kind
     /// (an HTTP 503 reported as [`ErrorKind::Backend`], say).
     pub fn with_retryable(mut self, retryable: bool) -> Self {

@@ -92,4 +92,10 @@ impl CacheStore for AnyStore {
     fn evictions(&self) -> u64 {
         dispatch!(self, s => s.evictions())
     }
+    async fn close(&self) -> Result<()> {
+        dispatch!(self, s => s.close().await)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        dispatch!(self, s => s.as_any())
+    }
 }

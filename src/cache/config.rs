@@ -24,9 +24,15 @@ pub enum CacheBackend {
 #[serde(default)]
 #[non_exhaustive]
 pub struct CacheConfig {
-    /// `CACHE_BACKEND`.
-    pub backend: CacheBackend,
-    /// `CACHE_REDIS_URL`; a secret because it may carry a password.
+    /// `CACHE_BACKEND`; when unset, [`url`](Self::url)'s scheme picks it, else `memory`.
+    /// See [`backend()`](Self::backend).
+    pub backend: Option<CacheBackend>,
+    /// `CACHE_URL`: `memory://`, or a Redis URL (`redis://`, `rediss://`, `redis-cluster://`,
+    /// `redis-sentinel://`) that picks the Redis store and is its address. A secret because
+    /// it may carry a password.
+    pub url: Option<Secret>,
+    /// `CACHE_REDIS_URL`: the Redis address when [`url`](Self::url) is not a Redis URL; a
+    /// secret because it may carry a password.
     pub redis_url: Secret,
     /// `CACHE_DEFAULT_TTL`; `None` (or `0`) keeps entries until evicted.
     #[serde(with = "cfg::option_duration")]
@@ -81,7 +87,8 @@ fn option_size<'de, D: serde::Deserializer<'de>>(
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
-            backend: CacheBackend::Memory,
+            backend: None,
+            url: None,
             redis_url: Secret::new("redis://127.0.0.1:6379"),
             default_ttl: Some(Duration::from_secs(3600)),
             ttl_jitter: 0.0,
@@ -104,7 +111,7 @@ impl Default for CacheConfig {
 
 impl EnvConfig for CacheConfig {
     const PREFIX: &'static str = "CACHE_";
-    const SECRETS: &'static [&'static str] = &["redis_url"];
+    const SECRETS: &'static [&'static str] = &["url", "redis_url"];
 
     fn validate(&self) -> std::result::Result<(), ConfigIssue> {
         if !(0.0..1.0).contains(&self.ttl_jitter) {
@@ -139,19 +146,27 @@ impl EnvConfig for CacheConfig {
                 return Err(ConfigIssue::new(field, "0s", "a duration above zero"));
             }
         }
-        if self.backend != CacheBackend::Memory {
-            let url = self.redis_url.expose();
-            if !(url.starts_with("redis://")
-                || url.starts_with("rediss://")
-                || url.starts_with("redis-sentinel://")
-                || url.starts_with("redis-cluster://"))
-            {
-                return Err(ConfigIssue::new(
-                    "redis_url",
-                    url,
-                    "a URL like redis://[user:password@]host:6379[/db] or rediss://",
-                ));
-            }
+        let from_url = self.url_backend()?;
+        if let (Some(b), Some(u)) = (self.backend, from_url)
+            && !(b == u || b == CacheBackend::Tiered && u == CacheBackend::Redis)
+        {
+            return Err(ConfigIssue::new(
+                "backend",
+                b.as_str(),
+                format!("the backend CACHE_URL names ({}), or unset", u.as_str()),
+            ));
+        }
+        if self.backend() != CacheBackend::Memory && !is_redis_url(self.redis_address()) {
+            let field = if from_url.is_some() {
+                "url"
+            } else {
+                "redis_url"
+            };
+            return Err(ConfigIssue::new(
+                field,
+                self.redis_address(),
+                "a URL like redis://[user:password@]host:6379[/db] or rediss://",
+            ));
         }
         if self.invalidation_channel.is_empty() {
             return Err(ConfigIssue::new(
@@ -164,10 +179,68 @@ impl EnvConfig for CacheConfig {
     }
 }
 
+fn is_redis_url(url: &str) -> bool {
+    [
+        "redis://",
+        "rediss://",
+        "redis-sentinel://",
+        "redis-cluster://",
+    ]
+    .iter()
+    .any(|s| url.starts_with(s))
+}
+
+impl CacheBackend {
+    /// The name `CACHE_BACKEND` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheBackend::Memory => "memory",
+            CacheBackend::Redis => "redis",
+            CacheBackend::Tiered => "tiered",
+        }
+    }
+}
+
 impl CacheConfig {
+    /// The backend [`Cache::from_config`](super::Cache::from_config) builds: `CACHE_BACKEND`,
+    /// else the one `CACHE_URL`'s scheme names, else memory.
+    pub fn backend(&self) -> CacheBackend {
+        self.backend
+            .or_else(|| self.url_backend().ok().flatten())
+            .unwrap_or_default()
+    }
+
+    /// The Redis address: `CACHE_URL` when it is a Redis URL, else `CACHE_REDIS_URL`.
+    pub fn redis_address(&self) -> &str {
+        match &self.url {
+            Some(url) if is_redis_url(url.expose()) => url.expose(),
+            _ => self.redis_url.expose(),
+        }
+    }
+
+    /// The backend `CACHE_URL`'s scheme names, if it is set.
+    fn url_backend(&self) -> std::result::Result<Option<CacheBackend>, ConfigIssue> {
+        let Some(url) = self.url.as_ref().map(Secret::expose) else {
+            return Ok(None);
+        };
+        if url == "memory://" || url == "memory:" {
+            Ok(Some(CacheBackend::Memory))
+        } else if is_redis_url(url) {
+            Ok(Some(CacheBackend::Redis))
+        } else {
+            Err(ConfigIssue::new(
+                "url",
+                url,
+                "memory:// or a Redis URL (redis://, rediss://, redis-cluster://, redis-sentinel://)",
+            ))
+        }
+    }
+
     /// Builds the configured store.
     pub(super) async fn connect(&self) -> Result<AnyStore> {
-        match self.backend {
+        let backend = self.backend();
+        tracing::info!(backend = backend.as_str(), "cache: connecting");
+        match backend {
             #[cfg(feature = "cache-memory")]
             CacheBackend::Memory => Ok(AnyStore::Memory(self.memory_store(self.max_entries))),
             #[cfg(feature = "cache-redis")]
@@ -206,7 +279,7 @@ impl CacheConfig {
     #[cfg(feature = "cache-redis")]
     async fn redis_store(&self) -> Result<super::RedisStore> {
         #[allow(unused_mut)]
-        let mut builder = super::RedisStore::builder(self.redis_url.expose())
+        let mut builder = super::RedisStore::builder(self.redis_address())
             .pool_size(self.redis_pool_size)
             .connect_timeout(self.connect_timeout)
             .command_timeout(self.command_timeout);
@@ -241,7 +314,7 @@ mod tests {
     #[test]
     fn defaults_validate() {
         let c = load(&[]).unwrap();
-        assert_eq!(c.backend, CacheBackend::Memory);
+        assert_eq!(c.backend(), CacheBackend::Memory);
         assert_eq!(c.default_ttl, Some(Duration::from_secs(3600)));
     }
 
@@ -257,11 +330,36 @@ mod tests {
             ("CACHE_VERSION", "3"),
         ])
         .unwrap();
-        assert_eq!(c.backend, CacheBackend::Redis);
+        assert_eq!(c.backend(), CacheBackend::Redis);
         assert_eq!(c.default_ttl, Some(Duration::from_secs(30)));
         assert_eq!(c.max_bytes, Some(64 << 20));
         assert_eq!(c.version.as_deref(), Some("3"));
         assert!(!format!("{c:?}").contains("pw"));
+    }
+
+    #[test]
+    fn the_url_scheme_picks_the_backend() {
+        let c = load(&[("CACHE_URL", "redis://:pw@10.0.0.1:6380/1")]).unwrap();
+        assert_eq!(c.backend(), CacheBackend::Redis);
+        assert_eq!(c.redis_address(), "redis://:pw@10.0.0.1:6380/1");
+        let c = load(&[
+            ("CACHE_URL", "rediss://h:6379"),
+            ("CACHE_BACKEND", "tiered"),
+        ])
+        .unwrap();
+        assert_eq!(c.backend(), CacheBackend::Tiered);
+        assert_eq!(
+            load(&[("CACHE_URL", "memory://")]).unwrap().backend(),
+            CacheBackend::Memory
+        );
+        let e = load(&[("CACHE_URL", "memory://"), ("CACHE_BACKEND", "redis")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CACHE_BACKEND=\"redis\""), "{e}");
+        let e = load(&[("CACHE_URL", "memcached://u:pw@h")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CACHE_URL=\"***\""), "{e}");
     }
 
     #[test]

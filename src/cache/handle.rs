@@ -68,19 +68,19 @@ impl Cache<AnyStore, Json> {
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a bad variable; [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when Redis does not
     /// answer within the connect timeout.
     pub async fn from_env() -> Result<Self> {
-        Self::from_config(CacheConfig::from_env()?).await
+        Self::from_config(&CacheConfig::from_env()?).await
     }
 
     /// A cache built from an explicit [`CacheConfig`].
     ///
     /// # Errors
     /// As [`from_env`](Self::from_env).
-    pub async fn from_config(config: CacheConfig) -> Result<Self> {
+    pub async fn from_config(config: &CacheConfig) -> Result<Self> {
         config
             .validate()
             .map_err(|issue| issue.into_error(CacheConfig::PREFIX, CacheConfig::SECRETS))?;
         let store = config.connect().await?;
-        Cache::builder(store).apply(&config).build()
+        Cache::builder(store).apply(config).build()
     }
 }
 
@@ -109,6 +109,28 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// The backend.
     pub fn store(&self) -> &S {
         &self.inner.store
+    }
+
+    /// The backend's name (`memory`, `redis`, `tiered`).
+    pub fn backend_name(&self) -> &'static str {
+        self.inner.store.name()
+    }
+
+    /// The concrete store when it is a `T`, seeing through [`AnyStore`], for calls the cache
+    /// API does not cover (Go CDK's `As`):
+    ///
+    /// ```
+    /// # #[cfg(feature = "cache-memory")]
+    /// # async fn run() -> corekit::Result<()> {
+    /// use corekit::cache::{Cache, MemoryStore};
+    /// let cache = Cache::from_env().await?;
+    /// if let Some(memory) = cache.downcast_ref::<MemoryStore>() {
+    ///     println!("{} entries", memory.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn downcast_ref<T: CacheStore>(&self) -> Option<&T> {
+        self.inner.store.as_any().downcast_ref::<T>()
     }
 
     /// Hits, misses, sets, evictions and errors since the cache was built.
@@ -518,6 +540,15 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// Timeouts and unavailability from the backend.
     pub async fn ping(&self) -> Result<()> {
         self.call("ping", self.inner.store.ping()).await
+    }
+
+    /// Releases the backend's connections; calls made afterwards fail. Clones share them, so
+    /// close once, at shutdown. Dropping the last clone releases them too, in the background.
+    ///
+    /// # Errors
+    /// The backend's error when closing fails.
+    pub async fn close(&self) -> Result<()> {
+        self.call("close", self.inner.store.close()).await
     }
 
     /// The value at `key`, or the loader's value, which is then stored with `ttl` (`None`: the

@@ -211,6 +211,11 @@ impl RedisStore {
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
+
+    /// The bound on one command.
+    pub(super) fn command_timeout(&self) -> Duration {
+        self.timeout
+    }
 }
 
 use crate::redis::{map_err, timed_out};
@@ -364,5 +369,9 @@ impl CacheStore for RedisStore {
     async fn ping(&self) -> Result<()> {
         let _: String = cmd!(self, self.pool.next(), "ping", |c| c.ping(None))?;
         Ok(())
+    }
+
+    async fn close(&self) -> Result<()> {
+        crate::redis::bounded(self.timeout, "close", self.pool.quit()).await
     }
 }

@@ -122,4 +122,19 @@ pub trait CacheStore: Send + Sync + 'static {
     fn evictions(&self) -> u64 {
         0
     }
+
+    /// Releases the backend's connections (Redis: closes the pool and the subscriber). Calls
+    /// made afterwards fail. Stores that hold nothing (memory) have nothing to do.
+    fn close(&self) -> impl Future<Output = Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
+
+    /// The concrete store, for [`Cache::downcast_ref`]: the store itself, or for [`AnyStore`]
+    /// the store it wraps.
+    fn as_any(&self) -> &dyn std::any::Any
+    where
+        Self: Sized,
+    {
+        self
+    }
 }

@@ -181,6 +181,26 @@ impl TieredStore {
         far_ttl.map_or(self.inner.near_ttl, |t| t.min(self.inner.near_ttl))
     }
 
+    /// After a far write, drops near copies here and on the other instances, also when the
+    /// write failed: a write that timed out may still land (a paused server runs it when it
+    /// resumes), so no near copy may outlive it. The write's own error wins.
+    async fn after_write<T>(
+        &self,
+        written: Result<T>,
+        kind: char,
+        targets: &[&[u8]],
+        op: &'static str,
+    ) -> Result<T> {
+        let mut invalidated = Ok(());
+        for target in targets {
+            if let Err(e) = self.invalidate(kind, target, op).await {
+                invalidated = Err(e);
+            }
+        }
+        let value = written?;
+        invalidated.map(|()| value)
+    }
+
     /// Drops the near copy here and announces the change to the other instances.
     async fn invalidate(&self, kind: char, target: &[u8], op: &'static str) -> Result<()> {
         match kind {
@@ -191,14 +211,14 @@ impl TieredStore {
         let mut message = format!("{} {kind} ", self.inner.id).into_bytes();
         message.extend_from_slice(target);
         let message = Bytes::from(message);
-        let _: i64 = self
+        // Bounded like every command: a paused server must not hold the writer up.
+        let publish = self
             .inner
             .far
             .pool()
             .next()
-            .publish(self.inner.channel.as_str(), message)
-            .await
-            .map_err(|e| map_err(e, op))?;
+            .publish::<i64, _, _>(self.inner.channel.as_str(), message);
+        crate::redis::bounded(self.inner.far.command_timeout(), op, publish).await?;
         Ok(())
     }
 }
@@ -235,8 +255,8 @@ impl CacheStore for TieredStore {
     }
 
     async fn set(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        self.inner.far.set(key, value.clone(), ttl).await?;
-        self.invalidate('K', key, "set").await?;
+        let written = self.inner.far.set(key, value.clone(), ttl).await;
+        self.after_write(written, 'K', &[key], "set").await?;
         self.inner
             .near
             .set(key, value, Some(self.near_ttl(ttl)))
@@ -244,17 +264,18 @@ impl CacheStore for TieredStore {
     }
 
     async fn set_if_absent(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<bool> {
-        let stored = self.inner.far.set_if_absent(key, value, ttl).await?;
-        if stored {
-            self.invalidate('K', key, "set_if_absent").await?;
+        match self.inner.far.set_if_absent(key, value, ttl).await {
+            Ok(false) => Ok(false),
+            written => {
+                self.after_write(written, 'K', &[key], "set_if_absent")
+                    .await
+            }
         }
-        Ok(stored)
     }
 
     async fn delete(&self, key: &[u8]) -> Result<bool> {
-        let existed = self.inner.far.delete(key).await?;
-        self.invalidate('K', key, "delete").await?;
-        Ok(existed)
+        let written = self.inner.far.delete(key).await;
+        self.after_write(written, 'K', &[key], "delete").await
     }
 
     async fn exists(&self, key: &[u8]) -> Result<bool> {
@@ -269,15 +290,13 @@ impl CacheStore for TieredStore {
     }
 
     async fn expire(&self, key: &[u8], ttl: Option<Duration>) -> Result<bool> {
-        let found = self.inner.far.expire(key, ttl).await?;
-        self.invalidate('K', key, "expire").await?;
-        Ok(found)
+        let written = self.inner.far.expire(key, ttl).await;
+        self.after_write(written, 'K', &[key], "expire").await
     }
 
     async fn incr(&self, key: &[u8], delta: i64, ttl: Option<Duration>) -> Result<i64> {
-        let n = self.inner.far.incr(key, delta, ttl).await?;
-        self.invalidate('K', key, "incr").await?;
-        Ok(n)
+        let written = self.inner.far.incr(key, delta, ttl).await;
+        self.after_write(written, 'K', &[key], "incr").await
     }
 
     async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>> {
@@ -301,29 +320,31 @@ impl CacheStore for TieredStore {
 
     async fn set_many(&self, entries: Vec<(Vec<u8>, Bytes)>, ttl: Option<Duration>) -> Result<()> {
         let keys: Vec<Vec<u8>> = entries.iter().map(|(k, _)| k.clone()).collect();
-        self.inner.far.set_many(entries, ttl).await?;
-        for key in &keys {
-            self.invalidate('K', key, "set_many").await?;
-        }
-        Ok(())
+        let written = self.inner.far.set_many(entries, ttl).await;
+        let targets: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        self.after_write(written, 'K', &targets, "set_many").await
     }
 
     async fn delete_many(&self, keys: &[Vec<u8>]) -> Result<u64> {
-        let n = self.inner.far.delete_many(keys).await?;
-        for key in keys {
-            self.invalidate('K', key, "delete_many").await?;
-        }
-        Ok(n)
+        let written = self.inner.far.delete_many(keys).await;
+        let targets: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        self.after_write(written, 'K', &targets, "delete_many")
+            .await
     }
 
     async fn delete_prefix(&self, prefix: &[u8]) -> Result<u64> {
-        let n = self.inner.far.delete_prefix(prefix).await?;
-        self.invalidate('P', prefix, "delete_prefix").await?;
-        Ok(n)
+        let written = self.inner.far.delete_prefix(prefix).await;
+        self.after_write(written, 'P', &[prefix], "delete_prefix")
+            .await
     }
 
     async fn delete_expired(&self) -> Result<Purge> {
         self.inner.near.delete_expired().await
+    }
+
+    async fn close(&self) -> Result<()> {
+        let _ = self.inner.subscriber.quit().await;
+        self.inner.far.close().await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -6,10 +6,10 @@ use crate::{Error, Result};
 use serde::Deserialize;
 use std::time::Duration;
 
-/// Which transport [`Mailer::from_env`] builds.
+/// Which transport [`Mailer::from_env`] builds (`EMAIL_BACKEND`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum EmailProvider {
+pub enum EmailBackend {
     /// [`MemoryTransport`](super::MemoryTransport).
     #[default]
     Memory,
@@ -28,8 +28,15 @@ pub enum EmailProvider {
 #[serde(default)]
 #[non_exhaustive]
 pub struct EmailConfig {
-    /// `EMAIL_PROVIDER`.
-    pub provider: EmailProvider,
+    /// `EMAIL_BACKEND` (formerly `EMAIL_PROVIDER`, still read); when unset,
+    /// [`url`](Self::url)'s scheme picks it, else `memory`. See [`backend()`](Self::backend).
+    #[serde(alias = "provider")]
+    pub backend: Option<EmailBackend>,
+    /// `EMAIL_URL`: `smtp://`/`smtps://` (the SMTP server, in place of `EMAIL_SMTP_URL`),
+    /// `file:///dir` (in place of `EMAIL_FILE_DIR`) or `memory://`. Its scheme picks the
+    /// backend; SendGrid and SES have no URL and are chosen with `EMAIL_BACKEND`. A secret
+    /// because it may carry a password.
+    pub url: Option<Secret>,
     /// `EMAIL_FROM`.
     pub from: Option<String>,
     /// `EMAIL_SMTP_URL`; a secret because it may carry a password.
@@ -68,7 +75,8 @@ pub struct EmailConfig {
 impl Default for EmailConfig {
     fn default() -> Self {
         Self {
-            provider: EmailProvider::Memory,
+            backend: None,
+            url: None,
             from: None,
             smtp_url: Secret::new("smtp://127.0.0.1:25"),
             smtp_ca_file: None,
@@ -90,7 +98,7 @@ impl Default for EmailConfig {
 
 impl EnvConfig for EmailConfig {
     const PREFIX: &'static str = "EMAIL_";
-    const SECRETS: &'static [&'static str] = &["smtp_url", "sendgrid_api_key"];
+    const SECRETS: &'static [&'static str] = &["url", "smtp_url", "sendgrid_api_key"];
 
     fn validate(&self) -> std::result::Result<(), ConfigIssue> {
         if let Some(from) = &self.from
@@ -118,24 +126,38 @@ impl EnvConfig for EmailConfig {
         if self.timeout.is_zero() {
             return Err(ConfigIssue::new("timeout", "0s", "a duration above zero"));
         }
-        if self.provider == EmailProvider::Smtp {
-            let url = self.smtp_url.expose();
+        let from_url = self.url_backend()?;
+        if let (Some(b), Some(u)) = (self.backend, from_url)
+            && b != u
+        {
+            return Err(ConfigIssue::new(
+                "backend",
+                b.as_str(),
+                format!("the backend EMAIL_URL names ({}), or unset", u.as_str()),
+            ));
+        }
+        if self.backend() == EmailBackend::Smtp {
+            let url = self.smtp_address();
             if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
                 return Err(ConfigIssue::new(
-                    "smtp_url",
+                    if from_url.is_some() {
+                        "url"
+                    } else {
+                        "smtp_url"
+                    },
                     url,
                     "smtp://[user:pass@]host:port[?tls=none|opportunistic|required] or smtps://",
                 ));
             }
         }
-        if self.provider == EmailProvider::Sendgrid && self.sendgrid_api_key.is_empty() {
+        if self.backend() == EmailBackend::Sendgrid && self.sendgrid_api_key.is_empty() {
             return Err(ConfigIssue::new(
                 "sendgrid_api_key",
                 "",
                 "the SendGrid API key (or SENDGRID_API_KEY)",
             ));
         }
-        if self.provider == EmailProvider::Sendgrid
+        if self.backend() == EmailBackend::Sendgrid
             && !(self.sendgrid_url.starts_with("https://")
                 || self.sendgrid_url.starts_with("http://"))
         {
@@ -149,22 +171,82 @@ impl EnvConfig for EmailConfig {
     }
 }
 
+impl EmailBackend {
+    /// The name `EMAIL_BACKEND` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailBackend::Memory => "memory",
+            EmailBackend::File => "file",
+            EmailBackend::Smtp => "smtp",
+            EmailBackend::Sendgrid => "sendgrid",
+            EmailBackend::Ses => "ses",
+        }
+    }
+}
+
 impl EmailConfig {
+    /// The transport [`Mailer::from_config`] builds: `EMAIL_BACKEND`, else the one
+    /// `EMAIL_URL`'s scheme names, else memory.
+    pub fn backend(&self) -> EmailBackend {
+        self.backend
+            .or_else(|| self.url_backend().ok().flatten())
+            .unwrap_or_default()
+    }
+
+    /// The SMTP server: `EMAIL_URL` when it is an SMTP URL, else `EMAIL_SMTP_URL`.
+    pub fn smtp_address(&self) -> &str {
+        match self.url.as_ref().map(Secret::expose) {
+            Some(url) if self.url_backend() == Ok(Some(EmailBackend::Smtp)) => url,
+            _ => self.smtp_url.expose(),
+        }
+    }
+
+    /// The file transport's directory: `EMAIL_URL` when it is a `file://` URL, else
+    /// `EMAIL_FILE_DIR`.
+    pub fn file_directory(&self) -> String {
+        match self.url.as_ref().map(Secret::expose) {
+            Some(url) if self.url_backend() == Ok(Some(EmailBackend::File)) => {
+                cfg::percent_decode(url.trim_start_matches("file://"))
+            }
+            _ => self.file_dir.clone(),
+        }
+    }
+
+    /// The backend `EMAIL_URL`'s scheme names, when it is set.
+    fn url_backend(&self) -> std::result::Result<Option<EmailBackend>, ConfigIssue> {
+        let Some(url) = self.url.as_ref().map(Secret::expose) else {
+            return Ok(None);
+        };
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("smtp" | "smtps") => Ok(Some(EmailBackend::Smtp)),
+            Some("memory") => Ok(Some(EmailBackend::Memory)),
+            Some("file") if url.len() > "file://".len() => Ok(Some(EmailBackend::File)),
+            _ => Err(ConfigIssue::new(
+                "url",
+                url,
+                "smtp://[user:pass@]host:port, smtps://..., file:///directory or memory://",
+            )),
+        }
+    }
+
     fn missing(&self, feature: &str) -> Error {
         Error::config(format!(
-            "EMAIL_PROVIDER={} needs the cargo feature {feature}",
-            format!("{:?}", self.provider).to_lowercase()
+            "EMAIL_BACKEND={} needs the cargo feature {feature}",
+            self.backend().as_str()
         ))
     }
 
     /// Builds the configured mailer.
     pub(super) async fn build(&self) -> Result<Mailer> {
-        let mut builder = match self.provider {
-            EmailProvider::Memory => Mailer::builder(super::MemoryTransport::new()),
-            EmailProvider::File => Mailer::builder(super::FileTransport::new(&self.file_dir)),
+        let backend = self.backend();
+        tracing::info!(backend = backend.as_str(), "email: building the mailer");
+        let mut builder = match backend {
+            EmailBackend::Memory => Mailer::builder(super::MemoryTransport::new()),
+            EmailBackend::File => Mailer::builder(super::FileTransport::new(self.file_directory())),
             #[cfg(feature = "email-smtp")]
-            EmailProvider::Smtp => {
-                let mut b = super::SmtpTransport::from_url(self.smtp_url.expose())?
+            EmailBackend::Smtp => {
+                let mut b = super::SmtpTransport::from_url(self.smtp_address())?
                     .pool_size(self.smtp_pool_size)
                     .timeout(self.timeout);
                 if let Some(path) = &self.smtp_ca_file {
@@ -175,14 +257,14 @@ impl EmailConfig {
                 Mailer::builder(b.build()?)
             }
             #[cfg(feature = "email-sendgrid")]
-            EmailProvider::Sendgrid => Mailer::builder(
+            EmailBackend::Sendgrid => Mailer::builder(
                 super::SendGridTransport::builder(self.sendgrid_api_key.expose())
                     .base_url(&self.sendgrid_url)
                     .timeout(self.timeout)
                     .build()?,
             ),
             #[cfg(feature = "email-ses")]
-            EmailProvider::Ses => Mailer::builder(
+            EmailBackend::Ses => Mailer::builder(
                 super::SesTransport::from_env_with(
                     self.ses_region.as_deref(),
                     self.ses_endpoint.as_deref(),
@@ -192,11 +274,11 @@ impl EmailConfig {
                 .await,
             ),
             #[allow(unreachable_patterns)]
-            EmailProvider::Smtp => return Err(self.missing("email-smtp")),
+            EmailBackend::Smtp => return Err(self.missing("email-smtp")),
             #[allow(unreachable_patterns)]
-            EmailProvider::Sendgrid => return Err(self.missing("email-sendgrid")),
+            EmailBackend::Sendgrid => return Err(self.missing("email-sendgrid")),
             #[allow(unreachable_patterns)]
-            EmailProvider::Ses => return Err(self.missing("email-ses")),
+            EmailBackend::Ses => return Err(self.missing("email-ses")),
         };
         builder = builder.retry(
             Retry::new(self.max_attempts, self.retry_backoff)

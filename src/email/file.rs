@@ -61,4 +61,29 @@ impl Transport for FileTransport {
             Ok(Some(path.display().to_string()))
         })
     }
+
+    /// Creates the directory if needed and checks it is a writable directory.
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let dir = self.dir.clone();
+            let checked = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+                std::fs::create_dir_all(&dir)?;
+                Ok(!std::fs::metadata(&dir)?.permissions().readonly())
+            })
+            .await
+            .map_err(|e| Error::new(ErrorKind::Backend, format!("file transport task: {e}")))?;
+            match checked {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!("{} is read-only", self.dir.display()),
+                )),
+                Err(e) => Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!("{}: {e}", self.dir.display()),
+                )
+                .with_source(e)),
+            }
+        })
+    }
 }

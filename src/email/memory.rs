@@ -85,6 +85,11 @@ impl Transport for MemoryTransport {
         "memory"
     }
 
+    /// Always ready: the outbox is this process's memory.
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<Option<String>>> {
         let mut state = self.state();
         state.calls += 1;

@@ -259,8 +259,8 @@ impl EmailBuilder {
             bcc: parse_all(self.bcc, "bcc")?,
             reply_to: parse_all(self.reply_to, "reply-to")?,
             subject: self.subject,
-            text: self.text,
-            html: self.html,
+            text: self.text.map(|t| one_line_ending(&t)),
+            html: self.html.map(|h| one_line_ending(&h)),
             attachments: self.attachments,
             headers: self.headers,
             tags: self.tags,
@@ -268,6 +268,16 @@ impl EmailBuilder {
         };
         email.check()?;
         Ok(email)
+    }
+}
+
+/// `\r\n` and a bare `\r` become `\n`, which the MIME writer sends as CRLF: a bare CR is not
+/// allowed in a message (RFC 5322) and is an ingredient of SMTP smuggling.
+fn one_line_ending(body: &str) -> String {
+    if body.contains('\r') {
+        body.replace("\r\n", "\n").replace('\r', "\n")
+    } else {
+        body.to_owned()
     }
 }
 

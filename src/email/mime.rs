@@ -6,6 +6,35 @@ use crate::{Error, Result};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment as Part, Mailbox, MultiPart, SinglePart};
 
+/// A subject holding `=?` would be decoded by readers as an RFC 2047 encoded word if sent as it
+/// is (lettre sends ASCII unencoded): such subjects are encoded whole, so they read as written.
+fn looks_encoded(subject: &str) -> bool {
+    subject.contains("=?")
+}
+
+/// `subject` as UTF-8 base64 encoded words of at most 45 bytes of text each (RFC 2047 keeps a
+/// word within 75 characters), separated by folding white space.
+fn encoded_words(subject: &str) -> String {
+    use base64::Engine as _;
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in subject.chars() {
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    words.push(chunk);
+    words
+        .iter()
+        .map(|w| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(w.as_bytes());
+            format!("=?utf-8?b?{b64}?=")
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n ")
+}
+
 fn mailbox(a: &Address) -> Result<Mailbox> {
     let email = a
         .email()
@@ -49,9 +78,16 @@ pub(crate) fn message(email: &Email) -> Result<lettre::Message> {
             }
         })
         .collect();
-    b = b
-        .subject(email.subject.clone())
-        .message_id(Some(format!("<{local}@{}>", from.domain())));
+    b = if looks_encoded(&email.subject) {
+        b.raw_header(HeaderValue::dangerous_new_pre_encoded(
+            HeaderName::new_from_ascii_str("Subject"),
+            email.subject.clone(),
+            encoded_words(&email.subject),
+        ))
+    } else {
+        b.subject(email.subject.clone())
+    };
+    b = b.message_id(Some(format!("<{local}@{}>", from.domain())));
     let mut headers = email.headers.clone();
     if let Some(key) = &email.idempotency_key {
         headers.push((IDEMPOTENCY_HEADER.to_owned(), key.clone()));

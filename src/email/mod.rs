@@ -40,7 +40,8 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `EMAIL_PROVIDER` | `memory` | `smtp`, `sendgrid`, `ses`, `memory` or `file` |
+//! | `EMAIL_URL` | *(none)* | `smtp://...`/`smtps://...` (as `EMAIL_SMTP_URL`), `file:///dir` or `memory://`: its scheme picks the backend and it is the address |
+//! | `EMAIL_BACKEND` (formerly `EMAIL_PROVIDER`, still read) | from `EMAIL_URL`, else `memory` | `smtp`, `sendgrid`, `ses`, `memory` or `file`; one that contradicts `EMAIL_URL` is a `Config` error |
 //! | `EMAIL_FROM` | *(none)* | default sender, `Name <address>` |
 //! | `EMAIL_SMTP_URL` | `smtp://127.0.0.1:25` | `smtp://[user:pass@]host:port` (STARTTLS when offered), `smtp://...?tls=required` (STARTTLS or fail), `smtps://` (implicit TLS) |
 //! | `EMAIL_SMTP_CA_FILE` | *(none)* | PEM CA to trust for TLS instead of the system roots |
@@ -82,7 +83,7 @@ mod smtp;
 mod templates;
 
 pub use address::Address;
-pub use config::{EmailConfig, EmailProvider};
+pub use config::{EmailBackend, EmailConfig};
 pub use file::FileTransport;
 pub use memory::MemoryTransport;
 pub use message::{Attachment, Email, EmailBuilder, MAX_TAGS};
@@ -136,17 +137,22 @@ pub struct Sent {
     pub attempts: u32,
 }
 
-/// An email provider. Implementations send one already-validated email per call, bounded by
+/// An email backend. Implementations send one already-validated email per call, bounded by
 /// their timeout, and classify errors as retryable (transient) or not.
-pub trait Transport: Send + Sync + 'static {
+pub trait Transport: std::any::Any + Send + Sync {
     /// Short name (`smtp`, `sendgrid`, `ses`, `memory`, `file`): errors and spans carry it.
     fn name(&self) -> &'static str;
 
     /// Sends one email (its sender is set).
     fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<Option<String>>>;
 
-    /// Checks the provider answers (a readiness probe).
-    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+    /// Checks the backend answers and accepts the credentials (a readiness probe); no email
+    /// is sent.
+    fn ping(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// Releases what the transport holds open (SMTP: its pooled connections close when the
+    /// last handle is dropped, so the default does nothing).
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(std::future::ready(Ok(())))
     }
 }
@@ -298,7 +304,7 @@ impl Mailer {
     /// A mailer configured from `EMAIL_*` variables (see the [module docs](self)).
     ///
     /// # Errors
-    /// [`Config`](crate::ErrorKind::Config) naming the variable, or when the provider's feature
+    /// [`Config`](crate::ErrorKind::Config) naming the variable, or when the backend's feature
     /// is off.
     pub async fn from_env() -> Result<Self> {
         use crate::config::EnvConfig;
@@ -316,12 +322,30 @@ impl Mailer {
     /// # Errors
     /// As [`from_env`](Self::from_env).
     pub async fn from_config(config: &EmailConfig) -> Result<Self> {
+        use crate::config::EnvConfig;
+        config
+            .validate()
+            .map_err(|issue| issue.into_error(EmailConfig::PREFIX, EmailConfig::SECRETS))?;
         config.build().await
     }
 
-    /// The transport's name.
-    pub fn transport(&self) -> &'static str {
+    /// The primary transport's name (`smtp`, `sendgrid`, `ses`, `memory`, `file`).
+    pub fn backend_name(&self) -> &'static str {
         self.inner.primary.name()
+    }
+
+    /// The primary transport when it is a `T`, for calls the mailer does not cover (Go CDK's
+    /// `As`):
+    ///
+    /// ```
+    /// use corekit::email::{Mailer, MemoryTransport};
+    /// let mailer = Mailer::new(MemoryTransport::new());
+    /// let outbox = mailer.downcast_ref::<MemoryTransport>().expect("a memory mailer");
+    /// assert!(outbox.sent().is_empty());
+    /// ```
+    pub fn downcast_ref<T: Transport>(&self) -> Option<&T> {
+        let any: &dyn std::any::Any = self.inner.primary.as_ref();
+        any.downcast_ref::<T>()
     }
 
     /// Sends `email`: fills in the default sender, retries transient failures with backoff,
@@ -431,12 +455,29 @@ impl Mailer {
         self.send(email).await
     }
 
-    /// Checks the transport answers.
+    /// Checks the primary transport answers and accepts the credentials; no email is sent.
     ///
     /// # Errors
     /// The transport's error when it does not.
     pub async fn ping(&self) -> Result<()> {
-        self.inner.primary.ping().await
+        let transport = &self.inner.primary;
+        let system = transport.name();
+        let call = crate::instrument::Call::new(crate::instrument::Module::Email, system, "ping");
+        let span = || tracing::debug_span!("email", otel.name = "ping", email.transport = system);
+        crate::instrument::call(call, tracing::Level::DEBUG, span, transport.ping()).await
+    }
+
+    /// Releases what the transports hold open; sends made afterwards may fail. Clones share
+    /// the transports, so close once, at shutdown.
+    ///
+    /// # Errors
+    /// The first transport's error when closing fails.
+    pub async fn close(&self) -> Result<()> {
+        let closing = std::iter::once(&self.inner.primary).chain(&self.inner.fallback);
+        for transport in closing {
+            transport.close().await?;
+        }
+        Ok(())
     }
 }
 

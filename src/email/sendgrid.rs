@@ -169,9 +169,44 @@ fn http_error(status: u16, detail: String) -> Error {
         .with_retryable(retryable)
 }
 
+/// A failed request: timeouts and unreachable servers are retryable.
+fn request_error(e: reqwest::Error, what: &str) -> Error {
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Unavailable
+    };
+    Error::new(kind, format!("SendGrid {what}: {e}"))
+        .with_backend("sendgrid")
+        .with_source(e)
+}
+
 impl Transport for SendGridTransport {
     fn name(&self) -> &'static str {
         "sendgrid"
+    }
+
+    /// `GET /v3/scopes`: proves the API is reachable and the key is accepted (any key may
+    /// read its own scopes).
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let url = format!("{}/v3/scopes", self.builder.base_url);
+            bounded(self.builder.timeout, || "SendGrid ping".to_owned(), async {
+                let response = self
+                    .http
+                    .get(&url)
+                    .bearer_auth(self.builder.api_key.expose())
+                    .send()
+                    .await
+                    .map_err(|e| request_error(e, "ping"))?;
+                let status = response.status().as_u16();
+                if (200..300).contains(&status) {
+                    return Ok(());
+                }
+                Err(http_error(status, "GET /v3/scopes".to_owned()))
+            })
+            .await
+        })
     }
 
     fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<Option<String>>> {
@@ -188,16 +223,7 @@ impl Transport for SendGridTransport {
                     .body(payload)
                     .send()
                     .await
-                    .map_err(|e| {
-                        let kind = if e.is_timeout() {
-                            ErrorKind::Timeout
-                        } else {
-                            ErrorKind::Unavailable
-                        };
-                        Error::new(kind, format!("SendGrid request: {e}"))
-                            .with_backend("sendgrid")
-                            .with_source(e)
-                    })?;
+                    .map_err(|e| request_error(e, "request"))?;
                 let status = response.status().as_u16();
                 let id = response
                     .headers()

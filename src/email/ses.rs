@@ -75,7 +75,7 @@ impl SesTransport {
     }
 }
 
-fn ses_error<E, R>(e: aws_sdk_sesv2::error::SdkError<E, R>) -> Error
+fn ses_error<E, R>(e: aws_sdk_sesv2::error::SdkError<E, R>, call: &str) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -99,9 +99,12 @@ where
             "MailFromDomainNotVerifiedException" | "NotFoundException" => {
                 (ErrorKind::NotFound, false)
             }
-            "AccountSuspendedException" | "SendingPausedException" => {
-                (ErrorKind::PermissionDenied, false)
-            }
+            "AccountSuspendedException"
+            | "SendingPausedException"
+            | "AccessDeniedException"
+            | "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "SignatureDoesNotMatch" => (ErrorKind::PermissionDenied, false),
             _ => (ErrorKind::Backend, false),
         },
     };
@@ -110,7 +113,7 @@ where
     } else {
         format!("{code}: {message}")
     };
-    Error::new(kind, format!("SES SendEmail: {text}"))
+    Error::new(kind, format!("SES {call}: {text}"))
         .with_backend("ses")
         .with_retryable(retryable)
         .with_source(e)
@@ -119,6 +122,23 @@ where
 impl Transport for SesTransport {
     fn name(&self) -> &'static str {
         "ses"
+    }
+
+    /// `ListContactLists` for one item: proves SES answers and accepts the credentials. A key
+    /// allowed only to send gets `AccessDenied`, which still proves both, so it passes.
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let call = self.client.list_contact_lists().page_size(1).send();
+            match bounded(self.timeout, || "SES ping".to_owned(), async {
+                Ok(call.await)
+            })
+            .await?
+            {
+                Ok(_) => Ok(()),
+                Err(e) if e.code() == Some("AccessDeniedException") => Ok(()),
+                Err(e) => Err(ses_error(e, "ListContactLists")),
+            }
+        })
     }
 
     fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<Option<String>>> {
@@ -157,7 +177,7 @@ impl Transport for SesTransport {
                 request = request.configuration_set_name(set);
             }
             let out = bounded(self.timeout, || "SES SendEmail".to_owned(), async {
-                request.send().await.map_err(ses_error)
+                request.send().await.map_err(|e| ses_error(e, "SendEmail"))
             })
             .await?;
             Ok(out.message_id().map(str::to_owned))

@@ -27,8 +27,14 @@ pub enum QueueBackend {
 #[serde(default)]
 #[non_exhaustive]
 pub struct QueueConfig {
-    /// `QUEUE_BACKEND`.
-    pub backend: QueueBackend,
+    /// `QUEUE_BACKEND`; when unset, [`url`](Self::url)'s scheme picks it, else `memory`. See
+    /// [`backend()`](Self::backend).
+    pub backend: Option<QueueBackend>,
+    /// `QUEUE_URL`: `memory://`, `kafka://host:9092[,host:9092]`, `amqp://`/`amqps://`
+    /// (RabbitMQ) or `nats://`/`tls://` (comma-separated for several servers). Its scheme picks
+    /// the backend and it is that backend's address, in place of `QUEUE_KAFKA_BROKERS`,
+    /// `QUEUE_AMQP_URL` or `QUEUE_NATS_URL`. A secret because it may carry a password.
+    pub url: Option<Secret>,
     /// `QUEUE_KAFKA_BROKERS`.
     #[serde(with = "cfg::list")]
     pub kafka_brokers: Vec<String>,
@@ -76,7 +82,8 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         Self {
-            backend: QueueBackend::Memory,
+            backend: None,
+            url: None,
             kafka_brokers: vec!["127.0.0.1:9092".into()],
             kafka_partitions: 1,
             kafka_replication: 1,
@@ -100,7 +107,7 @@ impl Default for QueueConfig {
 
 impl EnvConfig for QueueConfig {
     const PREFIX: &'static str = "QUEUE_";
-    const SECRETS: &'static [&'static str] = &["amqp_url", "nats_url"];
+    const SECRETS: &'static [&'static str] = &["url", "amqp_url", "nats_url"];
 
     fn validate(&self) -> std::result::Result<(), ConfigIssue> {
         let positive: [(&'static str, u64); 7] = [
@@ -133,32 +140,43 @@ impl EnvConfig for QueueConfig {
                 return Err(ConfigIssue::new(field, "0s", "a duration above zero"));
             }
         }
-        if self.backend == QueueBackend::Kafka && self.kafka_brokers.is_empty() {
+        let from_url = self.url_backend()?;
+        if let (Some(b), Some(u)) = (self.backend, from_url)
+            && b != u
+        {
+            return Err(ConfigIssue::new(
+                "backend",
+                b.as_str(),
+                format!("the backend QUEUE_URL names ({}), or unset", u.as_str()),
+            ));
+        }
+        if self.backend() == QueueBackend::Kafka && self.kafka_list().is_empty() {
             return Err(ConfigIssue::new(
                 "kafka_brokers",
                 "",
                 "host:port[,host:port...]",
             ));
         }
-        if self.backend == QueueBackend::Rabbitmq {
-            let url = self.amqp_url.expose();
+        let field = |own: &'static str| if from_url.is_some() { "url" } else { own };
+        if self.backend() == QueueBackend::Rabbitmq {
+            let url = self.amqp_address();
             if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
                 return Err(ConfigIssue::new(
-                    "amqp_url",
+                    field("amqp_url"),
                     url,
                     "a URL like amqp://user:password@host:5672/vhost or amqps://",
                 ));
             }
         }
-        if self.backend == QueueBackend::Nats {
-            let url = self.nats_url.expose();
+        if self.backend() == QueueBackend::Nats {
+            let url = self.nats_address();
             if !url.split(',').all(|u| {
                 ["nats://", "tls://", "ws://", "wss://"]
                     .iter()
                     .any(|s| u.trim().starts_with(s))
             }) {
                 return Err(ConfigIssue::new(
-                    "nats_url",
+                    field("nats_url"),
                     url,
                     "nats://host:4222 (comma-separated for several)",
                 ));
@@ -182,15 +200,95 @@ impl EnvConfig for QueueConfig {
     }
 }
 
+impl QueueBackend {
+    /// The name `QUEUE_BACKEND` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueBackend::Memory => "memory",
+            QueueBackend::Kafka => "kafka",
+            QueueBackend::Rabbitmq => "rabbitmq",
+            QueueBackend::Nats => "nats",
+        }
+    }
+}
+
 impl QueueConfig {
+    /// The broker [`Queue::from_config`](super::Queue::from_config) connects to:
+    /// `QUEUE_BACKEND`, else the one `QUEUE_URL`'s scheme names, else memory.
+    pub fn backend(&self) -> QueueBackend {
+        self.backend
+            .or_else(|| self.url_backend().ok().flatten())
+            .unwrap_or_default()
+    }
+
+    /// The backend `QUEUE_URL`'s scheme names, when it is set.
+    fn url_backend(&self) -> std::result::Result<Option<QueueBackend>, ConfigIssue> {
+        let Some(url) = self.url.as_ref().map(Secret::expose) else {
+            return Ok(None);
+        };
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        Ok(Some(match scheme.as_deref() {
+            Some("memory") => QueueBackend::Memory,
+            Some("kafka") => QueueBackend::Kafka,
+            Some("amqp" | "amqps") => QueueBackend::Rabbitmq,
+            Some("nats" | "tls" | "ws" | "wss") => QueueBackend::Nats,
+            _ => {
+                return Err(ConfigIssue::new(
+                    "url",
+                    url,
+                    "memory://, kafka://host:9092[,host:9092], amqp://user:password@host:5672/vhost \
+                     or nats://host:4222",
+                ));
+            }
+        }))
+    }
+
+    /// `QUEUE_URL` when it names `backend`.
+    fn url_for(&self, backend: QueueBackend) -> Option<&str> {
+        let url = self.url.as_ref()?.expose();
+        (self.url_backend().ok().flatten() == Some(backend)).then_some(url)
+    }
+
+    /// The Kafka bootstrap servers: `QUEUE_URL` (`kafka://a:9092,b:9092`), else
+    /// `QUEUE_KAFKA_BROKERS`.
+    pub fn kafka_list(&self) -> Vec<String> {
+        match self.url_for(QueueBackend::Kafka) {
+            Some(url) => url
+                .split(',')
+                .map(|b| {
+                    b.trim()
+                        .trim_start_matches("kafka://")
+                        .trim_end_matches('/')
+                })
+                .filter(|b| !b.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => self.kafka_brokers.clone(),
+        }
+    }
+
+    /// The RabbitMQ URL: `QUEUE_URL` when it is an AMQP URL, else `QUEUE_AMQP_URL`.
+    pub fn amqp_address(&self) -> &str {
+        self.url_for(QueueBackend::Rabbitmq)
+            .unwrap_or(self.amqp_url.expose())
+    }
+
+    /// The NATS server(s): `QUEUE_URL` when it is a NATS URL, else `QUEUE_NATS_URL`.
+    pub fn nats_address(&self) -> &str {
+        self.url_for(QueueBackend::Nats)
+            .unwrap_or(self.nats_url.expose())
+    }
+
     /// Connects the configured broker.
     pub(super) async fn connect(&self) -> Result<Arc<dyn Broker>> {
-        match self.backend {
+        let backend = self.backend();
+        tracing::info!(backend = backend.as_str(), "queue: connecting");
+        match backend {
             #[cfg(feature = "queue-memory")]
             QueueBackend::Memory => Ok(Arc::new(super::MemoryBroker::new())),
             #[cfg(feature = "queue-kafka")]
             QueueBackend::Kafka => Ok(Arc::new(
-                super::KafkaBroker::builder(self.kafka_brokers.join(","))
+                super::KafkaBroker::builder(self.kafka_list().join(","))
                     .operation_timeout(self.operation_timeout)
                     .connect_timeout(self.connect_timeout)
                     .session_timeout(self.kafka_session_timeout)
@@ -198,20 +296,20 @@ impl QueueConfig {
                         partitions: self.kafka_partitions,
                         replication: self.kafka_replication,
                     })
-                    .connect()
+                    .build()
                     .await?,
             )),
             #[cfg(feature = "queue-rabbitmq")]
             QueueBackend::Rabbitmq => Ok(Arc::new(
-                super::RabbitMqBroker::builder(self.amqp_url.expose())
+                super::RabbitMqBroker::builder(self.amqp_address())
                     .operation_timeout(self.operation_timeout)
                     .connect_timeout(self.connect_timeout)
-                    .connect()
+                    .build()
                     .await?,
             )),
             #[cfg(feature = "queue-nats")]
             QueueBackend::Nats => Ok(Arc::new(
-                super::NatsBroker::builder(self.nats_url.expose())
+                super::NatsBroker::builder(self.nats_address())
                     .mode(if self.nats_mode == "core" {
                         super::NatsMode::Core
                     } else {
@@ -220,7 +318,7 @@ impl QueueConfig {
                     .operation_timeout(self.operation_timeout)
                     .connect_timeout(self.connect_timeout)
                     .ack_wait(self.ack_wait)
-                    .connect()
+                    .build()
                     .await?,
             )),
             #[allow(unreachable_patterns)]

@@ -253,7 +253,7 @@ where
         let span = tracing::info_span!(
             "queue",
             otel.name = "process",
-            messaging.system = self.consumer.queue.backend(),
+            messaging.system = self.consumer.queue.backend_name(),
             messaging.destination.name = %self.consumer.topic,
             messaging.consumer.group.name = %self.consumer.group,
             messaging.message.id = %message.id,

@@ -41,7 +41,7 @@ impl KafkaBuilder {
         self
     }
 
-    /// Bound on the first metadata fetch in [`connect`](Self::connect) (default 10 s).
+    /// Bound on the first metadata fetch in [`build`](Self::build) (default 10 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -75,7 +75,7 @@ impl KafkaBuilder {
     /// [`Config`](ErrorKind::Config) for properties librdkafka rejects;
     /// [`Unavailable`](ErrorKind::Unavailable) or [`Timeout`](ErrorKind::Timeout) when no broker
     /// answers within the connect timeout.
-    pub async fn connect(self) -> Result<KafkaBroker> {
+    pub async fn build(self) -> Result<KafkaBroker> {
         let timeout_ms = self.operation_timeout.as_millis().to_string();
         let mut producer_config = ClientConfig::new();
         producer_config
@@ -398,6 +398,23 @@ impl Broker for KafkaBroker {
 
     fn ping(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(self.metadata(self.inner.builder.operation_timeout))
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        // librdkafka's flush blocks; the client itself is released with the last clone.
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let timeout = inner.builder.operation_timeout;
+            tokio::task::spawn_blocking(move || inner.producer.flush(timeout))
+                .await
+                .map_err(|e| Error::new(ErrorKind::Backend, format!("kafka flush task: {e}")))?
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("messages not delivered within {timeout:?}: {e}"),
+                    )
+                })
+        })
     }
 }
 

@@ -58,7 +58,8 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `QUEUE_BACKEND` | `memory` | `memory`, `kafka`, `rabbitmq` or `nats` |
+//! | `QUEUE_URL` | *(none)* | `memory://`, `kafka://host:9092[,host:9092]`, `amqp(s)://user:pass@host:5672/vhost` or `nats://host:4222[,nats://...]`: its scheme picks the backend and it is the address (in place of the three below) |
+//! | `QUEUE_BACKEND` | from `QUEUE_URL`, else `memory` | `memory`, `kafka`, `rabbitmq` or `nats`; one that contradicts `QUEUE_URL` is a `Config` error |
 //! | `QUEUE_KAFKA_BROKERS` | `127.0.0.1:9092` | comma-separated bootstrap servers |
 //! | `QUEUE_KAFKA_PARTITIONS` | `1` | partitions of topics corekit creates |
 //! | `QUEUE_KAFKA_REPLICATION` | `1` | replication factor of topics corekit creates |
@@ -180,7 +181,7 @@ impl TopicOptions {
 ///
 /// Names and messages reaching a backend were already validated by [`Queue`]. Every method is a
 /// network call on a networked backend and is bounded by the backend's operation timeout.
-pub trait Broker: Send + Sync + 'static {
+pub trait Broker: std::any::Any + Send + Sync {
     /// Short backend name (`memory`, `kafka`, `rabbitmq`, `nats`): errors and spans carry it.
     fn name(&self) -> &'static str;
 
@@ -227,6 +228,12 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Checks the broker answers.
     fn ping(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// Flushes what is buffered and closes the connection; calls made afterwards fail. A
+    /// broker that holds no connection (memory) has nothing to do.
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// A stream of [`Delivery`]s for one topic and group; from [`Queue::subscribe`].
@@ -420,6 +427,10 @@ impl Queue {
     /// Connection errors of the chosen backend; [`Config`](crate::ErrorKind::Config) when its
     /// feature is not enabled.
     pub async fn from_config(config: &QueueConfig) -> Result<Self> {
+        use crate::config::EnvConfig;
+        config
+            .validate()
+            .map_err(|issue| issue.into_error(QueueConfig::PREFIX, QueueConfig::SECRETS))?;
         let broker = config.connect().await?;
         Ok(Self {
             broker,
@@ -427,14 +438,30 @@ impl Queue {
         })
     }
 
-    /// The backend's name.
-    pub fn backend(&self) -> &'static str {
+    /// The backend's name (`memory`, `kafka`, `rabbitmq`, `nats`).
+    pub fn backend_name(&self) -> &'static str {
         self.broker.name()
     }
 
     /// The broker, for backend-specific calls.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
+    }
+
+    /// The concrete broker when it is a `B`, for calls the queue API does not cover (Go CDK's
+    /// `As`):
+    ///
+    /// ```
+    /// # #[cfg(feature = "queue-memory")]
+    /// # async fn run() -> corekit::Result<()> {
+    /// use corekit::queue::{MemoryBroker, Queue};
+    /// let queue = Queue::new(MemoryBroker::new());
+    /// assert!(queue.downcast_ref::<MemoryBroker>().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn downcast_ref<B: Broker>(&self) -> Option<&B> {
+        let any: &dyn std::any::Any = self.broker.as_ref();
+        any.downcast_ref::<B>()
     }
 
     /// The dead-letter topic of `topic`.
@@ -587,6 +614,15 @@ impl Queue {
     /// The backend's error when it does not.
     pub async fn ping(&self) -> Result<()> {
         self.call("ping", "", self.broker.ping()).await
+    }
+
+    /// Flushes buffered messages and closes the broker connection; calls made afterwards
+    /// fail. Clones share the connection, so close once, at shutdown.
+    ///
+    /// # Errors
+    /// The backend's error when flushing or closing fails.
+    pub async fn close(&self) -> Result<()> {
+        self.call("close", "", self.broker.close()).await
     }
 
     async fn call<T>(

@@ -77,8 +77,19 @@ impl NatsBuilder {
     /// # Errors
     /// [`Unavailable`](ErrorKind::Unavailable) or [`Timeout`](ErrorKind::Timeout) when no
     /// server answers in time.
-    pub async fn connect(self) -> Result<NatsBroker> {
+    pub async fn build(self) -> Result<NatsBroker> {
         let servers: Vec<&str> = self.url.split(',').map(str::trim).collect();
+        // A malformed address is a configuration error, not a server that is away.
+        for server in &servers {
+            if let Err(e) = server.parse::<async_nats::ServerAddr>() {
+                return Err(Error::config(format!(
+                    "NATS URL {:?} is not valid: {}",
+                    crate::config::redact_url(server),
+                    crate::config::scrub(&e.to_string(), &self.url)
+                ))
+                .with_backend("nats"));
+            }
+        }
         let options = async_nats::ConnectOptions::new()
             .name("corekit")
             .connection_timeout(self.connect_timeout)
@@ -105,7 +116,9 @@ impl NatsBuilder {
                         async_nats::ConnectErrorKind::TimedOut => ErrorKind::Timeout,
                         _ => ErrorKind::Unavailable,
                     };
-                    Error::new(kind, format!("connecting to {url}: {e}")).with_source(e)
+                    // The client's message may quote the URL: scrub it, keep no source.
+                    let text = crate::config::scrub(&e.to_string(), &self.url);
+                    Error::new(kind, format!("connecting to {url}: {text}")).with_backend("nats")
                 })
             },
         )
@@ -502,6 +515,21 @@ impl Broker for NatsBroker {
             )
             .await
         })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        // Drain: subscriptions stop, what was published is flushed, then the client closes.
+        Box::pin(bounded(
+            self.timeout(),
+            || "draining the NATS connection".to_owned(),
+            async {
+                self.inner
+                    .client
+                    .drain()
+                    .await
+                    .map_err(|e| nats_error(e, "draining"))
+            },
+        ))
     }
 }
 

@@ -57,7 +57,16 @@ impl RabbitMqBuilder {
     /// [`Unavailable`](ErrorKind::Unavailable) or [`Timeout`](ErrorKind::Timeout) when the
     /// server cannot be reached in time; [`PermissionDenied`](ErrorKind::PermissionDenied) for
     /// bad credentials.
-    pub async fn connect(self) -> Result<RabbitMqBroker> {
+    pub async fn build(self) -> Result<RabbitMqBroker> {
+        // A malformed URL is a configuration error, not a server that is away.
+        if let Err(e) = self.url.parse::<lapin::uri::AMQPUri>() {
+            return Err(Error::config(format!(
+                "RabbitMQ URL {:?} is not valid: {}",
+                crate::config::redact_url(&self.url),
+                crate::config::scrub(&e, &self.url)
+            ))
+            .with_backend("rabbitmq"));
+        }
         let properties = ConnectionProperties::default()
             .with_connection_name("corekit".into())
             .enable_auto_recover()
@@ -74,7 +83,7 @@ impl RabbitMqBuilder {
             async {
                 Connection::connect(&self.url, properties)
                     .await
-                    .map_err(|e| amqp_error(e, "connecting"))
+                    .map_err(|e| amqp_error(e, "connecting").scrubbed(&self.url))
             },
         )
         .await?;
@@ -529,6 +538,23 @@ impl Broker for RabbitMqBroker {
             ))
         };
         Box::pin(std::future::ready(result))
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(bounded(
+            self.inner.builder.operation_timeout,
+            || "closing the RabbitMQ connection".to_owned(),
+            async {
+                if !self.inner.connection.status().connected() {
+                    return Ok(());
+                }
+                self.inner
+                    .connection
+                    .close(200, ShortString::from("closed by the application"))
+                    .await
+                    .map_err(|e| amqp_error(e, "closing the connection"))
+            },
+        ))
     }
 }
 

@@ -291,6 +291,30 @@ impl Scheduler {
     pub async fn shutdown_default(&self) -> Result<()> {
         self.shutdown(self.inner.shutdown_timeout).await
     }
+
+    /// The name every module's `close` has: [`shutdown_default`](Self::shutdown_default).
+    ///
+    /// # Errors
+    /// As [`shutdown`](Self::shutdown).
+    pub async fn close(&self) -> Result<()> {
+        self.shutdown_default().await
+    }
+
+    /// A readiness probe: fails once the scheduler was shut down. The scheduler holds no
+    /// connection of its own (a job's [`TickLock`](super::TickLock) is checked when it runs).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) after
+    /// [`shutdown`](Self::shutdown).
+    pub async fn ping(&self) -> Result<()> {
+        if *self.inner.stop.borrow() {
+            return Err(
+                Error::new(ErrorKind::Unavailable, "the scheduler was shut down")
+                    .with_operation("ping"),
+            );
+        }
+        Ok(())
+    }
 }
 
 fn info(id: JobId, s: &JobState) -> JobInfo {

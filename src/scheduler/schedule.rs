@@ -23,7 +23,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Schedule {
     kind: Kind,
-    tz: Tz,
+    /// `None`: the scheduler's zone (UTC unless configured).
+    tz: Option<Tz>,
 }
 
 #[derive(Clone)]
@@ -61,7 +62,7 @@ impl Schedule {
                 cron: Box::new(cron),
                 expr: trimmed.to_owned(),
             },
-            tz: Tz::UTC,
+            tz: None,
         })
     }
 
@@ -69,7 +70,7 @@ impl Schedule {
     pub fn after(delay: Duration) -> Self {
         Self {
             kind: Kind::After(delay),
-            tz: Tz::UTC,
+            tz: None,
         }
     }
 
@@ -77,7 +78,7 @@ impl Schedule {
     pub fn once_at(at: DateTime<Utc>) -> Self {
         Self {
             kind: Kind::At(at),
-            tz: Tz::UTC,
+            tz: None,
         }
     }
 
@@ -89,7 +90,7 @@ impl Schedule {
     /// # Errors
     /// [`InvalidInput`](crate::ErrorKind::InvalidInput) for a name not in the IANA database.
     pub fn in_timezone(mut self, name: &str) -> Result<Self> {
-        self.tz = parse_tz(name)?;
+        self.tz = Some(parse_tz(name)?);
         Ok(self)
     }
 
@@ -123,36 +124,32 @@ impl Schedule {
     pub fn next_after(&self, after: DateTime<Utc>, added: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match &self.kind {
             Kind::Cron { cron, .. } => {
-                let local = after.with_timezone(&self.tz);
+                let local = after.with_timezone(&self.zone());
                 cron.find_next_occurrence(&local, false)
                     .ok()
                     .map(|t| t.with_timezone(&Utc))
             }
             Kind::Every(period) => {
-                let period = chrono::Duration::from_std(*period).ok()?;
-                if period <= chrono::Duration::zero() {
-                    return None;
-                }
-                // Anchored on when the job was added, so ticks do not drift with run time.
-                let elapsed = after - added;
-                let n = if elapsed < chrono::Duration::zero() {
-                    0
-                } else {
-                    elapsed.num_nanoseconds().unwrap_or(i64::MAX)
-                        / period.num_nanoseconds().unwrap_or(i64::MAX)
-                };
-                Some(added + period * i32::try_from(n + 1).ok()?)
+                // Aligned on the Unix epoch, not on when the job was added: every instance of
+                // a fleet ticks at the same instants, so a single-instance lock keyed by the
+                // tick matches across them, and ticks do not drift with run time.
+                let period = i64::try_from(period.as_nanos()).ok().filter(|p| *p > 0)?;
+                let now = after.timestamp_nanos_opt()?;
+                let next = now.div_euclid(period).checked_add(1)?.checked_mul(period)?;
+                Some(DateTime::from_timestamp_nanos(next))
             }
             Kind::Daily { days, at } => {
-                let local_after = after.with_timezone(&self.tz);
+                let tz = self.zone();
+                let local_after = after.with_timezone(&tz);
                 let mut date = local_after.date_naive();
-                let first = added.with_timezone(&self.tz).date_naive();
+                // Day n is counted from the epoch's date, for the same reason as intervals.
+                let first = chrono::NaiveDate::default();
                 // Check today and following days for the first matching day at `at`.
                 for _ in 0..(*days as i64 * 2 + 3) {
                     let day_index = (date - first).num_days();
                     if day_index >= 0
                         && day_index % i64::from((*days).max(1)) == 0
-                        && let Some(t) = resolve_local(&self.tz, date.and_time(*at))
+                        && let Some(t) = resolve_local(&tz, date.and_time(*at))
                         && t > after
                     {
                         return Some(t);
@@ -211,11 +208,15 @@ pub(super) fn parse_tz(name: &str) -> Result<Tz> {
 }
 
 impl Schedule {
+    /// The schedule in the scheduler's zone, unless it was given its own (an explicit
+    /// `in_timezone("UTC")` stays UTC).
     pub(super) fn with_default_tz(mut self, tz: Tz) -> Self {
-        if self.tz == Tz::UTC {
-            self.tz = tz;
-        }
+        self.tz.get_or_insert(tz);
         self
+    }
+
+    fn zone(&self) -> Tz {
+        self.tz.unwrap_or(Tz::UTC)
     }
 }
 
@@ -228,8 +229,8 @@ impl fmt::Display for Schedule {
             Kind::After(d) => write!(f, "once after {}", humantime::format_duration(*d))?,
             Kind::At(t) => write!(f, "once at {t}")?,
         }
-        if self.tz != Tz::UTC {
-            write!(f, " ({})", self.tz.name())?;
+        if let Some(tz) = self.tz.filter(|tz| *tz != Tz::UTC) {
+            write!(f, " ({})", tz.name())?;
         }
         Ok(())
     }
@@ -242,6 +243,11 @@ impl fmt::Debug for Schedule {
 }
 
 /// Starts a fluent interval: `every(30).seconds()`, `every(1).hour()`, `every(1).day().at("03:00")`.
+///
+/// Interval ticks are aligned on the Unix epoch, not on when the job was added:
+/// `every(15).minutes()` runs at :00, :15, :30 and :45, and every instance of a service ticks
+/// at the same instants, which is what lets [`Job::single_instance`](crate::scheduler::Job::single_instance)
+/// pick one of them per tick. The first run is the next aligned tick after the job is added.
 pub fn every(n: u64) -> Every {
     Every(n)
 }
@@ -254,7 +260,7 @@ impl Every {
     fn of(self, unit_secs: u64) -> Schedule {
         Schedule {
             kind: Kind::Every(Duration::from_secs(self.0.saturating_mul(unit_secs))),
-            tz: Tz::UTC,
+            tz: None,
         }
     }
     /// Every n seconds.
@@ -269,7 +275,7 @@ impl Every {
     pub fn hours(self) -> Schedule {
         self.of(3600)
     }
-    /// Every n days (from when the job is added; add [`Schedule::at`] for a time of day).
+    /// Every n days, at midnight UTC (add [`Schedule::at`] for a time of day in a zone).
     pub fn days(self) -> Schedule {
         self.of(86_400)
     }
@@ -293,7 +299,7 @@ impl Every {
     pub fn millis(self) -> Schedule {
         Schedule {
             kind: Kind::Every(Duration::from_millis(self.0)),
-            tz: Tz::UTC,
+            tz: None,
         }
     }
 }

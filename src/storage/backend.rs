@@ -23,7 +23,7 @@ pub struct Capabilities {
 
 /// The object-storage backend trait. Keys reaching a backend are already validated (and
 /// scoped under the handle's prefix); retries, deadlines and spans are the handle's.
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: std::any::Any + Send + Sync {
     /// Short name (`memory`, `local`, ...).
     fn name(&self) -> &'static str;
     /// What it supports.
@@ -136,6 +136,11 @@ pub trait Backend: Send + Sync + 'static {
                 Err(e) => Err(e),
             }
         })
+    }
+    /// Releases what the backend holds open. The built-in backends speak HTTP over pooled
+    /// connections that close when the last handle is dropped, so the default does nothing.
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 

@@ -356,7 +356,7 @@ impl StorageConfig {
                 if let Some(r) = &self.region {
                     b = b.region(r.clone());
                 }
-                Ok(Storage::new(b.build().await))
+                Ok(Storage::new(b.build().await?))
             }
             #[cfg(feature = "storage-gcs")]
             StorageBackend::Gcs => {
@@ -523,7 +523,8 @@ mod tests {
         let e = load(&[("STORAGE_BACKEND", "gcs"), ("STORAGE_URL", "s3://b")]).unwrap_err();
         assert!(e.to_string().contains("STORAGE_BACKEND"), "{e}");
         let e = load(&[("STORAGE_PART_SIZE", "1MiB")]).unwrap_err();
-        assert!(e.to_string().contains("STORAGE_PART_SIZE"), "{e}");
+        // Issue 14 #9: the value as written, not as parsed.
+        assert!(e.to_string().contains(r#"STORAGE_PART_SIZE="1MiB""#), "{e}");
         let e = load(&[("STORAGE_PREFIX", "a/../b")]).unwrap_err();
         assert!(e.to_string().contains("STORAGE_PREFIX"), "{e}");
         let e = load(&[("STORAGE_URL", "s3://bucket/a/../b")]).unwrap_err();
@@ -547,13 +548,13 @@ mod tests {
         ])
         .unwrap();
         let s = c.build().await.unwrap();
-        assert_eq!(s.backend(), "memory");
+        assert_eq!(s.backend_name(), "memory");
         assert_eq!(s.prefix().map(ObjectPath::as_str), Some("tenant-a"));
         assert_eq!(s.retry_policy().max_attempts, 2);
         let dir = std::env::temp_dir().join(format!("corekit-cfg-{}", fastrand::u64(..)));
         let c = load(&[("STORAGE_LOCAL_ROOT", dir.to_str().unwrap())]).unwrap();
         let s = c.build().await.unwrap();
-        assert_eq!(s.backend(), "local");
+        assert_eq!(s.backend_name(), "local");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -46,9 +46,25 @@ impl Storage {
         }
     }
 
-    /// The backend's name.
-    pub fn backend(&self) -> &'static str {
+    /// The backend's name (`memory`, `local`, `s3`, `gcs`, `azure`).
+    pub fn backend_name(&self) -> &'static str {
         self.backend.name()
+    }
+
+    /// The concrete backend when it is a `B`, for calls the storage API does not cover (Go
+    /// CDK's `As`):
+    ///
+    /// ```
+    /// # #[cfg(feature = "storage-memory")]
+    /// # fn run() {
+    /// use corekit::storage::{MemoryStorage, Storage};
+    /// let storage = Storage::new(MemoryStorage::new());
+    /// assert!(storage.downcast_ref::<MemoryStorage>().is_some());
+    /// # }
+    /// ```
+    pub fn downcast_ref<B: Backend>(&self) -> Option<&B> {
+        let any: &dyn std::any::Any = self.backend.as_ref();
+        any.downcast_ref::<B>()
     }
 
     /// What the backend supports.
@@ -178,7 +194,7 @@ impl Storage {
         };
         if unsupported {
             return Err(Error::unsupported(
-                self.backend(),
+                self.backend_name(),
                 "put",
                 format!("{:?} puts are not supported by this backend", options.mode),
             ));
@@ -384,7 +400,10 @@ impl Storage {
         }
     }
 
-    /// As [`list`](Self::list), starting after `after`.
+    /// As [`list`](Self::list), starting after `after`: only keys that sort after it (byte
+    /// order) are returned, whatever the server answers. SeaweedFS's S3 gateway also leaves
+    /// out some keys that do sort after it (start-after `s` drops `s/a`); no client-side check
+    /// can bring those back, so page with `list_stream` there when every key matters.
     ///
     /// # Errors
     /// The backend's errors.
@@ -408,7 +427,12 @@ impl Storage {
                 self.backend.list(full.as_ref(), after.as_ref())
             })
             .await?;
-        Ok(listed.into_iter().map(|m| self.relative_meta(m)).collect())
+        // A server may return keys at or before the start point (SeaweedFS does).
+        Ok(listed
+            .into_iter()
+            .filter(|m| after.as_ref().is_none_or(|a| m.path.as_str() > a.as_str()))
+            .map(|m| self.relative_meta(m))
+            .collect())
     }
 
     /// One level under `prefix`: objects and common prefixes.
@@ -446,12 +470,20 @@ impl Storage {
             .await
     }
 
-    /// Moves `from` to `to` (not retried: a lost answer may hide a completed move).
+    /// Moves `from` to `to` (not retried: a lost answer may hide a completed move). Renaming
+    /// an object onto itself changes nothing (on every backend: a copy-then-delete would
+    /// otherwise delete it).
     ///
     /// # Errors
     /// `NotFound` when `from` is absent.
     pub async fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
         let (from, to) = (self.full(from)?, self.full(to)?);
+        if from == to {
+            return self
+                .call("rename", Some(&from), true, || self.backend.head(&from))
+                .await
+                .map(drop);
+        }
         self.call("rename", Some(&from), false, || {
             self.backend.rename(&from, &to)
         })
@@ -476,12 +508,12 @@ impl Storage {
             // request is made.
             let full = self.full(path)?;
             let refused = self.backend.presign(method, &full, expires).await;
-            return refused.map_err(|e| e.or_context(self.backend(), "presign"));
+            return refused.map_err(|e| e.or_context(self.backend_name(), "presign"));
         };
         if expires.is_zero() || expires > max {
             return Err(Error::invalid_input(format!(
                 "presigned URL expiry {expires:?}: the {} backend signs between 1 s and {max:?}",
-                self.backend()
+                self.backend_name()
             )));
         }
         let full = self.full(path)?;
@@ -497,5 +529,15 @@ impl Storage {
     /// The backend's error when it does not.
     pub async fn ping(&self) -> Result<()> {
         self.call("ping", None, true, || self.backend.ping()).await
+    }
+
+    /// Releases what the backend holds open; calls made afterwards may fail. Clones share
+    /// the backend, so close once, at shutdown.
+    ///
+    /// # Errors
+    /// The backend's error when closing fails.
+    pub async fn close(&self) -> Result<()> {
+        self.call("close", None, false, || self.backend.close())
+            .await
     }
 }

@@ -57,7 +57,22 @@ impl S3Builder {
     }
 
     /// The store (loads the AWS configuration; no request is made).
-    pub async fn build(self) -> S3Storage {
+    ///
+    /// # Errors
+    /// [`Config`](crate::ErrorKind::Config) for an empty bucket name or an endpoint that is not
+    /// an `http(s)://` URL.
+    pub async fn build(self) -> Result<S3Storage> {
+        if self.bucket.is_empty() {
+            return Err(crate::Error::config("S3: the bucket name is empty"));
+        }
+        if let Some(e) = &self.endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(crate::Error::config(format!(
+                "S3 endpoint {:?}: expected an http(s):// URL",
+                crate::config::redact_url(e)
+            )));
+        }
         // Retries are the Storage handle's (RetryPolicy): the SDK's own would multiply them.
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .retry_config(aws_config::retry::RetryConfig::disabled());
@@ -84,11 +99,11 @@ impl S3Builder {
         let config = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(self.endpoint.is_some())
             .build();
-        S3Storage {
+        Ok(S3Storage {
             client: aws_sdk_s3::Client::from_conf(config),
             bucket: self.bucket,
             timeout: self.timeout,
-        }
+        })
     }
 }
 

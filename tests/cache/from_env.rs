@@ -24,7 +24,7 @@ async fn each_backend_from_config() {
             ("CACHE_REDIS_URL", &url),
             ("CACHE_PREFIX", &prefix),
         ]);
-        let cache = Cache::from_config(c).await.unwrap();
+        let cache = Cache::from_config(&c).await.unwrap();
         assert_eq!(cache.store().name(), name);
         assert_eq!(cache.namespace(), format!("{prefix}:"));
         cache.set("k", &backend).await.unwrap();
@@ -39,9 +39,9 @@ async fn each_backend_from_config() {
 #[tokio::test]
 async fn invalid_config_names_the_variable() {
     let mut c = config(&[]);
-    c.backend = CacheBackend::Redis;
+    c.backend = Some(CacheBackend::Redis);
     c.redis_url = "memcached://h".into();
-    let err = Cache::from_config(c).await.err().unwrap();
+    let err = Cache::from_config(&c).await.err().unwrap();
     assert_eq!(
         err.to_string(),
         r#"invalid configuration: CACHE_REDIS_URL="***": expected a URL like redis://[user:password@]host:6379[/db] or rediss://"#

@@ -149,3 +149,51 @@ async fn hung_redis_gives_bounded_errors_then_recovers() {
         }
     }
 }
+
+/// Issue 14 #12: a tiered `set` that times out on a paused Redis (the write lands when it
+/// resumes) leaves no stale near copy, here or on another instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiered_set_that_times_out_leaves_no_stale_near_copy() {
+    use corekit::cache::{MemoryStore, TieredStore};
+    let port = support::free_port();
+    let server = RedisProcess::start(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let channel = support::unique("inval");
+    let mut caches = Vec::new();
+    for _ in 0..2 {
+        let far = RedisStore::builder(&url)
+            .command_timeout(Duration::from_millis(300))
+            .build()
+            .await
+            .unwrap();
+        let store = TieredStore::builder(MemoryStore::new(100), far)
+            .near_ttl(Duration::from_secs(60))
+            .channel(channel.clone())
+            .build()
+            .await
+            .unwrap();
+        caches.push(Cache::builder(store).prefix("t12").build().unwrap());
+    }
+    caches[0].set("k", "v1").await.unwrap();
+    for c in &caches {
+        assert_eq!(c.get::<String>("k").await.unwrap().as_deref(), Some("v1"));
+    }
+    server.signal("-STOP");
+    let e = caches[0]
+        .set("k", "v2")
+        .await
+        .expect_err("a paused server cannot answer");
+    assert!(e.is_retryable(), "{e}");
+    server.signal("-CONT");
+    // Redis now holds v2 (the write landed on resume); no instance may serve v1 from near.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for (i, c) in caches.iter().enumerate() {
+        loop {
+            match c.get::<String>("k").await {
+                Ok(v) if v.as_deref() == Some("v2") => break,
+                Ok(v) if Instant::now() > deadline => panic!("instance {i} serves {v:?}"),
+                Ok(_) | Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+}

@@ -5,7 +5,7 @@ use crate::conformance::{check_mime, full_email};
 use corekit::ErrorKind;
 use corekit::config::EnvConfig;
 use corekit::email::{
-    Email, EmailConfig, FileTransport, Mailer, MemoryTransport, Retry, Templates,
+    Email, EmailBackend, EmailConfig, FileTransport, Mailer, MemoryTransport, Retry, Templates,
 };
 use std::time::Duration;
 
@@ -110,6 +110,34 @@ async fn the_file_transport_writes_a_complete_eml() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Issue 14 #7: a bare CR never reaches the wire, and a subject that looks like an RFC 2047
+/// encoded word reads as written (it is encoded, not sent raw for readers to decode).
+#[tokio::test]
+async fn bare_cr_is_normalized_and_encoded_word_subjects_read_as_written() {
+    let dir = std::env::temp_dir().join(crate::support::unique("eml"));
+    let mailer = Mailer::new(FileTransport::new(&dir));
+    let subject = "=?utf-8?B?SGFja2Vk?= and a long tail to fold over several encoded words, ok";
+    let email = Email::builder()
+        .from("app@example.com")
+        .to("ada@example.com")
+        .subject(subject)
+        .text("four\r.\rMAIL FROM:<x@y>\r\nfive\n")
+        .build()
+        .unwrap();
+    let path = mailer.send(email).await.unwrap().message_id.unwrap();
+    let raw = std::fs::read(&path).unwrap();
+    for (i, b) in raw.iter().enumerate() {
+        if *b == b'\r' {
+            assert_eq!(raw.get(i + 1), Some(&b'\n'), "bare CR at byte {i}");
+        }
+    }
+    let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(parsed.subject(), Some(subject));
+    let text = parsed.body_text(0).unwrap().replace("\r\n", "\n");
+    assert!(text.contains("four\n.\nMAIL FROM:<x@y>\nfive"), "{text:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn templates() -> Templates {
     Templates::from_strings([
         (
@@ -193,49 +221,82 @@ async fn configuration_from_variables() {
     let c = EmailConfig::from_vars(
         "EMAIL_",
         vars(&[
-            ("EMAIL_PROVIDER", "memory"),
+            ("EMAIL_BACKEND", "memory"),
             ("EMAIL_FROM", "App <app@example.com>"),
         ]),
     )
     .unwrap();
     let mailer = Mailer::from_config(&c).await.unwrap();
-    assert_eq!(mailer.transport(), "memory");
+    assert_eq!(mailer.backend_name(), "memory");
+    assert!(mailer.downcast_ref::<MemoryTransport>().is_some());
+    mailer.ping().await.unwrap();
+    // The old name is still read.
+    let c = EmailConfig::from_vars("EMAIL_", vars(&[("EMAIL_PROVIDER", "file")])).unwrap();
+    assert_eq!(c.backend(), EmailBackend::File);
     for (pairs, var) in [
+        (vec![("EMAIL_BACKEND", "pigeon")], "EMAIL_BACKEND"),
         (vec![("EMAIL_PROVIDER", "pigeon")], "EMAIL_PROVIDER"),
         (vec![("EMAIL_FROM", "not an address")], "EMAIL_FROM"),
         (
-            vec![("EMAIL_PROVIDER", "smtp"), ("EMAIL_SMTP_URL", "http://x")],
+            vec![("EMAIL_BACKEND", "smtp"), ("EMAIL_SMTP_URL", "http://x")],
             "EMAIL_SMTP_URL",
         ),
         (
-            vec![("EMAIL_PROVIDER", "sendgrid")],
+            vec![("EMAIL_BACKEND", "sendgrid")],
             "EMAIL_SENDGRID_API_KEY",
         ),
         (vec![("EMAIL_TIMEOUT", "soon")], "EMAIL_TIMEOUT"),
+        (vec![("EMAIL_URL", "pigeon://coop")], "EMAIL_URL"),
+        (
+            vec![("EMAIL_URL", "smtp://h:25"), ("EMAIL_BACKEND", "ses")],
+            "EMAIL_BACKEND",
+        ),
     ] {
         let e = EmailConfig::from_vars("EMAIL_", vars(&pairs)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.to_string().contains(var), "{e}");
     }
-    let e = EmailConfig::from_vars(
-        "EMAIL_",
-        vars(&[
-            ("EMAIL_PROVIDER", "smtp"),
+    for pairs in [
+        vec![
+            ("EMAIL_BACKEND", "smtp"),
             ("EMAIL_SMTP_URL", "ftp://u:hunter2@h"),
-        ]),
-    )
-    .unwrap_err();
-    assert!(!e.to_string().contains("hunter2"), "secret leaked: {e}");
+        ],
+        vec![("EMAIL_URL", "ftp://u:hunter2@h")],
+    ] {
+        let e = EmailConfig::from_vars("EMAIL_", vars(&pairs)).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "secret leaked: {e}");
+    }
+    // Validation runs on a config built in code too.
+    let mut c = EmailConfig::default();
+    c.max_attempts = 0;
+    let e = Mailer::from_config(&c)
+        .await
+        .err()
+        .expect("max_attempts 0 refused");
+    assert!(e.to_string().contains("EMAIL_MAX_ATTEMPTS"), "{e}");
+    // EMAIL_URL alone picks SMTP and is its address.
     let c = EmailConfig::from_vars(
         "EMAIL_",
-        vars(&[
-            ("EMAIL_PROVIDER", "smtp"),
-            ("EMAIL_SMTP_URL", &crate::support::SMTP.require()),
-        ]),
+        vars(&[("EMAIL_URL", &crate::support::SMTP.require())]),
     )
     .unwrap();
+    assert_eq!(c.backend(), EmailBackend::Smtp);
     let mailer = Mailer::from_config(&c).await.unwrap();
+    assert_eq!(mailer.backend_name(), "smtp");
     mailer.ping().await.unwrap();
+    mailer.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_file_url_picks_the_file_transport() {
+    let dir = std::env::temp_dir().join(crate::support::unique("outbox"));
+    let url = format!("file://{}", dir.join("out").display());
+    let c = EmailConfig::from_vars("EMAIL_", vars(&[("EMAIL_URL", &url)])).unwrap();
+    let mailer = Mailer::from_config(&c).await.unwrap();
+    assert_eq!(mailer.backend_name(), "file");
+    mailer.ping().await.unwrap();
+    assert!(dir.join("out").is_dir(), "ping creates the directory");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 async fn queued_round_trip(queue: corekit::queue::Queue) {
@@ -302,7 +363,7 @@ async fn emails_through_the_in_memory_queue() {
 #[tokio::test]
 async fn emails_through_nats_jetstream() {
     let broker = corekit::queue::NatsBroker::builder(crate::support::NATS.require())
-        .connect()
+        .build()
         .await
         .unwrap();
     queued_round_trip(corekit::queue::Queue::new(broker)).await;

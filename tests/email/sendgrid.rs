@@ -192,3 +192,32 @@ async fn a_stalled_api_times_out() {
     assert!(e.is_retryable());
     assert!(start.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn ping_reads_the_key_scopes() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v3/scopes"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"scopes": ["mail.send"]})))
+        .mount(&server)
+        .await;
+    Mailer::new(transport(&server)).ping().await.unwrap();
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1, "one GET, no email sent");
+}
+
+#[tokio::test]
+async fn ping_with_a_revoked_key_is_permission_denied() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v3/scopes"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"errors": [{"field": null, "message": "authorization required"}]}),
+        ))
+        .mount(&server)
+        .await;
+    let e = Mailer::new(transport(&server)).ping().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(!e.to_string().contains(KEY), "key leaked: {e}");
+}

@@ -74,3 +74,21 @@ async fn an_unverified_sender_is_a_permanent_error() {
     assert!(!e.is_retryable(), "{e}");
     assert_eq!(e.backend(), Some("ses"));
 }
+
+#[tokio::test]
+async fn ping_answers_and_a_dead_endpoint_is_unavailable() {
+    Mailer::new(transport().await).ping().await.unwrap();
+    let dead = format!("http://127.0.0.1:{}", support::free_port());
+    let config = aws_sdk_sesv2::Config::builder()
+        .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
+        .region(aws_sdk_sesv2::config::Region::new("us-east-1"))
+        .endpoint_url(&dead)
+        .credentials_provider(aws_sdk_sesv2::config::Credentials::new(
+            "testing", "testing", None, None, "static",
+        ))
+        .build();
+    let ses =
+        SesTransport::new(aws_sdk_sesv2::Client::from_conf(config)).timeout(Duration::from_secs(5));
+    let e = Mailer::new(ses).ping().await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+}

@@ -266,7 +266,7 @@ async fn a_trace_survives_publish_and_consume() {
         corekit::queue::Queue::new(corekit::queue::MemoryBroker::new()),
         corekit::queue::Queue::new(
             corekit::queue::NatsBroker::builder(crate::support::NATS.require())
-                .connect()
+                .build()
                 .await
                 .unwrap(),
         ),
@@ -311,7 +311,7 @@ async fn a_trace_survives_publish_and_consume() {
             seen.lock().unwrap().as_deref(),
             Some(publisher_trace.as_str()),
             "{}: the consumer's span continues the publisher's trace",
-            queue.backend()
+            queue.backend_name()
         );
         t.flush().unwrap();
         let spans = rx.spans().await;

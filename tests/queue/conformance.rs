@@ -655,9 +655,9 @@ pub async fn delete_topic_or_unsupported(queue: Queue) {
     queue.ensure_topic(&t).await.unwrap();
     queue.ensure_group(&t, "g").await.unwrap();
     match queue.delete_topic(&t).await {
-        Ok(()) => assert_ne!(queue.backend(), "kafka"),
+        Ok(()) => assert_ne!(queue.backend_name(), "kafka"),
         Err(e) => {
-            assert_eq!(queue.backend(), "kafka", "{e}");
+            assert_eq!(queue.backend_name(), "kafka", "{e}");
             assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
             assert_eq!(e.operation(), Some("delete_topic"));
         }

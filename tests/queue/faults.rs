@@ -240,7 +240,7 @@ async fn publish_through_restart(queue: Queue, mut server: Box<dyn Server>) {
     );
     eprintln!(
         "{}: {} publishes acknowledged, {} failed (retryable) during the restart, slowest {slowest:?}",
-        queue.backend(),
+        queue.backend_name(),
         acked.lock().unwrap().len(),
         errors.lock().unwrap().len()
     );
@@ -272,7 +272,7 @@ async fn nats_restart_loses_no_acknowledged_publish() {
     server.start();
     let broker = NatsBroker::builder(format!("nats://127.0.0.1:{}", server.port))
         .operation_timeout(OP_TIMEOUT)
-        .connect()
+        .build()
         .await
         .unwrap();
     publish_through_restart(Queue::new(broker), Box::new(server)).await;
@@ -286,7 +286,7 @@ async fn rabbitmq_restart_loses_no_acknowledged_publish() {
     let broker =
         RabbitMqBroker::builder(format!("amqp://guest:guest@127.0.0.1:{}/%2f", server.port))
             .operation_timeout(OP_TIMEOUT)
-            .connect()
+            .build()
             .await
             .unwrap();
     publish_through_restart(Queue::new(broker), Box::new(server)).await;

@@ -12,7 +12,7 @@ fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn defaults_and_overrides() {
     let c = QueueConfig::from_vars("QUEUE_", vars(&[])).unwrap();
-    assert_eq!(c.backend, QueueBackend::Memory);
+    assert_eq!(c.backend(), QueueBackend::Memory);
     assert_eq!(c.max_attempts, 5);
     let c = QueueConfig::from_vars(
         "QUEUE_",
@@ -24,10 +24,49 @@ fn defaults_and_overrides() {
         ]),
     )
     .unwrap();
-    assert_eq!(c.backend, QueueBackend::Kafka);
+    assert_eq!(c.backend(), QueueBackend::Kafka);
     assert_eq!(c.kafka_brokers, ["a:9092", "b:9092"]);
     assert_eq!(c.max_payload, 256 * 1024);
     assert_eq!(c.retry_backoff, std::time::Duration::from_millis(50));
+}
+
+#[test]
+fn the_url_scheme_picks_the_backend_and_its_address() {
+    let load = |pairs: &[(&str, &str)]| QueueConfig::from_vars("QUEUE_", vars(pairs));
+    let c = load(&[("QUEUE_URL", "kafka://a:9092,b:9093")]).unwrap();
+    assert_eq!(c.backend(), QueueBackend::Kafka);
+    assert_eq!(c.kafka_list(), ["a:9092", "b:9093"]);
+    let c = load(&[("QUEUE_URL", "amqps://u:hunter2@mq:5671/v")]).unwrap();
+    assert_eq!(c.backend(), QueueBackend::Rabbitmq);
+    assert_eq!(c.amqp_address(), "amqps://u:hunter2@mq:5671/v");
+    let c = load(&[("QUEUE_URL", "nats://n1:4222,nats://n2:4222")]).unwrap();
+    assert_eq!(c.backend(), QueueBackend::Nats);
+    assert_eq!(c.nats_address(), "nats://n1:4222,nats://n2:4222");
+    assert_eq!(
+        load(&[("QUEUE_URL", "memory://")]).unwrap().backend(),
+        QueueBackend::Memory
+    );
+    for pairs in [
+        vec![("QUEUE_URL", "nats://n:4222"), ("QUEUE_BACKEND", "kafka")],
+        vec![("QUEUE_URL", "sqs://u:hunter2@queue")],
+    ] {
+        let e = load(&pairs).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("QUEUE_"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "secret leaked: {e}");
+    }
+}
+
+#[tokio::test]
+async fn from_config_validates() {
+    let mut c = QueueConfig::default();
+    c.max_attempts = 0;
+    let e = Queue::from_config(&c)
+        .await
+        .err()
+        .expect("max_attempts 0 refused");
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("QUEUE_MAX_ATTEMPTS"), "{e}");
 }
 
 #[test]
@@ -58,7 +97,7 @@ fn bad_values_name_the_variable_and_hide_secrets() {
 #[tokio::test]
 async fn from_config_connects_each_backend() {
     let memory = Queue::from_config(&QueueConfig::default()).await.unwrap();
-    assert_eq!(memory.backend(), "memory");
+    assert_eq!(memory.backend_name(), "memory");
     let nats = QueueConfig::from_vars(
         "QUEUE_",
         vars(&[
@@ -68,7 +107,7 @@ async fn from_config_connects_each_backend() {
     )
     .unwrap();
     let q = Queue::from_config(&nats).await.unwrap();
-    assert_eq!(q.backend(), "nats");
+    assert_eq!(q.backend_name(), "nats");
     q.ping().await.unwrap();
     let rabbit = QueueConfig::from_vars(
         "QUEUE_",
@@ -129,5 +168,50 @@ async fn an_unreachable_broker_fails_within_the_connect_timeout() {
             start.elapsed()
         );
         assert!(e.is_retryable(), "{backend}: {e}");
+    }
+}
+
+/// Issue 14 #4: a URL that cannot be parsed is a configuration error, never retryable.
+#[tokio::test]
+async fn a_malformed_url_is_a_config_error() {
+    for url in [
+        "amqp://guest:guest@127.0.0.1:notaport/%2f",
+        "nats://127.0.0.1:notaport",
+        "amqp://guest:guest@[::1/%2f",
+    ] {
+        let c = QueueConfig::from_vars(
+            "QUEUE_",
+            vars(&[("QUEUE_URL", url), ("QUEUE_CONNECT_TIMEOUT", "2s")]),
+        )
+        .unwrap();
+        let e = Queue::from_config(&c).await.err().expect("refused");
+        assert_eq!(e.kind(), ErrorKind::Config, "{url}: {e}");
+        assert!(!e.is_retryable(), "{url}: {e}");
+    }
+}
+
+/// Issue 14 #2: passwords with URL delimiters in them never reach an error's text.
+#[tokio::test]
+async fn connect_errors_never_show_the_password() {
+    let port = crate::support::free_port();
+    for password in [
+        "s3cr/et", "s3cr#et", "s3cr?et", "s3cr@et", "s3cr:et", "s3cr%et",
+    ] {
+        for url in [
+            format!("amqp://guest:{password}@127.0.0.1:{port}/%2f"),
+            format!("nats://user:{password}@127.0.0.1:{port}"),
+        ] {
+            let c = QueueConfig::from_vars(
+                "QUEUE_",
+                vars(&[("QUEUE_URL", &url), ("QUEUE_CONNECT_TIMEOUT", "1s")]),
+            );
+            let e = match c {
+                Ok(c) => Queue::from_config(&c).await.err().expect("nothing listens"),
+                Err(e) => e,
+            };
+            for shown in [e.to_string(), format!("{e:?}")] {
+                assert!(!shown.contains("s3cr"), "{password:?} leaked: {shown}");
+            }
+        }
     }
 }

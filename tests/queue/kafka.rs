@@ -7,7 +7,7 @@ async fn queue() -> Queue {
         KafkaBroker::builder(brokers)
             // The broker's minimum: group joins take about half of it on Tansu.
             .session_timeout(std::time::Duration::from_secs(6))
-            .connect()
+            .build()
             .await
             .unwrap(),
     )

@@ -3,7 +3,7 @@ use corekit::queue::{NatsBroker, Queue};
 
 async fn queue() -> Queue {
     let url = support::NATS.require();
-    Queue::new(NatsBroker::builder(url).connect().await.unwrap())
+    Queue::new(NatsBroker::builder(url).build().await.unwrap())
 }
 
 crate::queue_suite!();
@@ -17,7 +17,7 @@ async fn core_mode_is_fire_and_forget_with_exact_headers() {
     let queue = Queue::new(
         NatsBroker::builder(url)
             .mode(NatsMode::Core)
-            .connect()
+            .build()
             .await
             .unwrap(),
     );

@@ -4,7 +4,7 @@ use corekit::queue::{Message, Queue, RabbitMqBroker};
 
 async fn queue() -> Queue {
     let url = support::RABBITMQ.require();
-    Queue::new(RabbitMqBroker::builder(url).connect().await.unwrap())
+    Queue::new(RabbitMqBroker::builder(url).build().await.unwrap())
 }
 
 crate::queue_suite!();

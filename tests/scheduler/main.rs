@@ -398,3 +398,49 @@ mod conformance;
 mod jobs;
 mod redis_jobs;
 mod single_instance;
+
+/// Issue 14 #3: an explicit `in_timezone("UTC")` is kept on a scheduler whose zone is another.
+#[tokio::test]
+async fn an_explicit_utc_zone_beats_the_scheduler_default() {
+    use chrono::Timelike;
+    let s = Scheduler::builder()
+        .timezone("Europe/Berlin")
+        .build()
+        .unwrap();
+    let (_, run) = counter();
+    let utc = s
+        .add(Job::new(
+            "nine-utc",
+            Schedule::cron("0 9 * * *")
+                .unwrap()
+                .in_timezone("UTC")
+                .unwrap(),
+            run,
+        ))
+        .unwrap();
+    let (_, run) = counter();
+    let berlin = s
+        .add(Job::new(
+            "nine-berlin",
+            Schedule::cron("0 9 * * *").unwrap(),
+            run,
+        ))
+        .unwrap();
+    let mut next = (None, None);
+    for _ in 0..100 {
+        next = (s.next_run(utc), s.next_run(berlin));
+        if next.0.is_some() && next.1.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (utc_next, berlin_next) = (next.0.unwrap(), next.1.unwrap());
+    assert_eq!(utc_next.hour(), 9, "09:00 UTC, got {utc_next}");
+    assert!(
+        [7, 8].contains(&berlin_next.hour()),
+        "09:00 Berlin, got {berlin_next}"
+    );
+    let listed = s.job(utc).unwrap();
+    assert!(!format!("{listed:?}").contains("Berlin"), "{listed:?}");
+    s.shutdown(Duration::from_secs(1)).await.unwrap();
+}

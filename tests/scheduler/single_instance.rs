@@ -17,7 +17,7 @@ async fn three_instances_run_each_tick_once_over_20_ticks() {
     let mut schedulers = Vec::new();
     for instance in 0..3 {
         let lock: Arc<dyn TickLock> = Arc::new(
-            RedisTickLock::connect(&url, Duration::from_secs(1))
+            RedisTickLock::connect(&url, Duration::from_secs(3))
                 .await
                 .unwrap(),
         );
@@ -139,4 +139,51 @@ async fn an_unreachable_lock_skips_the_tick_instead_of_running_it() {
     let info = s.job(id).unwrap();
     assert_eq!(info.failed, 3, "{info:?}");
     assert!(info.last_error.unwrap().contains("lock server down"));
+}
+
+/// Issue 14 #10: interval schedules of schedulers started apart tick together, so the lock
+/// lets one instance run each tick (before, each instance anchored on its own start and
+/// all of them ran every tick).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interval_ticks_of_instances_started_apart_run_once() {
+    let url = support::REDIS.require();
+    let name = support::unique("fleet-interval");
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut schedulers = Vec::new();
+    for _ in 0..3 {
+        let lock: Arc<dyn TickLock> = Arc::new(
+            RedisTickLock::connect(&url, Duration::from_secs(3))
+                .await
+                .unwrap(),
+        );
+        let scheduler = Scheduler::new();
+        let runs = runs.clone();
+        scheduler
+            .add(
+                Job::new(
+                    name.clone(),
+                    corekit::scheduler::every(1).second(),
+                    move || {
+                        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::future::ready(())
+                    },
+                )
+                .single_instance(lock),
+            )
+            .unwrap();
+        schedulers.push(scheduler);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(5_000)).await;
+    for s in &schedulers {
+        s.shutdown(Duration::from_secs(2)).await.unwrap();
+    }
+    let runs = runs.load(std::sync::atomic::Ordering::SeqCst);
+    let skipped: u64 = schedulers.iter().map(|s| s.list()[0].skipped).sum();
+    // About 5 ticks in 5 s; before the fix every instance ran each (about 15).
+    assert!((4..=6).contains(&runs), "{runs} runs for ~5 ticks");
+    assert!(
+        skipped >= 2 * (runs as u64 - 1),
+        "{skipped} skipped for {runs} runs"
+    );
 }

@@ -201,7 +201,7 @@ pub async fn many_keys_list_completely(s: Storage, base: &str) {
     );
     // Batches (S3: 1,000 keys a request; the emulators are slow at one-by-one deletes, so
     // they get fewer keys) and absent keys are fine.
-    let count = if s.backend() == "s3" { 1500 } else { 40 };
+    let count = if s.backend_name() == "s3" { 1500 } else { 40 };
     let mut doomed: Vec<ObjectPath> = streamed.into_iter().take(count).collect();
     doomed.push(dir.join("never-existed").unwrap());
     s.delete_many(&doomed).await.unwrap();
@@ -456,7 +456,7 @@ pub async fn presigned_urls(s: Storage, base: &str) {
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
-        println!("{}: presigned URLs unsupported (checked)", s.backend());
+        println!("{}: presigned URLs unsupported (checked)", s.backend_name());
         return;
     };
     let too_long = max + std::time::Duration::from_secs(1);
@@ -483,7 +483,7 @@ pub async fn presigned_urls(s: Storage, base: &str) {
     // A tampered URL is refused (the signature covers the key); fake-gcs-server checks no
     // signatures, so this part runs on the others.
     let tampered = get_url.replace("report%201.txt", "report%202.txt");
-    if s.backend() != "gcs" {
+    if s.backend_name() != "gcs" {
         assert_ne!(tampered, get_url, "the key appears encoded in {get_url}");
         let status = http.get(&tampered).send().await.unwrap().status();
         assert!(status.is_client_error(), "tampered URL answered {status}");
@@ -551,7 +551,7 @@ pub async fn from_config_is_scoped_by_the_url(vars: Vec<(String, String)>, raw: 
     use corekit::config::EnvConfig;
     let config = corekit::storage::StorageConfig::from_vars("STORAGE_", vars).unwrap();
     let scoped = Storage::from_config(&config).await.unwrap();
-    assert_eq!(scoped.backend(), raw.backend());
+    assert_eq!(scoped.backend_name(), raw.backend_name());
     let k = key(&crate::support::unique("k"));
     scoped
         .put(&k, "via config".into(), &PutOptions::default())

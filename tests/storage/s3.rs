@@ -9,7 +9,8 @@ async fn storage() -> (Storage, String) {
         .endpoint(endpoint)
         .credentials("corekit", "corekit-secret")
         .build()
-        .await;
+        .await
+        .unwrap();
     s3.ensure_bucket().await.unwrap();
     (Storage::new(s3), support::unique("t"))
 }
@@ -22,7 +23,8 @@ async fn wrong_credentials_are_permission_denied() {
         .endpoint(support::S3.require())
         .credentials("corekit", "wrong")
         .build()
-        .await;
+        .await
+        .unwrap();
     let e = Storage::new(s3)
         .head(&corekit::storage::ObjectPath::new("x").unwrap())
         .await
@@ -37,7 +39,8 @@ async fn a_dead_server_fails_within_the_deadline() {
         .endpoint(dead)
         .credentials("corekit", "corekit-secret")
         .build()
-        .await;
+        .await
+        .unwrap();
     crate::conformance::a_dead_server_fails_within_the_deadline(Storage::new(s3)).await;
 }
 
@@ -47,7 +50,8 @@ async fn ping_fails_on_a_missing_bucket() {
         .endpoint(support::S3.require())
         .credentials("corekit", "corekit-secret")
         .build()
-        .await;
+        .await
+        .unwrap();
     let e = Storage::new(s3).ping().await.unwrap_err();
     assert_eq!(e.kind(), corekit::ErrorKind::NotFound, "{e}");
 }
