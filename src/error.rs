@@ -261,7 +261,11 @@ impl fmt::Display for Error {
             write!(f, ": {}", self.inner.message)?;
         }
         if let Some(source) = &self.inner.source {
-            write!(f, ": {source}")?;
+            // Messages often quote their cause already; say it once.
+            let cause = source.to_string();
+            if !self.inner.message.ends_with(&cause) {
+                write!(f, ": {cause}")?;
+            }
         }
         Ok(())
     }
@@ -438,6 +442,10 @@ mod tests {
         );
         let e = Error::invalid_input("empty key").with_operation("set");
         assert_eq!(e.to_string(), "set was given invalid input: empty key");
+        // A message that already quotes its cause does not repeat it.
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = Error::new(ErrorKind::Unavailable, "connecting: refused").with_source(io);
+        assert_eq!(e.to_string(), "unavailable: connecting: refused");
     }
 
     #[test]

@@ -227,12 +227,20 @@ impl RabbitMqBroker {
 
     /// A channel for topology calls: a failed declaration closes its channel, so never the
     /// publishing one.
+    /// A new channel, waiting out a connection recovery (callers bound the wait with the
+    /// operation timeout), as publishing does: a consumer started while the connection
+    /// recovers starts once it is back instead of failing at once.
     async fn admin_channel(&self) -> Result<Channel> {
-        self.inner
-            .connection
-            .create_channel()
-            .await
-            .map_err(|e| amqp_error(e, "opening a channel"))
+        loop {
+            match self.inner.connection.create_channel().await {
+                Ok(channel) => return Ok(channel),
+                Err(e) if !self.inner.connection.status().connected() => {
+                    tracing::debug!(error = %e, "rabbitmq: waiting for the connection to recover");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(amqp_error(e, "opening a channel")),
+            }
+        }
     }
 
     async fn declare_exchange(&self, channel: &Channel, topic: &str) -> Result<()> {
