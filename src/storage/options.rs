@@ -76,7 +76,11 @@ pub struct PutOptions {
     pub cache_control: Option<String>,
     /// `Content-Disposition`.
     pub content_disposition: Option<String>,
-    /// User metadata (keys: ASCII letters, digits, `-`, `_`; values without control characters).
+    /// User metadata. The portable contract, checked before any request so that what is
+    /// stored reads back the same on every backend: keys are lower-case ASCII letters, digits,
+    /// `-` and `_` (S3 and Azure lower-case keys; Azure also refuses `-`); values are
+    /// non-empty printable ASCII without leading or trailing spaces (S3 drops empty values and
+    /// trims, Azure drops non-ASCII; percent-encode other text yourself).
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -148,19 +152,29 @@ impl PutOptions {
                 )));
             }
         }
+        if let Some(v) = &self.content_disposition
+            && !v.is_ascii()
+        {
+            return Err(Error::invalid_input(format!(
+                "content disposition {v:?} is not ASCII (not every backend keeps it): write a \
+                 non-ASCII file name as filename*=UTF-8''<percent-encoded> (RFC 6266)"
+            )));
+        }
         for (k, v) in &self.metadata {
             if k.is_empty()
                 || !k
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
             {
                 return Err(Error::invalid_input(format!(
-                    "metadata key {k:?}: use ASCII letters, digits, '-' and '_'"
+                    "metadata key {k:?}: use lower-case ASCII letters, digits, '-' and '_' \
+                     (S3 and Azure lower-case keys)"
                 )));
             }
-            if v.chars().any(char::is_control) {
+            if v.is_empty() || v.trim() != v || !v.chars().all(|c| matches!(c, ' '..='~')) {
                 return Err(Error::invalid_input(format!(
-                    "metadata {k:?} value contains a control character"
+                    "metadata {k:?} value {v:?}: use non-empty printable ASCII without leading \
+                     or trailing spaces (S3 drops empty values and trims, Azure drops non-ASCII)"
                 )));
             }
         }
