@@ -17,11 +17,14 @@ const RESERVED: &str = ".corekit";
 /// Marks temporary files, written beside their target and renamed over it.
 const TEMP_MARK: &str = ".corekit-tmp-";
 const STRIPES: usize = 64;
+/// A file name is at most 255 bytes; a key's sidecar adds `.corekit-tmp-meta.json` to its last
+/// segment.
+const MAX_LAST_SEGMENT: usize = 255 - TEMP_MARK.len() - "meta.json".len();
 
 /// Objects as files under a root directory.
 ///
-/// - Writes go to a temporary file beside the target (`.<name>.corekit-tmp-<random>`, never
-///   listed) and are renamed into place, so a reader never sees a partial object, even if the
+/// - Writes go to a temporary file beside the target (`.corekit-tmp-<random>`, never listed,
+///   as long whatever the key) and are renamed into place, so a reader never sees a partial object, even if the
 ///   writer crashes (no fsync: a power loss can lose the newest writes, as with object_store's
 ///   local store).
 /// - Create-only puts are a hard link (atomic: of 50 concurrent writers exactly one wins);
@@ -37,6 +40,11 @@ const STRIPES: usize = 64;
 ///   refused, and so is any path through a linked directory and any read of a link: nothing
 ///   outside the root is reachable. A write to a key that is a link replaces the link itself
 ///   (rename semantics), never its target.
+/// - Where a file system differs from an object store: a key and a key under it (`a` and
+///   `a/b`) cannot both exist (the second write is a [`Conflict`](ErrorKind::Conflict));
+///   a key's last segment is at most 233 bytes and the others 255 (file-name limits, less the
+///   metadata sidecar's suffix), refused as `InvalidInput` before any I/O; deleting a key that
+///   only has keys under it is a no-op, as deleting any absent key.
 #[derive(Clone)]
 pub struct LocalStorage {
     root: Arc<PathBuf>,
@@ -97,6 +105,16 @@ fn io_error(e: std::io::Error, what: String) -> Error {
         std::io::ErrorKind::NotFound => ErrorKind::NotFound,
         std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
         std::io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
+        std::io::ErrorKind::NotADirectory | std::io::ErrorKind::IsADirectory => {
+            return Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{what}: a key and a key under it as a prefix (`a` and `a/b`) cannot both \
+                     exist in local storage (a file cannot also be a directory)"
+                ),
+            )
+            .with_source(e);
+        }
         _ => ErrorKind::Backend,
     };
     Error::new(kind, format!("{what}: {e}")).with_source(e)
@@ -174,8 +192,22 @@ impl LocalStorage {
                 "object key {path}: '{RESERVED}/' and '{TEMP_MARK}' are reserved by the local backend"
             )));
         }
-        let mut at = self.root.to_path_buf();
         let segments = path.as_str().split('/').count();
+        for (i, segment) in path.as_str().split('/').enumerate() {
+            let max = if i + 1 == segments {
+                MAX_LAST_SEGMENT
+            } else {
+                255
+            };
+            if segment.len() > max {
+                return Err(Error::invalid_input(format!(
+                    "object key {path}: segment of {} bytes; the local backend takes at most \
+                     {max} (file-name limit)",
+                    segment.len()
+                )));
+            }
+        }
+        let mut at = self.root.to_path_buf();
         for (i, segment) in path.as_str().split('/').enumerate() {
             at.push(segment);
             if i + 1 == segments && !last_too {
@@ -202,13 +234,10 @@ impl LocalStorage {
             .join(format!("{}{TEMP_MARK}meta.json", path.as_str()))
     }
 
-    /// A temporary file beside `target` (same directory: the rename stays within it).
+    /// A temporary file beside `target` (same directory: the rename stays within it), named
+    /// independently of the key so that a long key name does not outgrow the file-name limit.
     fn temp(target: &Path) -> PathBuf {
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        target.with_file_name(format!(".{name}{TEMP_MARK}{:016x}", fastrand::u64(..)))
+        target.with_file_name(format!("{TEMP_MARK}{:016x}", fastrand::u64(..)))
     }
 
     /// Metadata from a file's `stat` (no sidecar).
@@ -487,6 +516,8 @@ impl LocalStorage {
         match std::fs::remove_file(file) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Only keys under it exist: no object here, and deleting nothing succeeds.
+            Err(_) if file.is_dir() => return Ok(()),
             Err(e) => return Err(io_error(e, format!("deleting {path}"))),
         }
         let _ = std::fs::remove_file(self.sidecar_file(path));

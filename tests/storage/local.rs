@@ -152,3 +152,35 @@ async fn same_size_writes_in_one_clock_tick_get_different_versions() {
         assert!(versions.insert(meta.version), "write {i} reused a version");
     }
 }
+
+/// Issue 14 #5: where a file system cannot do what an object store does, the local backend
+/// says so with a typed error, and does what it can.
+#[tokio::test]
+async fn file_system_limits_are_typed_and_long_names_work() {
+    let s = Storage::new(LocalStorage::new(root()).unwrap());
+    let put = |k: String| {
+        let s = s.clone();
+        async move {
+            s.put(
+                &key(&k),
+                bytes::Bytes::from_static(b"x"),
+                &PutOptions::default(),
+            )
+            .await
+        }
+    };
+    // A last segment up to 233 bytes works (temporary names no longer lengthen it).
+    put(format!("long/{}", "a".repeat(233))).await.unwrap();
+    let e = put(format!("long/{}", "b".repeat(234))).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    // `a` and `a/b` cannot both exist: a typed Conflict, either way round.
+    put("pair/dir".into()).await.unwrap();
+    let e = put("pair/dir/child".into()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    put("pair2/dir/child".into()).await.unwrap();
+    let e = put("pair2/dir".into()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    // Deleting a key that only has keys under it deletes nothing, like any absent key.
+    s.delete(&key("pair2/dir")).await.unwrap();
+    assert!(s.exists(&key("pair2/dir/child")).await.unwrap());
+}
