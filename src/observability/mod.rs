@@ -84,6 +84,7 @@
 //! spans ended, exported, and in failed exports, and failed metric exports; each failure is also
 //! logged (target `corekit::observability`).
 
+mod collector;
 mod config;
 mod export;
 mod metrics;

@@ -1,5 +1,6 @@
 //! The handle: [`Telemetry`], its builder, the [`Guard`] that flushes on exit, and [`init`].
 
+use super::collector::Collector;
 use super::export;
 use super::metrics::ModuleMetrics;
 use super::propagation::{OtelPropagator, make_propagator};
@@ -83,6 +84,7 @@ impl ObservabilityBuilder {
     /// [`Config`](crate::ErrorKind::Config) for an exporter that cannot be built or a bad filter.
     pub fn build(self) -> Result<Telemetry> {
         let c = &self.config;
+        let collector = Collector::new(c)?;
         let stats = Arc::new(ExportStats::default());
         let resource = export::resource(c)?;
         let tracer = export::tracer_provider(c, resource.clone(), &stats)?;
@@ -113,6 +115,7 @@ impl ObservabilityBuilder {
             dispatch: tracing::Dispatch::new(subscriber),
             stats,
             propagators: self.config.propagators.clone(),
+            collector,
         })
     }
 
@@ -133,11 +136,13 @@ pub struct Telemetry {
     dispatch: tracing::Dispatch,
     stats: Arc<ExportStats>,
     propagators: String,
+    collector: Collector,
 }
 
 impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Telemetry")
+            .field("backend", &self.collector.backend_name())
             .field("traces", &self.tracer.is_some())
             .field("metrics", &self.meter.is_some())
             .field("stats", &self.stats)
@@ -173,6 +178,28 @@ impl Telemetry {
             b = b.log_format(format.parse()?);
         }
         Ok(b)
+    }
+
+    /// Checks that the OTLP collector accepts connections: a TCP connect to the host and port of
+    /// the traces endpoint and of the metrics endpoint (once when they are the same), all
+    /// within `OTEL_EXPORTER_OTLP_TIMEOUT`. It sends no telemetry and no headers.
+    ///
+    /// With no OTLP exporter (`OTEL_SDK_DISABLED=true`, or `OTEL_TRACES_EXPORTER` and
+    /// `OTEL_METRICS_EXPORTER` both `console` or `none`) there is nothing to reach, and it
+    /// answers `Ok`. Must be awaited inside a Tokio runtime; dropping the future stops the
+    /// wait (a connect already started ends on its own within the timeout).
+    ///
+    /// # Errors
+    /// [`Unavailable`](crate::ErrorKind::Unavailable) (retryable) naming the endpoint that
+    /// refused, timed out or did not resolve.
+    pub async fn ping(&self) -> Result<()> {
+        self.collector.ping().await
+    }
+
+    /// What the config exports to: `"otlp-http"`, `"otlp-grpc"`, `"console"` (stdout only) or
+    /// `"none"` (no exporter).
+    pub fn backend_name(&self) -> &'static str {
+        self.collector.backend_name()
     }
 
     /// The `tracing` dispatcher (subscriber) this set up.
