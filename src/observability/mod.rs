@@ -12,10 +12,30 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # The handle
+//!
+//! [`init`] is `Telemetry::from_env()?.install()`. [`Telemetry`] is made like every corekit
+//! handle, so a service can check the collector at start-up or change a setting first:
+//!
+//! ```no_run
+//! # async fn run() -> corekit::Result<()> {
+//! use corekit::observability::{LogFormat, Telemetry};
+//! // Or Telemetry::from_env()?, Telemetry::from_config(&config)?, Telemetry::builder().
+//! let telemetry = Telemetry::builder_from_env()?
+//!     .log_format(LogFormat::Json)
+//!     .build()?; // validated; nothing connects yet
+//! telemetry.ping().await?; // the OTLP collector accepts connections
+//! tracing::info!(exporter = telemetry.backend_name(), "telemetry ready");
+//! let guard = telemetry.install()?; // global; flushes and closes when dropped
+//! # drop(guard);
+//! # Ok(()) }
+//! ```
+//!
 //! # Configuration
 //!
-//! [`init`] reads [`ObservabilityConfig`] from the variables of the OpenTelemetry SDK
-//! specification, plus `RUST_LOG` (filter) and `LOG_FORMAT` for the log output:
+//! [`init`] and [`Telemetry::from_env`] read [`ObservabilityConfig`] from the variables of the
+//! OpenTelemetry SDK specification, plus `RUST_LOG` (filter) and `LOG_FORMAT` for the log
+//! output:
 //!
 //! | variable | default | meaning |
 //! |---|---|---|

@@ -5,13 +5,14 @@ use super::export;
 use super::metrics::ModuleMetrics;
 use super::propagation::{OtelPropagator, make_propagator};
 use super::{ExportStats, ObservabilityConfig};
-use crate::config::EnvConfig as _;
+use crate::config::EnvConfig;
 use crate::{Error, Result};
 use opentelemetry::metrics::Meter;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -44,7 +45,19 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
-/// Builds [`Telemetry`]; from [`Telemetry::builder`] or [`Telemetry::from_env`].
+/// Builds [`Telemetry`]: from [`Telemetry::builder`] (defaults), [`Telemetry::builder_from`]
+/// (a loaded config) or [`Telemetry::builder_from_env`] (the environment).
+///
+/// ```
+/// use corekit::observability::{LogFormat, Telemetry};
+/// let telemetry = Telemetry::builder()
+///     .service_name("checkout")
+///     .log_format(LogFormat::Json)
+///     .filter("info,corekit=debug")
+///     .build()?;
+/// assert_eq!(telemetry.backend_name(), "otlp-http");
+/// # Ok::<(), corekit::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ObservabilityBuilder {
@@ -77,13 +90,19 @@ impl ObservabilityBuilder {
         &self.config
     }
 
-    /// Builds the providers and the `tracing` subscriber without installing anything globally
-    /// (tests use [`Telemetry::dispatch`] with `tracing::dispatcher::set_default`).
+    /// Validates the config and builds the providers and the `tracing` subscriber, without
+    /// installing anything globally (tests use [`Telemetry::dispatch`] with
+    /// `tracing::dispatcher::set_default`). Nothing connects yet: exporters connect on their
+    /// first export, and [`Telemetry::ping`] checks the collector.
     ///
     /// # Errors
-    /// [`Config`](crate::ErrorKind::Config) for an exporter that cannot be built or a bad filter.
+    /// [`Config`](crate::ErrorKind::Config) naming the `OTEL_*` variable of a bad setting, for
+    /// an exporter that cannot be built, or a bad filter (`RUST_LOG`).
     pub fn build(self) -> Result<Telemetry> {
         let c = &self.config;
+        c.validate().map_err(|issue| {
+            issue.into_error(ObservabilityConfig::PREFIX, ObservabilityConfig::SECRETS)
+        })?;
         let collector = Collector::new(c)?;
         let stats = Arc::new(ExportStats::default());
         let resource = export::resource(c)?;
@@ -116,6 +135,7 @@ impl ObservabilityBuilder {
             stats,
             propagators: self.config.propagators.clone(),
             collector,
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -130,6 +150,21 @@ impl ObservabilityBuilder {
 
 /// Traces, metrics and logs, set up; [`install`](Telemetry::install) makes them global and
 /// returns the [`Guard`] that flushes them on exit.
+///
+/// Made like every corekit handle: [`from_env`](Self::from_env),
+/// [`from_config`](Self::from_config) or [`builder`](Self::builder), all validating;
+/// [`ping`](Self::ping) checks the collector, [`backend_name`](Self::backend_name) names the
+/// exporter, [`close`](Self::close) flushes and shuts down.
+///
+/// ```no_run
+/// # async fn run() -> corekit::Result<()> {
+/// use corekit::observability::Telemetry;
+/// let telemetry = Telemetry::from_env()?; // OTEL_*, RUST_LOG, LOG_FORMAT; validated
+/// telemetry.ping().await?; // the collector accepts connections
+/// let guard = telemetry.install()?; // global now; flushes and closes when dropped
+/// # drop(guard);
+/// # Ok(()) }
+/// ```
 pub struct Telemetry {
     tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
@@ -137,6 +172,7 @@ pub struct Telemetry {
     stats: Arc<ExportStats>,
     propagators: String,
     collector: Collector,
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -156,7 +192,8 @@ impl Telemetry {
         Self::builder_from(ObservabilityConfig::default())
     }
 
-    /// A builder from a loaded config.
+    /// A builder from a loaded config, to change a setting or two before
+    /// [`build`](ObservabilityBuilder::build).
     pub fn builder_from(config: ObservabilityConfig) -> ObservabilityBuilder {
         ObservabilityBuilder {
             config,
@@ -165,11 +202,12 @@ impl Telemetry {
         }
     }
 
-    /// A builder from `OTEL_*`, `RUST_LOG` and `LOG_FORMAT`.
+    /// A builder from `OTEL_*`, `RUST_LOG` and `LOG_FORMAT`, to change a setting or two before
+    /// [`build`](ObservabilityBuilder::build).
     ///
     /// # Errors
     /// [`Config`](crate::ErrorKind::Config) naming the variable.
-    pub fn from_env() -> Result<ObservabilityBuilder> {
+    pub fn builder_from_env() -> Result<ObservabilityBuilder> {
         let mut b = Self::builder_from(ObservabilityConfig::from_env()?);
         if let Ok(filter) = std::env::var("RUST_LOG") {
             b = b.filter(filter);
@@ -178,6 +216,25 @@ impl Telemetry {
             b = b.log_format(format.parse()?);
         }
         Ok(b)
+    }
+
+    /// Telemetry from `OTEL_*`, `RUST_LOG` and `LOG_FORMAT` (see the [module docs](super)),
+    /// validated and built; [`install`](Self::install) makes it global.
+    ///
+    /// # Errors
+    /// [`Config`](crate::ErrorKind::Config) naming the variable that is wrong.
+    pub fn from_env() -> Result<Self> {
+        Self::builder_from_env()?.build()
+    }
+
+    /// Telemetry from a loaded config, validated like the environment. Logs use the builder's
+    /// defaults (pretty, filter `info`): `RUST_LOG` and `LOG_FORMAT` are read only by
+    /// [`from_env`](Self::from_env).
+    ///
+    /// # Errors
+    /// [`Config`](crate::ErrorKind::Config) naming the `OTEL_*` variable of a bad setting.
+    pub fn from_config(config: &ObservabilityConfig) -> Result<Self> {
+        Self::builder_from(config.clone()).build()
     }
 
     /// Checks that the OTLP collector accepts connections: a TCP connect to the host and port of
@@ -235,17 +292,31 @@ impl Telemetry {
         })
     }
 
-    /// Flushes and shuts down the providers; later spans are not exported.
+    /// Flushes what is buffered and shuts the exporters down; later spans and metrics are not
+    /// exported. Blocks until the last export ends (bounded by the export timeout). Closing
+    /// again does nothing.
     ///
     /// # Errors
-    /// When an exporter failed to flush.
-    pub fn shutdown(&self) -> Result<()> {
+    /// [`Unavailable`](crate::ErrorKind::Unavailable) when an exporter failed to flush.
+    pub fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
         let (tracer, meter) = (self.tracer.clone(), self.meter.clone());
         export::off_thread(move || {
             let t = tracer.map(|p| p.shutdown()).transpose();
             let m = meter.map(|p| p.shutdown()).transpose();
             t.and(m).map(drop)
         })
+    }
+
+    /// The former name of [`close`](Self::close).
+    ///
+    /// # Errors
+    /// As `close`.
+    #[deprecated(since = "0.1.0", note = "renamed `close`")]
+    pub fn shutdown(&self) -> Result<()> {
+        self.close()
     }
 
     /// A guard that flushes and shuts down on drop, without installing anything globally.
@@ -283,6 +354,13 @@ impl Telemetry {
 
 /// Keeps telemetry installed; dropping it (or [`shutdown`](Guard::shutdown)) flushes every
 /// span and metric and shuts the exporters down, so nothing is lost on exit.
+///
+/// ```no_run
+/// let guard = corekit::observability::init()?;
+/// // ... the service runs ...
+/// guard.shutdown()?; // or let it drop: failures are then only printed
+/// # Ok::<(), corekit::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Guard {
     telemetry: Option<Telemetry>,
@@ -294,13 +372,13 @@ impl Guard {
         self.telemetry.as_ref()
     }
 
-    /// Flushes and shuts down now, reporting failures (drop only logs them).
+    /// [`Telemetry::close`]s now, reporting failures (drop only prints them).
     ///
     /// # Errors
     /// When an exporter failed to flush.
     pub fn shutdown(mut self) -> Result<()> {
         match self.telemetry.take() {
-            Some(t) => t.shutdown(),
+            Some(t) => t.close(),
             None => Ok(()),
         }
     }
@@ -309,19 +387,19 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(t) = self.telemetry.take()
-            && let Err(e) = t.shutdown()
+            && let Err(e) = t.close()
         {
-            eprintln!("corekit observability: shutdown: {e}");
+            eprintln!("corekit observability: close: {e}");
         }
     }
 }
 
 /// Sets up telemetry from the environment and installs it globally; keep the guard alive for
-/// the life of the process.
+/// the life of the process. The same as `Telemetry::from_env()?.install()`.
 ///
 /// # Errors
 /// [`Config`](crate::ErrorKind::Config) naming the variable that is wrong, or when a global
 /// subscriber is already set.
 pub fn init() -> Result<Guard> {
-    Telemetry::from_env()?.init()
+    Telemetry::from_env()?.install()
 }

@@ -125,5 +125,5 @@ async fn grpc_export_with_headers_as_metadata() {
             .flat_map(|s| &s.metrics)
             .any(|m| m.name == "grpc.calls")
     );
-    telemetry.shutdown().unwrap();
+    telemetry.close().unwrap();
 }
