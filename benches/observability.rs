@@ -96,8 +96,8 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
-    let _ = corekit.shutdown();
-    let _ = traced.shutdown();
+    let _ = corekit.close();
+    let _ = traced.close();
     std::thread::spawn(move || raw_provider.shutdown())
         .join()
         .ok();

@@ -8,7 +8,7 @@
 //!   cargo run --example observability --features observability,queue-memory
 //! ```
 
-use corekit::observability::{self, current_trace_id};
+use corekit::observability::{self, Telemetry, current_trace_id};
 use corekit::queue::{MemoryBroker, Message, Queue};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,12 @@ async fn main() -> corekit::Result<()> {
             unsafe { std::env::set_var(var, value) };
         }
     }
-    let guard = observability::init()?;
+    // `observability::init()` does this in one call; step by step, the collector is checked
+    // before anything is installed.
+    let telemetry = Telemetry::from_env()?;
+    telemetry.ping().await?; // the OTLP collector accepts connections (console: nothing to reach)
+    println!("exporting to {}", telemetry.backend_name());
+    let guard = telemetry.install()?;
 
     let orders = observability::counter("orders.placed");
     let latency = observability::histogram("order.duration");

@@ -221,12 +221,13 @@ impl EnvConfig for ObservabilityConfig {
             ),
         ] {
             if let Some(url) = url
-                && !(url.starts_with("http://") || url.starts_with("https://"))
+                && (!(url.starts_with("http://") || url.starts_with("https://"))
+                    || super::collector::host_port(url).is_none())
             {
                 return Err(ConfigIssue::new(
                     field,
                     url.clone(),
-                    "an http:// or https:// URL",
+                    "an http:// or https:// URL with a host (and a numeric port, if any)",
                 ));
             }
         }
@@ -344,6 +345,11 @@ mod tests {
             ("OTEL_RESOURCE_ATTRIBUTES", "novalue"),
             ("OTEL_PROPAGATORS", "b3"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://"),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "http://collector:otlp/v1/metrics",
+            ),
         ] {
             let e = load(&[(var, value)]).unwrap_err();
             assert!(e.to_string().contains(var), "{var}: {e}");

@@ -93,6 +93,11 @@ async fn grpc_export_with_headers_as_metadata() {
         .log_format(LogFormat::None)
         .build()
         .unwrap();
+    assert_eq!(telemetry.backend_name(), "otlp-grpc");
+    telemetry
+        .ping()
+        .await
+        .expect("the gRPC receiver accepts connections");
     {
         let _d = tracing::dispatcher::set_default(telemetry.dispatch());
         let _s = tracing::info_span!("over_grpc").entered();
@@ -125,5 +130,5 @@ async fn grpc_export_with_headers_as_metadata() {
             .flat_map(|s| &s.metrics)
             .any(|m| m.name == "grpc.calls")
     );
-    telemetry.shutdown().unwrap();
+    telemetry.close().unwrap();
 }

@@ -6,5 +6,6 @@
 mod support;
 
 mod grpc;
+mod handle;
 mod receiver;
 mod traces;

@@ -48,7 +48,7 @@ async fn spans_arrive_with_resource_parentage_and_attributes() {
     assert_eq!(int_attr(&child.attributes, "order.id"), Some(42));
     assert_eq!(parent.kind, 1, "internal");
     assert_eq!(telemetry.stats().spans_exported(), 2);
-    telemetry.shutdown().unwrap();
+    telemetry.close().unwrap();
 }
 
 #[tokio::test]
@@ -164,7 +164,7 @@ async fn sdk_disabled_exports_nothing() {
     root_spans(&t, 10);
     t.meter("x").u64_counter("c").build().add(1, &[]);
     t.flush().unwrap();
-    t.shutdown().unwrap();
+    t.close().unwrap();
     assert!(rx.server.received_requests().await.unwrap().is_empty());
 }
 
@@ -213,7 +213,7 @@ async fn a_dead_or_stalled_collector_never_blocks_and_is_counted() {
         spent < Duration::from_secs(5),
         "instrumented code was slowed: {spent:?}"
     );
-    let _ = dead.shutdown();
+    let _ = dead.close();
     let s = dead.stats();
     assert_eq!(s.spans_ended(), 5000);
     assert!(s.span_export_failures() >= 1, "failures are counted");
@@ -229,7 +229,7 @@ async fn a_dead_or_stalled_collector_never_blocks_and_is_counted() {
     let start = std::time::Instant::now();
     root_spans(&t, 2000);
     assert!(start.elapsed() < Duration::from_secs(5));
-    let _ = t.shutdown();
+    let _ = t.close();
     assert!(t.stats().span_export_failures() >= 1);
 }
 
