@@ -4,6 +4,8 @@
 #   scripts/services.sh up [SERVICE...]      start (only those whose port does not answer)
 #   scripts/services.sh down [SERVICE...]    stop the ones this script started
 #   scripts/services.sh status [SERVICE...]  which ports answer
+#   scripts/services.sh fresh [SERVICE...]   restart the ones this script started with empty
+#                                            data (CI does this, so it behaves like a fresh machine)
 #
 # Services: redis rabbitmq nats kafka smtp starttls ses s3 gcs azure (default: all). A server already answering on its port is left
 # alone. State (data dirs, logs, pid files) lives in $COREKIT_SERVICES_DIR
@@ -252,6 +254,33 @@ cmd_down() {
   done
 }
 
+# What an emulator keeps between runs: `fresh` empties it.
+data_of() {
+  case "$1" in
+    s3) echo "$STATE_DIR/s3/data" ;;
+    azure) echo "$STATE_DIR/azure" ;;
+    starttls) echo "$STATE_DIR/starttls/maildir" ;;
+    nats) [ -f "$STATE_DIR/nats.pid" ] && echo "$STATE_DIR/nats" ;;
+  esac
+  return 0
+}
+
+cmd_fresh() {
+  local s pid data i
+  for s in "$@"; do
+    [ -f "$STATE_DIR/$s.pid" ] || continue
+    pid=$(cat "$STATE_DIR/$s.pid")
+    cmd_down "$s"
+    for i in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    data=$(data_of "$s")
+    if [ -n "$data" ]; then rm -rf "$data"; log "emptied $data"; fi
+  done
+  cmd_up "$@"
+}
+
 cmd_status() {
   local s
   for s in "$@"; do
@@ -272,6 +301,7 @@ main() {
     up) cmd_up "${services[@]}" ;;
     down) cmd_down "${services[@]}" ;;
     status) cmd_status "${services[@]}" ;;
+    fresh) cmd_fresh "${services[@]}" ;;
     *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 }
