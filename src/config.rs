@@ -262,6 +262,26 @@ fn redact(field: &str, value: &str, secrets: &[&str]) -> String {
     }
 }
 
+/// Refuses a `<MODULE>_BACKEND` that names another backend than `<MODULE>_URL`'s scheme
+/// (`compatible` allows pairs that are not a contradiction, such as a tiered cache over a Redis
+/// URL).
+#[cfg(any(feature = "_cache", feature = "_queue", feature = "_email"))]
+pub(crate) fn check_backend_matches_url(
+    backend: Option<&'static str>,
+    from_url: Option<&'static str>,
+    url_variable: &str,
+    compatible: &[(&str, &str)],
+) -> std::result::Result<(), ConfigIssue> {
+    match (backend, from_url) {
+        (Some(b), Some(u)) if b != u && !compatible.contains(&(b, u)) => Err(ConfigIssue::new(
+            "backend",
+            b,
+            format!("the backend {url_variable} names ({u}), or unset"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Checks the retry settings every module shares (`max_attempts`, `retry_backoff`,
 /// `retry_backoff_max`): at least one attempt, and a cap no lower than the first delay.
 pub fn check_retry(

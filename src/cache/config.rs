@@ -147,15 +147,12 @@ impl EnvConfig for CacheConfig {
             }
         }
         let from_url = self.url_backend()?;
-        if let (Some(b), Some(u)) = (self.backend, from_url)
-            && !(b == u || b == CacheBackend::Tiered && u == CacheBackend::Redis)
-        {
-            return Err(ConfigIssue::new(
-                "backend",
-                b.as_str(),
-                format!("the backend CACHE_URL names ({}), or unset", u.as_str()),
-            ));
-        }
+        cfg::check_backend_matches_url(
+            self.backend.map(CacheBackend::as_str),
+            from_url.map(CacheBackend::as_str),
+            "CACHE_URL",
+            &[("tiered", "redis")],
+        )?;
         if self.backend() != CacheBackend::Memory && !is_redis_url(self.redis_address()) {
             let field = if from_url.is_some() {
                 "url"

@@ -127,15 +127,12 @@ impl EnvConfig for EmailConfig {
             return Err(ConfigIssue::new("timeout", "0s", "a duration above zero"));
         }
         let from_url = self.url_backend()?;
-        if let (Some(b), Some(u)) = (self.backend, from_url)
-            && b != u
-        {
-            return Err(ConfigIssue::new(
-                "backend",
-                b.as_str(),
-                format!("the backend EMAIL_URL names ({}), or unset", u.as_str()),
-            ));
-        }
+        cfg::check_backend_matches_url(
+            self.backend.map(EmailBackend::as_str),
+            from_url.map(EmailBackend::as_str),
+            "EMAIL_URL",
+            &[],
+        )?;
         if self.backend() == EmailBackend::Smtp {
             let url = self.smtp_address();
             if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {

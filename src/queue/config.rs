@@ -141,15 +141,12 @@ impl EnvConfig for QueueConfig {
             }
         }
         let from_url = self.url_backend()?;
-        if let (Some(b), Some(u)) = (self.backend, from_url)
-            && b != u
-        {
-            return Err(ConfigIssue::new(
-                "backend",
-                b.as_str(),
-                format!("the backend QUEUE_URL names ({}), or unset", u.as_str()),
-            ));
-        }
+        cfg::check_backend_matches_url(
+            self.backend.map(QueueBackend::as_str),
+            from_url.map(QueueBackend::as_str),
+            "QUEUE_URL",
+            &[],
+        )?;
         if self.backend() == QueueBackend::Kafka && self.kafka_list().is_empty() {
             return Err(ConfigIssue::new(
                 "kafka_brokers",
