@@ -184,3 +184,113 @@ async fn file_system_limits_are_typed_and_long_names_work() {
     s.delete(&key("pair2/dir")).await.unwrap();
     assert!(s.exists(&key("pair2/dir/child")).await.unwrap());
 }
+
+/// Set in the environment of the child process [`writer_child`] runs in: the root to write to.
+const WRITER_ROOT: &str = "COREKIT_LOCAL_WRITER_ROOT";
+
+/// The child half of [`killed_writers_never_leave_bytes_without_their_metadata`]: overwrites
+/// one key for ever, each body `n` with metadata `n=<n>`. Does nothing unless spawned by it.
+#[test]
+fn writer_child() {
+    let Some(root) = std::env::var_os(WRITER_ROOT) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = Storage::new(LocalStorage::new(std::path::PathBuf::from(root)).unwrap());
+    let start = std::process::id() as u64 * 1_000_000;
+    rt.block_on(async {
+        for n in start.. {
+            let options = PutOptions::default()
+                .content_type("text/plain")
+                .metadata("n", n.to_string());
+            s.put(&key("contended"), n.to_string().into(), &options)
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// Issue 14 #11: writers (two processes at once) killed with SIGKILL at random points never
+/// leave an object whose bytes lack their metadata, and readers never see such an object
+/// while they write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_writers_never_leave_bytes_without_their_metadata() {
+    let root = root();
+    let s = Storage::new(LocalStorage::new(&root).unwrap());
+    let check = |got: corekit::storage::GetResult| {
+        let body = String::from_utf8(got.bytes.to_vec()).unwrap();
+        assert_eq!(
+            got.meta.metadata.get("n"),
+            Some(&body),
+            "bytes {body} with metadata {:?}",
+            got.meta.metadata
+        );
+        assert_eq!(got.meta.content_type.as_deref(), Some("text/plain"));
+    };
+    let mut reads = 0;
+    for round in 0..10 {
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                std::process::Command::new(std::env::current_exe().unwrap())
+                    .args(["local::writer_child", "--exact", "--test-threads=1"])
+                    .env(WRITER_ROOT, &root)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let until = std::time::Instant::now()
+            + std::time::Duration::from_millis(200 + fastrand::u64(..400));
+        while std::time::Instant::now() < until {
+            if let Ok(got) = s.get(&key("contended")).await {
+                check(got);
+                reads += 1;
+            }
+        }
+        for mut child in children {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
+        let got = s.get(&key("contended")).await;
+        match got {
+            Ok(got) => check(got),
+            Err(e) => assert!(round == 0 && e.kind() == ErrorKind::NotFound, "{e}"),
+        }
+    }
+    assert!(reads > 0, "readers saw the writers' objects");
+    println!("{reads} reads checked while writers ran");
+}
+
+/// Issue 14 #11: temporary files of killed writers are removed once stale; sidecars stay.
+#[tokio::test]
+async fn stale_temporary_files_are_removed() {
+    let root = root();
+    let local = LocalStorage::new(&root).unwrap();
+    let s = Storage::new(local.clone());
+    s.put(
+        &key("kept"),
+        bytes::Bytes::from_static(b"x"),
+        &PutOptions::default().metadata("a", "b"),
+    )
+    .await
+    .unwrap();
+    let stale = root.join("dir").join(".corekit-tmp-00000000deadbeef");
+    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    let f = std::fs::File::create(&stale).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+    let fresh = root.join(".corekit-tmp-00000000cafebabe");
+    std::fs::File::create(&fresh).unwrap();
+    // The sweep `new` starts in the background may have got there first.
+    let removed = local.remove_stale_temp_files(std::time::Duration::from_secs(3600));
+    assert!(removed <= 1, "{removed}");
+    assert!(!stale.exists(), "the stale file is gone");
+    assert!(fresh.exists(), "a live write's file is kept");
+    let head = s.head(&key("kept")).await.unwrap();
+    assert_eq!(
+        head.metadata.get("a").map(String::as_str),
+        Some("b"),
+        "sidecar kept"
+    );
+}

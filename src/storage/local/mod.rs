@@ -6,20 +6,23 @@ use super::{
 };
 use crate::{Error, ErrorKind, Result};
 use bytes::Bytes;
-use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 /// corekit's own directory under the root: metadata sidecars.
 const RESERVED: &str = ".corekit";
 /// Marks temporary files, written beside their target and renamed over it.
+mod sidecar;
+
 const TEMP_MARK: &str = ".corekit-tmp-";
 const STRIPES: usize = 64;
 /// A file name is at most 255 bytes; a key's sidecar adds `.corekit-tmp-meta.json` to its last
 /// segment.
-const MAX_LAST_SEGMENT: usize = 255 - TEMP_MARK.len() - "meta.json".len();
+const MAX_LAST_SEGMENT: usize = 255 - SIDECAR_SUFFIX.len();
+/// What a key's sidecar adds to its name.
+const SIDECAR_SUFFIX: &str = ".corekit-tmp-meta.json";
 
 /// Objects as files under a root directory.
 ///
@@ -59,16 +62,20 @@ impl std::fmt::Debug for LocalStorage {
     }
 }
 
-#[derive(Default, serde::Serialize, serde::Deserialize)]
-struct Sidecar {
-    /// The version of the object this metadata belongs to; a sidecar left by an earlier version
-    /// (overwritten without metadata) is ignored, so puts never have to delete one.
-    #[serde(default)]
-    version: Option<Version>,
-    content_type: Option<String>,
-    cache_control: Option<String>,
-    content_disposition: Option<String>,
-    metadata: BTreeMap<String, String>,
+/// Runs `read` until it sees an object whose metadata it could pair with its bytes (see
+/// `LocalStorage::meta_from`); writers replacing the object at every turn make it give up with
+/// a retryable `Conflict`.
+fn settled<T>(path: &ObjectPath, mut read: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    for _ in 0..32 {
+        if let Some(found) = read()? {
+            return Ok(found);
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Conflict,
+        format!("{path} was replaced 32 times while being read"),
+    )
+    .with_retryable(true))
 }
 
 /// Set when the caller stopped waiting for a blocking task (its future was dropped: a timeout,
@@ -121,7 +128,9 @@ fn io_error(e: std::io::Error, what: String) -> Error {
 }
 
 impl LocalStorage {
-    /// Objects under `root` (created if missing).
+    /// Objects under `root` (created if missing). A background thread then removes temporary
+    /// files older than an hour (left by writers that died mid-write; see
+    /// [`remove_stale_temp_files`](Self::remove_stale_temp_files)).
     ///
     /// # Errors
     /// When the directory cannot be created.
@@ -134,10 +143,49 @@ impl LocalStorage {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| io_error(e, format!("creating {}", dir.display())))?;
         }
-        Ok(Self {
+        let storage = Self {
             root: Arc::new(root),
             locks: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
-        })
+        };
+        let sweeper = storage.clone();
+        let _ = std::thread::Builder::new()
+            .name("corekit-local-sweep".into())
+            .spawn(move || sweeper.remove_stale_temp_files(Duration::from_secs(3600)));
+        Ok(storage)
+    }
+
+    /// Removes temporary files (`.corekit-tmp-*`) not written to for `older_than`: what
+    /// writers killed mid-write leave behind. A live write touches its file as it goes, so
+    /// an hour is safe for any write that makes progress. Returns how many were removed.
+    pub fn remove_stale_temp_files(&self, older_than: Duration) -> u64 {
+        let mut removed = 0;
+        let mut dirs = vec![self.root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if kind.is_dir() {
+                    dirs.push(entry.path());
+                } else if kind.is_file()
+                    && name.contains(TEMP_MARK)
+                    && !name.ends_with(SIDECAR_SUFFIX)
+                    && entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= older_than))
+                    && std::fs::remove_file(entry.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
     }
 
     /// The root directory.
@@ -231,7 +279,7 @@ impl LocalStorage {
         self.root
             .join(RESERVED)
             .join("meta")
-            .join(format!("{}{TEMP_MARK}meta.json", path.as_str()))
+            .join(format!("{}{SIDECAR_SUFFIX}", path.as_str()))
     }
 
     /// A temporary file beside `target` (same directory: the rename stays within it), named
@@ -264,21 +312,27 @@ impl LocalStorage {
             content_type: None,
             cache_control: None,
             content_disposition: None,
-            metadata: BTreeMap::new(),
+            metadata: std::collections::BTreeMap::new(),
         }
     }
 
     fn meta(&self, path: &ObjectPath, file: &Path, with_sidecar: bool) -> Result<ObjectMeta> {
-        let m = std::fs::metadata(file).map_err(|e| io_error(e, format!("{path}")))?;
-        self.meta_from(path, &m, with_sidecar)
+        settled(path, || {
+            let m = std::fs::metadata(file).map_err(|e| io_error(e, format!("{path}")))?;
+            self.meta_from(path, file, &m, with_sidecar)
+        })
     }
 
+    /// The object's metadata from its `stat` (`m`) and, `with_sidecar`, its sidecar entry;
+    /// `None` when the entry is missing because writers replaced the object since `m` was
+    /// taken (they prune entries of versions no longer in place): read again.
     fn meta_from(
         &self,
         path: &ObjectPath,
+        file: &Path,
         m: &std::fs::Metadata,
         with_sidecar: bool,
-    ) -> Result<ObjectMeta> {
+    ) -> Result<Option<ObjectMeta>> {
         if !m.is_file() {
             return Err(Error::new(
                 ErrorKind::NotFound,
@@ -286,58 +340,26 @@ impl LocalStorage {
             ));
         }
         let mut meta = Self::stat_meta(path, m);
-        if with_sidecar
-            && let Some(sidecar) = std::fs::read(self.sidecar_file(path))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-                .filter(|s| s.version.as_ref().is_none_or(|v| *v == meta.version))
-        {
-            meta.content_type = sidecar.content_type;
-            meta.cache_control = sidecar.cache_control;
-            meta.content_disposition = sidecar.content_disposition;
-            meta.metadata = sidecar.metadata;
+        if !with_sidecar {
+            return Ok(Some(meta));
         }
-        Ok(meta)
-    }
-
-    /// Writes `options`' metadata for the object at `version`; nothing when there is none (a
-    /// sidecar of an earlier version no longer matches and is ignored).
-    fn write_sidecar(
-        &self,
-        path: &ObjectPath,
-        options: &PutOptions,
-        version: &Version,
-    ) -> Result<()> {
-        let empty = options.content_type.is_none()
-            && options.cache_control.is_none()
-            && options.content_disposition.is_none()
-            && options.metadata.is_empty();
-        if empty {
-            return Ok(());
+        match sidecar::find(&self.sidecar_file(path), &meta.version) {
+            Some(sidecar) => {
+                meta.content_type = sidecar.content_type;
+                meta.cache_control = sidecar.cache_control;
+                meta.content_disposition = sidecar.content_disposition;
+                meta.metadata = sidecar.metadata;
+                Ok(Some(meta))
+            }
+            // No entry: this version has no metadata, unless it is no longer the one in place.
+            None => {
+                let now = std::fs::metadata(file)
+                    .ok()
+                    .filter(std::fs::Metadata::is_file);
+                let same = now.is_some_and(|n| Self::stat_meta(path, &n).version == meta.version);
+                Ok(same.then_some(meta))
+            }
         }
-        let sidecar = Sidecar {
-            version: Some(version.clone()),
-            content_type: options.content_type.clone(),
-            cache_control: options.cache_control.clone(),
-            content_disposition: options.content_disposition.clone(),
-            metadata: options.metadata.clone(),
-        };
-        let json = serde_json::to_vec(&sidecar)
-            .map_err(|e| Error::new(ErrorKind::Backend, format!("{path} metadata: {e}")))?;
-        self.atomic_write(&self.sidecar_file(path), &json, path)
-    }
-
-    fn atomic_write(&self, target: &Path, bytes: &[u8], path: &ObjectPath) -> Result<()> {
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_error(e, format!("{path}")))?;
-        }
-        let tmp = Self::temp(target);
-        let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
-        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, target)) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io_error(e, format!("writing {path}")));
-        }
-        Ok(())
     }
 
     fn put_blocking(
@@ -389,31 +411,52 @@ impl LocalStorage {
         abandoned: &Abandoned,
     ) -> Result<ObjectMeta> {
         let guard = self.lock(path);
-        let placed = abandoned.check(path).and_then(|()| match &options.mode {
-            PutMode::Overwrite => {
-                std::fs::rename(tmp, file).map_err(|e| io_error(e, format!("writing {path}")))
-            }
-            PutMode::IfMatch(_) => {
-                let current = self.meta(path, file, false).map(|m| m.version).ok();
-                options.mode.check(current.as_ref(), path).and_then(|()| {
+        let mut meta = Self::stat_meta(path, written);
+        let place = || {
+            abandoned.check(path)?;
+            match &options.mode {
+                PutMode::Overwrite => {
                     std::fs::rename(tmp, file).map_err(|e| io_error(e, format!("writing {path}")))
-                })
-            }
-            // A hard link fails if the target exists: atomic create-only.
-            PutMode::Create => std::fs::hard_link(tmp, file).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::new(ErrorKind::AlreadyExists, format!("{path} already exists"))
-                } else {
-                    io_error(e, format!("writing {path}"))
                 }
-            }),
-        });
+                PutMode::IfMatch(_) => {
+                    let current = self.meta(path, file, false).map(|m| m.version).ok();
+                    options.mode.check(current.as_ref(), path).and_then(|()| {
+                        std::fs::rename(tmp, file)
+                            .map_err(|e| io_error(e, format!("writing {path}")))
+                    })
+                }
+                // A hard link fails if the target exists: atomic create-only.
+                PutMode::Create => std::fs::hard_link(tmp, file).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        Error::new(ErrorKind::AlreadyExists, format!("{path} already exists"))
+                    } else {
+                        io_error(e, format!("writing {path}"))
+                    }
+                }),
+            }
+        };
+        // With metadata, its entry is in the sidecar before the bytes are in place (both under
+        // the sidecar directory's lock, which other processes take too): see `sidecar`.
+        let placed = match sidecar::Entry::of(options, &meta.version) {
+            None => place(),
+            Some(entry) => {
+                let sidecar_file = self.sidecar_file(path);
+                let mut outcome = Ok(());
+                let locked = sidecar::locked(&sidecar_file, || {
+                    let live = self.meta(path, file, false).map(|m| m.version).ok();
+                    sidecar::add(&sidecar_file, entry, live.as_ref())?;
+                    outcome = place();
+                    Ok(())
+                });
+                locked
+                    .map_err(|e| io_error(e, format!("writing {path} metadata")))
+                    .and(outcome)
+            }
+        };
         if placed.is_err() || options.mode == PutMode::Create {
             let _ = std::fs::remove_file(tmp);
         }
         placed?;
-        let mut meta = Self::stat_meta(path, written);
-        self.write_sidecar(path, options, &meta.version)?;
         drop(guard);
         meta.content_type = options.content_type.clone();
         meta.cache_control = options.cache_control.clone();
@@ -430,9 +473,11 @@ impl LocalStorage {
         options: &GetOptions,
     ) -> Result<(ObjectMeta, std::ops::Range<u64>, std::fs::File)> {
         let file = self.file(path)?;
-        let mut f = std::fs::File::open(&file).map_err(|e| io_error(e, format!("{path}")))?;
-        let m = f.metadata().map_err(|e| io_error(e, format!("{path}")))?;
-        let meta = self.meta_from(path, &m, true)?;
+        let (meta, mut f) = settled(path, || {
+            let f = std::fs::File::open(&file).map_err(|e| io_error(e, format!("{path}")))?;
+            let m = f.metadata().map_err(|e| io_error(e, format!("{path}")))?;
+            Ok(self.meta_from(path, &file, &m, true)?.map(|meta| (meta, f)))
+        })?;
         options.check_version(&meta.version, path)?;
         let range = match options.range {
             Some(r) => r.resolve(meta.size)?,
@@ -666,15 +711,19 @@ impl Backend for LocalStorage {
             if let Some(parent) = dst.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io_error(e, format!("{to}")))?;
             }
-            std::fs::rename(&src, &dst).map_err(|e| io_error(e, format!("renaming {from}")))?;
-            // The file keeps its inode and mtime, so its sidecar still matches its version.
+            // The file keeps its inode and mtime, so its metadata entry still matches it: the
+            // entry is copied to the new key first, so a crash in between loses nothing.
             let (meta_src, meta_dst) = (s.sidecar_file(&from), s.sidecar_file(&to));
-            if meta_src.exists() {
-                if let Some(parent) = meta_dst.parent() {
-                    let _ = std::fs::create_dir_all(parent);
-                }
-                let _ = std::fs::rename(&meta_src, &meta_dst);
-            }
+            let version = s.meta(&from, &src, false)?.version;
+            let moved = if meta_src.exists() {
+                sidecar::locked(&meta_dst, || {
+                    sidecar::copy(&meta_src, &meta_dst, &version)?;
+                    std::fs::rename(&src, &dst)
+                })
+            } else {
+                std::fs::rename(&src, &dst)
+            };
+            moved.map_err(|e| io_error(e, format!("renaming {from}")))?;
             s.remove_locked(&from, &src)
         }))
     }
