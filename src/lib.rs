@@ -37,7 +37,7 @@
 //! | `observability` | `observability`: OpenTelemetry traces and metrics over OTLP (HTTP or gRPC) or console from the standard `OTEL_*` variables, `tracing` layer stack, flush-on-drop guard, export counters, HTTP propagation; plugs into [`instrument`], so every enabled module's calls are measured and queue messages carry trace context | an OTLP collector |
 //! | `scheduler` | `scheduler`: cron (5/6 fields, aliases, time zones, DST-correct), fluent intervals, one-shots, overlap/misfire policies, panic isolation, graceful shutdown, in-process background jobs with retries | nothing: in-process |
 //! | `scheduler-redis` | `scheduler::RedisTickLock` (`single_instance` jobs run once per tick across a fleet) and `scheduler::RedisJobStore` (durable background jobs shared by instances, behind `scheduler::JobQueue`) | Redis |
-//! | `testing` | public conformance suites for third-party backends: `scheduler::conformance` (job stores) | |
+//! | `testing` | public conformance suites for third-party backends: `cache::conformance`, `queue::conformance`, `storage::conformance`, `email::conformance`, `scheduler::conformance` (see [below](#writing-your-own-backend)) | |
 //! | `full` | every module and backend | |
 //!
 //! Modules land one at a time; this table lists what exists in this version. The
@@ -55,6 +55,60 @@
 //! under the module's prefix, `from_env_prefixed()` under another one, and invalid values fail
 //! at startup naming the variable, the value and what was expected. Secrets are
 //! [`config::Secret`] and never printed.
+//!
+//! ## Writing your own backend
+//!
+//! Each module's backend trait is public, so a backend can live in another crate: a
+//! [`CacheStore`](cache::CacheStore), a queue [`Broker`](queue::Broker), a storage
+//! [`Backend`](storage::Backend), an email [`Transport`](email::Transport) or a
+//! scheduler [`JobStore`](scheduler::JobStore). What every backend must do is written once, as
+//! public async functions behind the `testing` feature, and corekit's own backends run the same
+//! functions in their tests. A backend is done when its module's `run_all` passes:
+//!
+//! | module | suite | takes |
+//! |---|---|---|
+//! | cache | [`cache::conformance`] | the store, and whether it keeps expired entries until purged |
+//! | queue | [`queue::conformance`] | a [`Queue`](queue::Queue) over the broker |
+//! | storage | [`storage::conformance`] | a [`Storage`](storage::Storage) over the store, a key prefix, and an HTTP client for presigned URLs |
+//! | email | [`email::conformance`] | the transport, and an *inbox* that fetches what it delivered |
+//! | scheduler | [`scheduler::conformance`] | the job store |
+//!
+//! Each check panics with a message naming what broke, and uses names (keys, topics,
+//! prefixes, subjects) no other call uses, so checks can share one server and run at once.
+//! Call them one by one, one test each, to see in the test report which behaviour fails.
+//!
+//! Enable the feature for your tests only:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! corekit = { version = "0.1", features = ["cache-memory", "testing"] }
+//! ```
+//!
+//! Then, say for a cache store in your crate (`MyStore`, implementing
+//! [`CacheStore`](cache::CacheStore) and `Clone`):
+//!
+//! ```no_run
+//! # #[cfg(all(feature = "cache-memory", feature = "testing"))]
+//! # mod example {
+//! # use corekit::cache::MemoryStore as MyStore;
+//! use corekit::cache::conformance;
+//!
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+//! async fn my_store_conforms() {
+//!     let store = MyStore::new(10_000);
+//!     // `true`: the store keeps expired entries until `delete_expired` purges them;
+//!     // a store whose server expires keys itself (as Redis does) passes `false`.
+//!     conformance::run_all(store, true).await;
+//! }
+//!
+//! // Or one test per check, so the report names the behaviour that broke:
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+//! async fn my_store_counters() {
+//!     conformance::counters(MyStore::new(10_000)).await;
+//! }
+//! # }
+//! # fn main() {}
+//! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used)]

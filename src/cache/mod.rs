@@ -68,6 +68,9 @@ mod any;
 mod builder;
 mod codec;
 mod config;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod conformance;
 mod flight;
 mod handle;
 mod keys;

@@ -66,6 +66,9 @@
 
 mod address;
 mod config;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod conformance;
 mod file;
 mod memory;
 mod message;

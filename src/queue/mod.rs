@@ -90,6 +90,9 @@
 //! span, after validation) and the consumer's `process` span continues that trace.
 
 mod config;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod conformance;
 mod consumer;
 mod delivery;
 mod message;

@@ -71,6 +71,9 @@
 //! S3 credentials come from the AWS chain (`AWS_ACCESS_KEY_ID`, profiles, IMDS, ...).
 
 mod config;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod conformance;
 mod path;
 mod retry;
 mod upload;

@@ -1,9 +1,10 @@
 //! The transports that need no server (memory outbox, `.eml` files), templates, the mailer's
 //! retry policy, and `EMAIL_*` configuration.
 
-use crate::conformance::{check_mime, full_email};
+use crate::mime::check_mime;
 use corekit::ErrorKind;
 use corekit::config::EnvConfig;
+use corekit::email::conformance::full_email;
 use corekit::email::{
     Email, EmailBackend, EmailConfig, FileTransport, Mailer, MemoryTransport, Retry, Templates,
 };
@@ -367,4 +368,63 @@ async fn emails_through_nats_jetstream() {
         .await
         .unwrap();
     queued_round_trip(corekit::queue::Queue::new(broker)).await;
+}
+
+/// The conformance suite on the in-memory outbox: the inbox finds the email by its key.
+mod memory_suite {
+    use crate::conformance::Inbox;
+    use corekit::email::conformance::Delivered;
+    use corekit::email::{MemoryTransport, Transport};
+    use std::sync::Arc;
+
+    async fn setup() -> (Arc<dyn Transport>, Inbox) {
+        let outbox = MemoryTransport::new();
+        let kept = outbox.clone();
+        let inbox: Inbox = Box::new(move |sent, _id| {
+            let kept = kept.clone();
+            Box::pin(async move {
+                let found = kept
+                    .sent()
+                    .into_iter()
+                    .find(|e| e.idempotency_key() == sent.idempotency_key());
+                Delivered::Email(found.expect("the outbox has the email"))
+            })
+        });
+        (Arc::new(outbox), inbox)
+    }
+
+    crate::email_suite!();
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run_all_on_one_outbox() {
+        let (transport, inbox) = setup().await;
+        corekit::email::conformance::run_all(transport, &*inbox).await;
+    }
+}
+
+/// The conformance suite on the `.eml` file transport: the inbox reads the file `send` named.
+mod file_suite {
+    use crate::conformance::Inbox;
+    use corekit::email::conformance::Delivered;
+    use corekit::email::{FileTransport, Transport};
+    use std::sync::Arc;
+
+    async fn setup() -> (Arc<dyn Transport>, Inbox) {
+        let dir = std::env::temp_dir().join(crate::support::unique("eml-suite"));
+        let inbox: Inbox = Box::new(|_sent, id| {
+            Box::pin(async move {
+                let path = id.expect("the file transport answers the file's path");
+                Delivered::Mime(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+            })
+        });
+        (Arc::new(FileTransport::new(dir)), inbox)
+    }
+
+    crate::email_suite!();
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run_all_in_one_directory() {
+        let (transport, inbox) = setup().await;
+        corekit::email::conformance::run_all(transport, &*inbox).await;
+    }
 }

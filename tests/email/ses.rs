@@ -1,7 +1,8 @@
 //! Amazon SES v2 against moto's server: the raw MIME SES stored is what was built.
 
-use crate::conformance::{check_mime, full_email};
+use crate::mime::check_mime;
 use crate::support;
+use corekit::email::conformance::full_email;
 use corekit::email::{Mailer, SesTransport};
 use std::time::Duration;
 
@@ -91,4 +92,57 @@ async fn ping_answers_and_a_dead_endpoint_is_unavailable() {
         SesTransport::new(aws_sdk_sesv2::Client::from_conf(config)).timeout(Duration::from_secs(5));
     let e = Mailer::new(ses).ping().await.unwrap_err();
     assert!(e.is_retryable(), "{e}");
+}
+
+/// The conformance suite on SES against moto: the inbox finds the raw message by its
+/// `Idempotency-Key` header in moto's state dump.
+mod suite {
+    use crate::conformance::Inbox;
+    use crate::support;
+    use corekit::email::Transport;
+    use corekit::email::conformance::Delivered;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    async fn raw_message(endpoint: &str, key: &str) -> Vec<u8> {
+        let marker = format!("Idempotency-Key: {key}");
+        // The whole header line: `key-x-1` must not find `key-x-10`.
+        let whole_line = |s: &str| {
+            s.match_indices(&marker)
+                .any(|(i, m)| matches!(s.as_bytes().get(i + m.len()), Some(b'\r' | b'\n')))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let dump: serde_json::Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mut all = Vec::new();
+            super::strings(&dump, &mut all);
+            if let Some(raw) = all.into_iter().find(|s| whole_line(s)) {
+                return raw.into_bytes();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto holds no raw message with {marker:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn setup() -> (Arc<dyn Transport>, Inbox) {
+        let endpoint = support::SES.require();
+        let inbox: Inbox = Box::new(move |sent, _id| {
+            let endpoint = endpoint.clone();
+            Box::pin(async move {
+                let key = sent.idempotency_key().expect("the suite sets a key");
+                Delivered::Mime(raw_message(&endpoint, key).await)
+            })
+        });
+        (Arc::new(super::transport().await), inbox)
+    }
+
+    crate::email_suite!();
 }

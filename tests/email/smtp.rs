@@ -1,9 +1,10 @@
 //! SMTP: maildev (plain, and implicit TLS with auth on a maildev this test starts), aiosmtpd
 //! (STARTTLS), and fake servers for the faults.
 
-use crate::conformance::{check_mime, full_email};
+use crate::mime::check_mime;
 use crate::support;
 use corekit::ErrorKind;
+use corekit::email::conformance::full_email;
 use corekit::email::{Email, Mailer, Retry, SmtpTransport, Transport};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -412,4 +413,55 @@ async fn a_server_closing_mid_send_is_a_retryable_error_and_the_mailer_retries()
         3,
         "three attempts"
     );
+}
+
+/// The conformance suite on SMTP against maildev: the inbox finds the message by its subject
+/// through maildev's REST API and reads its raw source.
+mod suite {
+    use crate::conformance::Inbox;
+    use crate::support;
+    use corekit::email::conformance::Delivered;
+    use corekit::email::{SmtpTransport, Transport};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    async fn source(api: &str, subject: &str) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list: Vec<serde_json::Value> = reqwest::get(format!("{api}/api/email"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(m) = list.iter().find(|m| m["subject"].as_str() == Some(subject)) {
+                let id = m["id"].as_str().unwrap();
+                let raw = reqwest::get(format!("{api}/api/email/{id}/source"))
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                return raw.to_vec();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "maildev never received {subject:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn setup() -> (Arc<dyn Transport>, Inbox) {
+        let url = support::SMTP.require();
+        let api = support::MAILDEV_API.require();
+        let transport = SmtpTransport::from_url(&url).unwrap().build().unwrap();
+        let inbox: Inbox = Box::new(move |sent, _id| {
+            let api = api.clone();
+            Box::pin(async move { Delivered::Mime(source(&api, sent.subject()).await) })
+        });
+        (Arc::new(transport), inbox)
+    }
+
+    crate::email_suite!();
 }

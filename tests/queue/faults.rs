@@ -2,8 +2,8 @@
 //! ports: no acknowledged publish is lost, errors meanwhile are retryable and bounded, and the
 //! same client works again once the server is back.
 
-use crate::conformance::{WAIT, topic};
 use crate::support;
+use corekit::queue::conformance::{WAIT, unique_topic};
 use corekit::queue::{Message, NatsBroker, Queue, RabbitMqBroker};
 use futures_util::StreamExt;
 use std::collections::BTreeSet;
@@ -172,7 +172,7 @@ impl Drop for Rabbit {
 
 /// Publishes in a loop while the server is killed and restarted; then reads everything back.
 async fn publish_through_restart(queue: Queue, mut server: Box<dyn Server>) {
-    let t = topic("restart");
+    let t = unique_topic("restart");
     queue.ensure_group(&t, "g").await.unwrap();
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();

@@ -6,6 +6,11 @@ async fn queue() -> Queue {
 
 crate::queue_suite!();
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all_on_one_queue() {
+    corekit::queue::conformance::run_all(queue().await).await;
+}
+
 #[tokio::test]
 async fn a_topic_without_groups_keeps_messages_for_its_first_group() {
     let broker = MemoryBroker::new();

@@ -21,7 +21,7 @@ async fn core_mode_is_fire_and_forget_with_exact_headers() {
             .await
             .unwrap(),
     );
-    let t = crate::conformance::topic("core");
+    let t = corekit::queue::conformance::unique_topic("core");
     let mut a = queue.subscribe(&t, "g").await.unwrap();
     let mut b = queue.subscribe(&t, "g").await.unwrap();
     let sent = Message::new("telemetry")

@@ -68,7 +68,7 @@ async fn from_config_with_a_connection_string_and_a_url() {
             format!("UseDevelopmentStorage=true;DevelopmentStorageProxyUri={proxy}"),
         ),
     ];
-    crate::conformance::from_config_is_scoped_by_the_url(vars, storage().await.0).await;
+    crate::from_config::from_config_is_scoped_by_the_url(vars, storage().await.0).await;
 }
 
 #[tokio::test]
@@ -78,7 +78,8 @@ async fn a_dead_server_fails_within_the_deadline() {
         .development(dead)
         .build()
         .unwrap();
-    crate::conformance::a_dead_server_fails_within_the_deadline(Storage::new(azure)).await;
+    corekit::storage::conformance::a_dead_server_fails_within_the_deadline(Storage::new(azure))
+        .await;
 }
 
 #[tokio::test]

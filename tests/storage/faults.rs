@@ -2,7 +2,7 @@
 //! `Storage` handle works again once it is back. Each test runs its own emulator on a free port
 //! (persisting to a temporary directory) so it can kill and restart it.
 
-use crate::conformance::key;
+use crate::key;
 use crate::support;
 use corekit::storage::{AzureStorage, GcsStorage, PutOptions, RetryPolicy, Storage};
 use std::path::{Path, PathBuf};

@@ -65,7 +65,7 @@ async fn from_config_with_an_endpoint_and_a_url() {
         ),
         ("STORAGE_ENDPOINT".to_owned(), support::GCS.require()),
     ];
-    crate::conformance::from_config_is_scoped_by_the_url(vars, storage().await.0).await;
+    crate::from_config::from_config_is_scoped_by_the_url(vars, storage().await.0).await;
 }
 
 #[tokio::test]
@@ -76,5 +76,5 @@ async fn a_dead_server_fails_within_the_deadline() {
         .build()
         .await
         .unwrap();
-    crate::conformance::a_dead_server_fails_within_the_deadline(Storage::new(gcs)).await;
+    corekit::storage::conformance::a_dead_server_fails_within_the_deadline(Storage::new(gcs)).await;
 }

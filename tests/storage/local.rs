@@ -1,4 +1,4 @@
-use crate::conformance::key;
+use crate::key;
 use corekit::ErrorKind;
 use corekit::storage::{LocalStorage, PutOptions, Storage};
 
@@ -14,6 +14,12 @@ async fn storage() -> (Storage, String) {
 }
 
 crate::storage_suite!();
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all_on_one_store() {
+    let (storage, base) = storage().await;
+    corekit::storage::conformance::run_all(storage, &base, crate::http).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_overwrites_leave_one_complete_object() {

@@ -8,3 +8,9 @@ async fn storage() -> (Storage, String) {
 }
 
 crate::storage_suite!();
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all_on_one_store() {
+    let (storage, base) = storage().await;
+    corekit::storage::conformance::run_all(storage, &base, crate::http).await;
+}

@@ -41,7 +41,7 @@ async fn a_dead_server_fails_within_the_deadline() {
         .build()
         .await
         .unwrap();
-    crate::conformance::a_dead_server_fails_within_the_deadline(Storage::new(s3)).await;
+    corekit::storage::conformance::a_dead_server_fails_within_the_deadline(Storage::new(s3)).await;
 }
 
 #[tokio::test]
