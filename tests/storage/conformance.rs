@@ -14,6 +14,8 @@ macro_rules! storage_suite {
             listing,
             many_keys_list_completely,
             copy_and_rename,
+            metadata_contract,
+            list_after_starts_after,
             conditional_operations,
             one_of_fifty_create_only_writers_wins,
             bad_input_is_rejected,
