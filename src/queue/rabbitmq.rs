@@ -81,7 +81,7 @@ impl RabbitMqBuilder {
             self.connect_timeout,
             move || format!("connecting to {url}"),
             async {
-                Connection::connect(&self.url, properties)
+                Connection::connect_with_runtime(&self.url, properties, lapin_runtime()?)
                     .await
                     .map_err(|e| amqp_error(e, "connecting").scrubbed(&self.url))
             },
@@ -97,6 +97,32 @@ impl RabbitMqBuilder {
                 queues: Mutex::new(HashSet::new()),
             }),
         })
+    }
+}
+
+/// The runtime lapin's connection thread (reads, writes, reconnects) runs on: one of corekit's
+/// own that lives as long as the process. On the caller's runtime, a connection recovering when
+/// that runtime shuts down panics in lapin's thread ("A Tokio 1.x context was found, but it is
+/// being shutdown"); on this one it never meets a runtime going away. The application's tasks
+/// still await deliveries and confirms on their own runtime.
+fn lapin_runtime() -> Result<async_rs::TokioRuntime> {
+    static RUNTIME: std::sync::OnceLock<std::io::Result<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("corekit-amqp")
+            .enable_all()
+            .build()
+    });
+    match runtime {
+        Ok(rt) => Ok(async_rs::TokioRuntime::tokio_with_handle(
+            rt.handle().clone(),
+        )),
+        Err(e) => Err(Error::new(
+            ErrorKind::Backend,
+            format!("starting the RabbitMQ client's runtime: {e}"),
+        )),
     }
 }
 
