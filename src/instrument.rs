@@ -147,7 +147,8 @@ pub fn extract(carrier: &dyn Carrier, span: &tracing::Span) {
         feature = "_cache",
         feature = "_queue",
         feature = "_storage",
-        feature = "_email"
+        feature = "_email",
+        feature = "scheduler"
     )),
     allow(dead_code)
 )]

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 /// How to connect.
 #[derive(Debug, Clone, Copy)]
-#[cfg_attr(not(feature = "cache-redis"), allow(dead_code))]
 pub(crate) struct Connect {
     /// Bound on connecting (and on each reconnect attempt's handshake).
     pub connect_timeout: Duration,
@@ -19,6 +18,10 @@ pub(crate) struct Connect {
     pub command_timeout: Duration,
     /// Connections in the pool (auto-pipelined each).
     pub pool_size: usize,
+    /// Whether fred itself bounds every command by `command_timeout` (the scheduler, whose
+    /// few commands all need a bound), or the caller does (the cache: fred's per-command
+    /// timeout halves pipelined throughput, measured in benches/cache.rs).
+    pub bound_in_client: bool,
 }
 
 /// Parses a `redis://`, `rediss://`, `redis-cluster://` or `redis-sentinel://` URL; an error
@@ -43,12 +46,12 @@ pub(crate) fn parse_url(url: &str) -> Result<Config> {
 /// command caught on a connection that dies fails instead of being replayed later, and the
 /// first connection bounded by `connect_timeout`. `address` names the server in errors
 /// (password redacted by the caller).
-#[cfg_attr(not(feature = "cache-redis"), allow(dead_code))]
 pub(crate) async fn connect(config: Config, how: Connect, address: &str) -> Result<Pool> {
     let Connect {
         connect_timeout,
         command_timeout,
         pool_size,
+        bound_in_client,
     } = how;
     let pool = fred::types::Builder::from_config(config)
         .with_connection_config(|c| {
@@ -57,6 +60,11 @@ pub(crate) async fn connect(config: Config, how: Connect, address: &str) -> Resu
             // A command written to a connection that then dies fails instead of being
             // replayed after the reconnect (possibly after the caller gave up on it).
             c.max_command_attempts = 1;
+        })
+        .with_performance_config(|p| {
+            if bound_in_client {
+                p.default_command_timeout = command_timeout;
+            }
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
         .build_pool(pool_size.max(1))

@@ -139,6 +139,7 @@ impl RedisStoreBuilder {
             connect_timeout: self.connect_timeout,
             command_timeout,
             pool_size: self.pool_size,
+            bound_in_client: false,
         };
         let address = crate::config::redact_url(&self.url);
         let pool = crate::redis::connect(config, how, &address).await?;

@@ -1,17 +1,17 @@
 //! The Redis [`TickLock`] for `single_instance` jobs.
 
 use super::{RunHistory, StoreFuture, TickLock};
-use crate::{Error, ErrorKind, Result};
+use crate::Result;
 use chrono::{DateTime, Utc};
-use fred::clients::Client;
-use fred::interfaces::{ClientLike, KeysInterface};
+use fred::clients::Pool;
+use fred::interfaces::KeysInterface;
 use fred::types::{Expiration, SetOptions, Value};
 use std::time::Duration;
 
 /// A [`TickLock`] on Redis: `SET key NX PX ttl`, so exactly one instance gets each tick.
 #[derive(Clone)]
 pub struct RedisTickLock {
-    client: Client,
+    client: Pool,
     timeout: Duration,
 }
 
@@ -35,39 +35,17 @@ impl RedisTickLock {
     }
 }
 
-/// A connected fred client with the scheduler's reconnect policy, shared by the tick lock and
-/// the durable job store. URL parsing, the error map and the bounds are the crate's one Redis
-/// layer's.
-pub(crate) async fn connect_client(url: &str, timeout: Duration) -> Result<Client> {
-    let config = crate::redis::parse_url(url)?;
-    let client = fred::types::Builder::from_config(config)
-        .with_connection_config(|c| c.connection_timeout = timeout)
-        // Every command is bounded too, so a hung Redis never blocks a worker or a tick.
-        .with_performance_config(|p| p.default_command_timeout = timeout)
-        .set_policy(fred::types::config::ReconnectPolicy::new_exponential(
-            0, 100, 2_000, 2,
-        ))
-        .build()
-        .map_err(|e| redis_error(e, "connect"))?;
-    client.connect();
-    let connected = bounded(timeout, "connect", client.wait_for_connect()).await;
-    if let Err(e) = connected {
-        // Stop the reconnect loop of a client nobody will use.
-        let _ = tokio::time::timeout(Duration::from_secs(1), client.quit()).await;
-        if e.kind() != ErrorKind::Timeout {
-            return Err(e);
-        }
-        return Err(Error::new(
-            ErrorKind::Unavailable,
-            format!(
-                "no connection to {} within {timeout:?}",
-                crate::config::redact_url(url)
-            ),
-        )
-        .with_backend("redis")
-        .with_operation("connect"));
-    }
-    Ok(client)
+/// A connection (a pool of one) through the crate's one Redis layer, shared by the tick lock
+/// and the durable job store: every command bounded by `timeout`, reconnecting for ever.
+pub(crate) async fn connect_client(url: &str, timeout: Duration) -> Result<Pool> {
+    let how = crate::redis::Connect {
+        connect_timeout: timeout,
+        command_timeout: timeout,
+        pool_size: 1,
+        bound_in_client: true,
+    };
+    let address = crate::config::redact_url(url);
+    crate::redis::connect(crate::redis::parse_url(url)?, how, &address).await
 }
 
 pub(crate) use crate::redis::{bounded, map_err as redis_error};

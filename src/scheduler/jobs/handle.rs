@@ -15,6 +15,34 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+/// One job-store call through the core instrumentation: a span, the duration and outcome for
+/// an installed metrics recorder (`corekit.scheduler.operation.duration`), and the store and
+/// operation on its error.
+pub(super) async fn traced<T>(
+    store: &dyn JobStore,
+    op: &'static str,
+    queue: &str,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    use crate::instrument::{Call, Module};
+    let system = store.name();
+    let span = || {
+        tracing::debug_span!(
+            "scheduler",
+            otel.name = op,
+            scheduler.store = system,
+            scheduler.queue = queue
+        )
+    };
+    crate::instrument::call(
+        Call::new(Module::Scheduler, system, op),
+        tracing::Level::DEBUG,
+        span,
+        call,
+    )
+    .await
+}
+
 /// How often shutdown looks whether an in-process store has run everything: short, since it
 /// is all that stands between the last job and shutdown returning.
 const DRAIN_POLL: Duration = Duration::from_millis(2);
@@ -208,7 +236,13 @@ impl JobQueue {
                 .with_operation("enqueue")
                 .with_source(e)
         })?;
-        let id = shared.store.enqueue(queue, &payload).await?;
+        let id = traced(
+            &*shared.store,
+            "enqueue",
+            queue,
+            shared.store.enqueue(queue, &payload),
+        )
+        .await?;
         shared.counters.enqueued.fetch_add(1, Ordering::Relaxed);
         Ok(id)
     }
@@ -219,7 +253,13 @@ impl JobQueue {
     /// # Errors
     /// The store's, e.g. [`ErrorKind::Unavailable`] when Redis does not answer.
     pub async fn dead(&self, queue: &str) -> Result<Vec<DeadJob>> {
-        self.shared.store.dead(queue).await
+        traced(
+            &*self.shared.store,
+            "dead",
+            queue,
+            self.shared.store.dead(queue),
+        )
+        .await
     }
 
     /// This handle's counters (`running`: attempts on this instance now).
@@ -239,7 +279,7 @@ impl JobQueue {
     /// # Errors
     /// [`ErrorKind::Unavailable`] or [`ErrorKind::Timeout`] when it does not.
     pub async fn ping(&self) -> Result<()> {
-        self.shared.store.ping().await
+        traced(&*self.shared.store, "ping", "", self.shared.store.ping()).await
     }
 
     /// The store's name: `"memory"`, `"redis"`, or a third-party store's.

@@ -5,7 +5,7 @@ use crate::scheduler::StoreFuture;
 use crate::scheduler::guard::lock;
 use crate::scheduler::redis::{bounded, connect_client, redis_error};
 use crate::{Error, Result};
-use fred::clients::Client;
+use fred::clients::Pool;
 use fred::interfaces::{ClientLike, ListInterface, LuaInterface};
 use serde_json::Value;
 use std::any::Any;
@@ -95,7 +95,7 @@ const PROMOTE_EVERY: Duration = Duration::from_millis(50);
 /// # });
 /// ```
 pub struct RedisJobStore {
-    client: Client,
+    client: Pool,
     prefix: String,
     promoted: Mutex<HashMap<String, Instant>>,
 }
@@ -128,8 +128,8 @@ impl RedisJobStore {
         &self.prefix
     }
 
-    /// The fred client, for calls the portable API does not make.
-    pub fn client(&self) -> &Client {
+    /// The fred connection (a pool of one), for calls the portable API does not make.
+    pub fn client(&self) -> &Pool {
         &self.client
     }
 

@@ -1,6 +1,6 @@
 //! The worker loop: claim a job from a queue with a handler, run it, settle it.
 
-use super::handle::Shared;
+use super::handle::{Shared, traced};
 use super::{AfterFailure, ClaimedJob};
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
@@ -61,7 +61,13 @@ async fn run(shared: &Shared, job: ClaimedJob) {
     let settled = match outcome {
         Ok(()) => {
             counters.succeeded.fetch_add(1, Ordering::Relaxed);
-            shared.store.complete(&job).await
+            traced(
+                &*shared.store,
+                "complete",
+                &job.queue,
+                shared.store.complete(&job),
+            )
+            .await
         }
         Err(error) => {
             let then = shared.config.after_failure(job.attempt);
@@ -75,7 +81,13 @@ async fn run(shared: &Shared, job: ClaimedJob) {
                     tracing::warn!(queue = %job.queue, job = job.id, attempts = job.attempt, %error, "job is dead");
                 }
             }
-            shared.store.fail(&job, &error, then).await
+            traced(
+                &*shared.store,
+                "fail",
+                &job.queue,
+                shared.store.fail(&job, &error, then),
+            )
+            .await
         }
     };
     match settled {
