@@ -193,7 +193,9 @@ impl TieredStore {
     ) -> Result<T> {
         let mut invalidated = Ok(());
         for target in targets {
-            if let Err(e) = self.invalidate(kind, target, op).await {
+            // Boxed: every write's future carries this, and the tiered store's futures nest
+            // deep enough (cache handle, instrumentation, Redis bounds) to matter on a stack.
+            if let Err(e) = Box::pin(self.invalidate(kind, target, op)).await {
                 invalidated = Err(e);
             }
         }
