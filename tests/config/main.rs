@@ -56,3 +56,74 @@ fn from_env_reads_the_process_environment_under_each_prefix() {
         r#"invalid configuration: COREKIT_IT_OTHER_TIMEOUT="ten": expected a duration like 30s, 250ms or 5m"#
     );
 }
+
+/// Issue 14 #2: a password with any of `/ # ? @ : %` in it never reaches an error's `Display`
+/// or `Debug`, whichever URL it is in (closed ports, so every connect fails).
+#[cfg(all(
+    feature = "cache-redis",
+    feature = "scheduler-redis",
+    feature = "email-smtp",
+    feature = "queue-rabbitmq",
+    feature = "queue-nats"
+))]
+#[tokio::test]
+async fn no_error_shows_a_password_whatever_it_holds() {
+    use corekit::cache::{CacheConfig, RedisStore};
+    use corekit::email::{Mailer, SmtpTransport};
+    use corekit::queue::{Queue, QueueConfig};
+    use corekit::scheduler::{JobQueue, RedisTickLock};
+    let port = support::free_port();
+    let short = Duration::from_millis(500);
+    let mut errors: Vec<(String, corekit::Error)> = Vec::new();
+    for delimiter in ["/", "#", "?", "@", ":", "%", "/#?@:%"] {
+        let pw = format!("s3cr{delimiter}et");
+        let redis = format!("redis://:{pw}@127.0.0.1:{port}/0");
+        if let Err(e) = RedisStore::builder(&redis)
+            .connect_timeout(short)
+            .build()
+            .await
+        {
+            errors.push((redis.clone(), e));
+        }
+        if let Err(e) = RedisTickLock::connect(&redis, short).await {
+            errors.push((redis.clone(), e));
+        }
+        if let Err(e) = JobQueue::builder().redis(&redis).build().await {
+            errors.push((redis.clone(), e));
+        }
+        let vars = [("CACHE_URL".to_owned(), redis.replace("redis", "memcached"))];
+        if let Err(e) = CacheConfig::from_vars("CACHE_", vars) {
+            errors.push((redis.clone(), e));
+        }
+        for url in [
+            format!("amqp://guest:{pw}@127.0.0.1:{port}/%2f"),
+            format!("nats://user:{pw}@127.0.0.1:{port}"),
+        ] {
+            let vars = [
+                ("QUEUE_URL".to_owned(), url.clone()),
+                ("QUEUE_CONNECT_TIMEOUT".to_owned(), "500ms".to_owned()),
+            ];
+            let result = match QueueConfig::from_vars("QUEUE_", vars) {
+                Ok(c) => Queue::from_config(&c).await.map(drop),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                errors.push((url, e));
+            }
+        }
+        let smtp = format!("smtp://user:{pw}@127.0.0.1:{port}");
+        let sent = match SmtpTransport::from_url(&smtp).and_then(|b| b.timeout(short).build()) {
+            Ok(t) => Mailer::new(t).ping().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            errors.push((smtp, e));
+        }
+    }
+    assert!(errors.len() >= 7 * 6, "every URL failed: {}", errors.len());
+    for (url, e) in &errors {
+        for shown in [e.to_string(), format!("{e:?}")] {
+            assert!(!shown.contains("s3cr"), "{url}: password shown: {shown}");
+        }
+    }
+}
