@@ -25,7 +25,7 @@ impl RedisTickLock {
     /// Connects to the Redis at `url`; each call is bounded by `timeout`.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] for a bad URL (password redacted); [`ErrorKind::Unavailable`] when
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a bad URL (password redacted); [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when
     /// Redis does not answer within `timeout`.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self> {
         Ok(Self {

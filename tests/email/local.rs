@@ -272,8 +272,7 @@ async fn configuration_from_variables() {
     c.max_attempts = 0;
     let e = Mailer::from_config(&c)
         .await
-        .err()
-        .expect("max_attempts 0 refused");
+        .expect_err("max_attempts 0 refused");
     assert!(e.to_string().contains("EMAIL_MAX_ATTEMPTS"), "{e}");
     // EMAIL_URL alone picks SMTP and is its address.
     let c = EmailConfig::from_vars(

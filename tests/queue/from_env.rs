@@ -63,8 +63,7 @@ async fn from_config_validates() {
     c.max_attempts = 0;
     let e = Queue::from_config(&c)
         .await
-        .err()
-        .expect("max_attempts 0 refused");
+        .expect_err("max_attempts 0 refused");
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.to_string().contains("QUEUE_MAX_ATTEMPTS"), "{e}");
 }
@@ -184,7 +183,7 @@ async fn a_malformed_url_is_a_config_error() {
             vars(&[("QUEUE_URL", url), ("QUEUE_CONNECT_TIMEOUT", "2s")]),
         )
         .unwrap();
-        let e = Queue::from_config(&c).await.err().expect("refused");
+        let e = Queue::from_config(&c).await.expect_err("refused");
         assert_eq!(e.kind(), ErrorKind::Config, "{url}: {e}");
         assert!(!e.is_retryable(), "{url}: {e}");
     }
@@ -206,7 +205,7 @@ async fn connect_errors_never_show_the_password() {
                 vars(&[("QUEUE_URL", &url), ("QUEUE_CONNECT_TIMEOUT", "1s")]),
             );
             let e = match c {
-                Ok(c) => Queue::from_config(&c).await.err().expect("nothing listens"),
+                Ok(c) => Queue::from_config(&c).await.expect_err("nothing listens"),
                 Err(e) => e,
             };
             for shown in [e.to_string(), format!("{e:?}")] {

@@ -95,3 +95,105 @@ fn no_panic_when_the_runtime_shuts_down_while_the_server_is_gone() {
     assert!(!stderr.contains("panicked"), "a thread panicked: {stderr}");
     assert!(!stdout.contains("panicked"), "a thread panicked: {stdout}");
 }
+
+/// A TCP proxy to RabbitMQ on a fixed local port that can be taken down (listener and every
+/// connection) and brought back, to make a connection recover without touching the server.
+struct Proxy {
+    port: u16,
+    upstream: String,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let port = support::free_port();
+        let proxy = Self {
+            port,
+            upstream,
+            tasks: Default::default(),
+        };
+        proxy.up().await;
+        proxy
+    }
+
+    async fn up(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let (upstream, tasks) = (self.upstream.clone(), self.tasks.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                tasks.lock().unwrap().push(link);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    fn down(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// Issue 14 #14: a consumer started while the connection is recovering waits for it (within
+/// the operation timeout) and then consumes, instead of failing at once with "invalid
+/// connection state: Connecting".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_started_during_recovery_waits_for_the_connection() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let url = support::RABBITMQ.require();
+    let proxy = Proxy::start(support::host_port(&url)).await;
+    let broker =
+        RabbitMqBroker::builder(format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port))
+            .operation_timeout(std::time::Duration::from_secs(20))
+            .build()
+            .await
+            .unwrap();
+    let queue = Queue::new(broker);
+    let t = corekit::queue::conformance::unique_topic("recovering");
+    queue.ensure_group(&t, "g").await.unwrap();
+    queue.publish(&t, Message::new("before")).await.unwrap();
+    proxy.down();
+    // Let lapin notice and start recovering.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(queue.ping().await.is_err(), "the connection is down");
+    let handled = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = handled.clone();
+    let done = handled.clone();
+    let consumer = queue.consumer(&t, "g");
+    let run = tokio::spawn(async move {
+        consumer
+            .run(
+                move |_m: Message| {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    std::future::ready(Ok::<(), corekit::Error>(()))
+                },
+                async move {
+                    while done.load(Ordering::SeqCst) == 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+            )
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(
+        !run.is_finished(),
+        "the consumer failed at once instead of waiting"
+    );
+    proxy.up().await;
+    let report = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+        .await
+        .expect("the consumer ran once the connection was back")
+        .unwrap()
+        .expect("run");
+    assert!(handled.load(Ordering::SeqCst) >= 1, "{report:?}");
+    proxy.down();
+}

@@ -194,8 +194,8 @@ async fn from_config_picks_the_store_from_the_url() {
         .await
         .unwrap();
     assert_eq!(memory.backend_name(), "memory");
-    assert!(memory.store::<MemoryJobStore>().is_some());
-    assert!(memory.store::<RedisJobStore>().is_none());
+    assert!(memory.downcast_ref::<MemoryJobStore>().is_some());
+    assert!(memory.downcast_ref::<RedisJobStore>().is_none());
     memory.ping().await.unwrap();
     memory.close().await.unwrap();
 
@@ -209,7 +209,10 @@ async fn from_config_picks_the_store_from_the_url() {
     .job_queue();
     let redis = JobQueue::from_config(&config).await.unwrap();
     assert_eq!(redis.backend_name(), "redis");
-    assert_eq!(redis.store::<RedisJobStore>().unwrap().prefix(), prefix);
+    assert_eq!(
+        redis.downcast_ref::<RedisJobStore>().unwrap().prefix(),
+        prefix
+    );
     redis.ping().await.unwrap();
     redis.close().await.unwrap();
 

@@ -289,7 +289,7 @@ impl JobQueue {
 
     /// The concrete store, when it is a `T` (Go CDK's `As`): e.g. the `RedisJobStore` to
     /// reach its client.
-    pub fn store<T: JobStore>(&self) -> Option<&T> {
+    pub fn downcast_ref<T: JobStore>(&self) -> Option<&T> {
         self.shared.store.as_any().downcast_ref::<T>()
     }
 

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 ///
 /// let jobs = JobQueue::builder().store(Arc::new(MemoryJobStore::new())).build()?;
 /// assert_eq!(jobs.backend_name(), "memory");
-/// assert!(jobs.store::<MemoryJobStore>().is_some());
+/// assert!(jobs.downcast_ref::<MemoryJobStore>().is_some());
 /// # Ok::<(), corekit::Error>(())
 /// # }).unwrap();
 /// ```

@@ -92,7 +92,7 @@ pub trait JobStore: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    /// The store as [`Any`], for [`JobQueue::store`](super::JobQueue::store).
+    /// The store as [`Any`], for [`JobQueue::downcast_ref`](super::JobQueue::downcast_ref).
     fn as_any(&self) -> &dyn Any;
 }
 

@@ -2,7 +2,7 @@
 
 use super::{
     Backend, BoxFuture, Capabilities, GetOptions, GetResult, GetStream, ListResult, ObjectMeta,
-    ObjectPath, Part, PutMode, PutOptions, Upload, Version, listed, one_level,
+    ObjectPath, PutMode, PutOptions, Upload, Version, listed, one_level,
 };
 use crate::{Error, ErrorKind, Result};
 use bytes::Bytes;
@@ -15,6 +15,10 @@ use std::time::{Duration, UNIX_EPOCH};
 const RESERVED: &str = ".corekit";
 /// Marks temporary files, written beside their target and renamed over it.
 mod sidecar;
+mod sweep;
+mod upload;
+
+use upload::LocalUpload;
 
 const TEMP_MARK: &str = ".corekit-tmp-";
 const STRIPES: usize = 64;
@@ -152,40 +156,6 @@ impl LocalStorage {
             .name("corekit-local-sweep".into())
             .spawn(move || sweeper.remove_stale_temp_files(Duration::from_secs(3600)));
         Ok(storage)
-    }
-
-    /// Removes temporary files (`.corekit-tmp-*`) not written to for `older_than`: what
-    /// writers killed mid-write leave behind. A live write touches its file as it goes, so
-    /// an hour is safe for any write that makes progress. Returns how many were removed.
-    pub fn remove_stale_temp_files(&self, older_than: Duration) -> u64 {
-        let mut removed = 0;
-        let mut dirs = vec![self.root.to_path_buf()];
-        while let Some(dir) = dirs.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let Ok(kind) = entry.file_type() else {
-                    continue;
-                };
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if kind.is_dir() {
-                    dirs.push(entry.path());
-                } else if kind.is_file()
-                    && name.contains(TEMP_MARK)
-                    && !name.ends_with(SIDECAR_SUFFIX)
-                    && entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= older_than))
-                    && std::fs::remove_file(entry.path()).is_ok()
-                {
-                    removed += 1;
-                }
-            }
-        }
-        removed
     }
 
     /// The root directory.
@@ -729,83 +699,5 @@ impl Backend for LocalStorage {
     }
 }
 
-/// A multipart upload into one temporary file beside the target: parts are written at their
-/// offsets (in any order), `complete` commits it like a put.
-struct LocalUpload {
-    storage: LocalStorage,
-    path: ObjectPath,
-    options: PutOptions,
-    target: PathBuf,
-    tmp: PathBuf,
-    file: Arc<Mutex<std::fs::File>>,
-}
-
-impl Upload for LocalUpload {
-    fn put_part(&self, part: Part) -> BoxFuture<'_, Result<()>> {
-        let file = self.file.clone();
-        Box::pin(self.storage.blocking(move |_, _| {
-            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
-            file.seek(SeekFrom::Start(part.offset))
-                .and_then(|_| file.write_all(&part.bytes))
-                .map_err(|e| io_error(e, format!("writing part {}", part.index)))
-        }))
-    }
-
-    fn complete(&self) -> BoxFuture<'_, Result<ObjectMeta>> {
-        let (path, options) = (self.path.clone(), self.options.clone());
-        let (target, tmp, file) = (self.target.clone(), self.tmp.clone(), self.file.clone());
-        Box::pin(self.storage.blocking(move |s, abandoned| {
-            let stat = file
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .metadata()
-                .map_err(|e| io_error(e, format!("writing {path}")))?;
-            s.commit(&path, &target, &tmp, &stat, &options, &abandoned)
-        }))
-    }
-
-    fn abort(&self) -> BoxFuture<'_, Result<()>> {
-        let tmp = self.tmp.clone();
-        Box::pin(self.storage.blocking(move |_, _| {
-            let _ = std::fs::remove_file(&tmp);
-            Ok(())
-        }))
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_abandoned_write_changes_nothing() {
-        let root = std::env::temp_dir().join(format!("corekit-abandon-{}", fastrand::u64(..)));
-        let s = LocalStorage::new(&root).unwrap();
-        let k = ObjectPath::new("k").unwrap();
-        s.put_blocking(&k, b"kept", &PutOptions::default(), &Abandoned::default())
-            .unwrap();
-        let gone = Abandoned::default();
-        drop(AbandonOnDrop(Some(gone.clone())));
-        let e = s
-            .put_blocking(&k, b"late", &PutOptions::default(), &gone)
-            .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Timeout);
-        assert!(s.delete_blocking(&k, &gone).is_err());
-        let got = s.get_blocking(&k, &GetOptions::default()).unwrap();
-        assert_eq!(
-            &got.bytes[..],
-            b"kept",
-            "neither the late put nor the late delete landed"
-        );
-        let leftovers: Vec<_> = std::fs::read_dir(&root)
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().contains(TEMP_MARK))
-            .collect();
-        assert!(
-            leftovers.is_empty(),
-            "the late put's temporary file is gone"
-        );
-        let _ = std::fs::remove_dir_all(root);
-    }
-}
+mod tests;

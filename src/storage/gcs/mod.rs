@@ -5,6 +5,11 @@ use super::{
     ObjectMeta, ObjectPath, PRESIGN_MAX, Page, Paged, Part, PresignMethod, PresignedRequest,
     PutMode, PutOptions, Upload, Version, timed,
 };
+mod builder;
+mod upload;
+pub use builder::GcsBuilder;
+use upload::GcsUpload;
+
 use crate::{Error, ErrorKind, Result};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -33,106 +38,6 @@ enum Auth {
     Default,
     /// A service-account key file.
     KeyFile(PathBuf),
-}
-
-/// Builds a [`GcsStorage`]; from [`GcsStorage::builder`].
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct GcsBuilder {
-    bucket: String,
-    endpoint: Option<String>,
-    auth: Auth,
-    signer: Option<(String, crate::config::Secret)>,
-    timeout: Duration,
-    page_size: i32,
-}
-
-impl GcsBuilder {
-    /// Objects per listing request (default 1000, GCS's maximum).
-    pub fn page_size(mut self, n: u16) -> Self {
-        self.page_size = i32::from(n.clamp(1, 1000));
-        self
-    }
-
-    /// Another endpoint (an emulator: `http://127.0.0.1:4443`); implies anonymous access unless
-    /// credentials are set after this call.
-    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoint = Some(url.into().trim_end_matches('/').to_owned());
-        self.auth = Auth::Anonymous;
-        self
-    }
-
-    /// Application default credentials (the default).
-    pub fn default_credentials(mut self) -> Self {
-        self.auth = Auth::Default;
-        self
-    }
-
-    /// A service-account JSON key file.
-    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.auth = Auth::KeyFile(path.into());
-        self
-    }
-
-    /// No credentials at all.
-    pub fn anonymous(mut self) -> Self {
-        self.auth = Auth::Anonymous;
-        self
-    }
-
-    /// Signs presigned URLs as `access_id` (a service account e-mail) with this PKCS#8 PEM
-    /// private key, instead of the key the credentials carry.
-    pub fn signer(
-        mut self,
-        access_id: impl Into<String>,
-        private_key_pem: impl Into<String>,
-    ) -> Self {
-        self.signer = Some((
-            access_id.into(),
-            crate::config::Secret::new(private_key_pem),
-        ));
-        self
-    }
-
-    /// Bound on one call (default 30 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The store. Credentials are loaded (and a first token fetched) here.
-    ///
-    /// # Errors
-    /// `Config` when credentials cannot be loaded.
-    pub async fn build(self) -> Result<GcsStorage> {
-        let mut config = ClientConfig::default();
-        if let Some(endpoint) = &self.endpoint {
-            config.storage_endpoint.clone_from(endpoint);
-        }
-        let auth_error = |e: gcloud_storage::client::google_cloud_auth::error::Error| {
-            Error::config(format!("GCS credentials ({:?}): {e}", self.auth))
-        };
-        let config = match &self.auth {
-            Auth::Anonymous => config.anonymous(),
-            Auth::Default => config.with_auth().await.map_err(auth_error)?,
-            Auth::KeyFile(path) => {
-                let file = gcloud_storage::client::google_cloud_auth::credentials::CredentialsFile::new_from_file(
-                    path.display().to_string(),
-                )
-                .await
-                .map_err(auth_error)?;
-                config.with_credentials(file).await.map_err(auth_error)?
-            }
-        };
-        Ok(GcsStorage {
-            client: Client::new(config),
-            bucket: self.bucket,
-            endpoint: self.endpoint,
-            signer: self.signer,
-            timeout: self.timeout,
-            page_size: self.page_size,
-        })
-    }
 }
 
 /// Google Cloud Storage through its JSON API (gcloud-storage). Versions are object generations;
@@ -686,70 +591,6 @@ impl Backend for GcsStorage {
                     .with_backend("gcs")
                 })
         })
-    }
-}
-
-/// A resumable upload session: parts go in order (GCS appends), the last one finalizes.
-struct GcsUpload {
-    session: ResumableUploadClient,
-    path: ObjectPath,
-    mode: PutMode,
-    done: Mutex<Option<Object>>,
-    timeout: Duration,
-}
-
-impl Upload for GcsUpload {
-    fn max_concurrency(&self) -> usize {
-        1
-    }
-
-    fn put_part(&self, part: Part) -> BoxFuture<'_, Result<()>> {
-        let what = format!("GCS upload part {}", part.index);
-        Box::pin(crate::error::bounded(self.timeout, || what, async move {
-            let len = part.bytes.len() as u64;
-            let end = part.offset + len;
-            let total = part.last.then_some(end);
-            let size = if len == 0 {
-                ChunkSize::new(end, end.saturating_sub(1), total)
-            } else {
-                ChunkSize::new(part.offset, end - 1, total)
-            };
-            let path = &self.path;
-            let status = self
-                .session
-                .upload_multiple_chunk(part.bytes, &size)
-                .await
-                .map_err(|e| {
-                    let e = gcs_error(e, format!("uploading part {} of {path}", part.index));
-                    self.mode.lost_race(e, path)
-                })?;
-            if let UploadStatus::Ok(o) = status {
-                *self.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(o);
-            }
-            Ok(())
-        }))
-    }
-
-    fn complete(&self) -> BoxFuture<'_, Result<ObjectMeta>> {
-        let done = self.done.lock().unwrap_or_else(|p| p.into_inner()).take();
-        Box::pin(async move {
-            let o = done.ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Backend,
-                    format!("the upload to {} did not finalize", self.path),
-                )
-            })?;
-            meta_or_error(o, &self.path)
-        })
-    }
-
-    fn abort(&self) -> BoxFuture<'_, Result<()>> {
-        let session = self.session.clone();
-        let what = format!("cancelling the upload to {}", self.path);
-        let label = what.clone();
-        Box::pin(crate::error::bounded(self.timeout, || label, async move {
-            session.cancel().await.map_err(|e| gcs_error(e, what))
-        }))
     }
 }
 
