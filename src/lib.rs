@@ -119,6 +119,9 @@ pub mod instrument;
 #[cfg(any(feature = "cache-redis", feature = "scheduler-redis"))]
 mod redis;
 pub mod retry;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
 pub use error::{BoxError, Error, ErrorKind, Result};
 

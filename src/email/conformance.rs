@@ -41,7 +41,7 @@ use super::{Attachment, BoxFuture, Email, Mailer, Transport};
 use crate::{ErrorKind, Result};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What a transport delivered, as the caller's inbox found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,15 +59,7 @@ pub enum Delivered {
 
 /// A tag no other call uses, for subjects and idempotency keys (ASCII letters, digits, `-`).
 pub fn unique_tag(name: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{name}-{}-{nanos:x}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    crate::testing::unique_name(name, '-')
 }
 
 /// An attachment whose bytes survive only a byte-exact transfer: every byte value, twice.

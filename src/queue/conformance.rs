@@ -37,7 +37,6 @@ use crate::ErrorKind;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,15 +46,7 @@ pub const WAIT: Duration = Duration::from_secs(45);
 /// A topic name no other call uses (letters, digits and `_`, valid on every broker), so checks
 /// sharing a server do not meet.
 pub fn unique_topic(name: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{name}_{}_{nanos:x}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    crate::testing::unique_name(name, '_')
 }
 
 /// The next delivery on `sub`.

@@ -34,15 +34,7 @@ struct Work {
 
 /// A queue name no other call uses, so checks sharing a store do not meet.
 pub fn unique_queue(name: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{name}-{}-{nanos}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    crate::testing::unique_name(name, '-')
 }
 
 /// A queue over `store` with short delays, so a check takes well under a second.

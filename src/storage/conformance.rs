@@ -38,20 +38,11 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A key prefix no other call uses, so checks sharing a bucket do not meet.
 pub fn unique_base(name: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{name}-{}-{nanos:x}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    crate::testing::unique_name(name, '-')
 }
 
 fn key(s: &str) -> ObjectPath {

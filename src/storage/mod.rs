@@ -110,6 +110,7 @@ pub use memory::MemoryStorage;
 #[cfg_attr(docsrs, doc(cfg(feature = "storage-s3")))]
 pub use s3::{S3Builder, S3Storage};
 mod backend;
+mod builder;
 #[cfg(any(
     feature = "storage-s3",
     feature = "storage-gcs",
@@ -122,6 +123,7 @@ mod object;
 mod options;
 
 pub use backend::*;
+pub use builder::StorageBuilder;
 #[cfg(any(
     feature = "storage-s3",
     feature = "storage-gcs",
