@@ -89,7 +89,7 @@ const PROMOTE_EVERY: Duration = Duration::from_millis(50);
 ///     .build()
 ///     .await?;
 /// assert_eq!(jobs.backend_name(), "redis");
-/// let store: &RedisJobStore = jobs.store().expect("a Redis store");
+/// let store: &RedisJobStore = jobs.downcast_ref().expect("a Redis store");
 /// assert_eq!(store.prefix(), "billing:jobs");
 /// # Ok::<(), corekit::Error>(())
 /// # });
