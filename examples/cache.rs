@@ -31,7 +31,7 @@ async fn main() -> corekit::Result<()> {
     // CACHE_BACKEND, CACHE_REDIS_URL, CACHE_PREFIX, CACHE_DEFAULT_TTL, ...
     let cache = Cache::from_env().await?;
     cache.ping().await?;
-    println!("backend: {:?}", cache.store());
+    println!("backend: {}", cache.backend_name());
 
     // Typed values (JSON by default).
     cache.set("greeting", &"hello").await?;
