@@ -214,6 +214,7 @@ impl RedisStore {
     }
 
     /// The bound on one command.
+    #[cfg_attr(not(feature = "cache-memory"), allow(dead_code))]
     pub(super) fn command_timeout(&self) -> Duration {
         self.timeout
     }

@@ -59,13 +59,7 @@
 
 mod url;
 
-#[cfg(any(
-    feature = "_email",
-    feature = "observability",
-    feature = "_storage",
-    feature = "queue-nats",
-    feature = "queue-rabbitmq"
-))]
+#[cfg(any(feature = "_email", feature = "observability", feature = "_storage"))]
 pub(crate) use url::percent_decode;
 pub use url::redact_url;
 #[cfg(any(feature = "queue-nats", feature = "queue-rabbitmq"))]
