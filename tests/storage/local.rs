@@ -191,6 +191,18 @@ async fn file_system_limits_are_typed_and_long_names_work() {
     assert!(s.exists(&key("pair2/dir/child")).await.unwrap());
 }
 
+/// Child processes, killed (SIGKILL) and reaped when dropped.
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Set in the environment of the child process [`writer_child`] runs in: the root to write to.
 const WRITER_ROOT: &str = "COREKIT_LOCAL_WRITER_ROOT";
 
@@ -204,8 +216,10 @@ fn writer_child() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let s = Storage::new(LocalStorage::new(std::path::PathBuf::from(root)).unwrap());
     let start = std::process::id() as u64 * 1_000_000;
+    // A parent that died without killing it must not leave it writing for ever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     rt.block_on(async {
-        for n in start.. {
+        for n in (start..).take_while(|_| std::time::Instant::now() < deadline) {
             let options = PutOptions::default()
                 .content_type("text/plain")
                 .metadata("n", n.to_string());
@@ -235,17 +249,20 @@ async fn killed_writers_never_leave_bytes_without_their_metadata() {
     };
     let mut reads = 0;
     for round in 0..10 {
-        let children: Vec<_> = (0..2)
-            .map(|_| {
-                std::process::Command::new(std::env::current_exe().unwrap())
-                    .args(["local::writer_child", "--exact", "--test-threads=1"])
-                    .env(WRITER_ROOT, &root)
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
+        // Killed on drop too, so a failed assertion leaves no writer running.
+        let children = Children(
+            (0..2)
+                .map(|_| {
+                    std::process::Command::new(std::env::current_exe().unwrap())
+                        .args(["local::writer_child", "--exact", "--test-threads=1"])
+                        .env(WRITER_ROOT, &root)
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        );
         let until = std::time::Instant::now()
             + std::time::Duration::from_millis(200 + fastrand::u64(..400));
         while std::time::Instant::now() < until {
@@ -254,10 +271,7 @@ async fn killed_writers_never_leave_bytes_without_their_metadata() {
                 reads += 1;
             }
         }
-        for mut child in children {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-        }
+        drop(children); // SIGKILL
         let got = s.get(&key("contended")).await;
         match got {
             Ok(got) => check(got),
