@@ -3,6 +3,14 @@
 #[allow(unused_imports)]
 use super::*;
 
+#[cfg_attr(
+    not(any(
+        feature = "storage-memory",
+        feature = "storage-local",
+        feature = "storage-azure"
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn one_level(objects: Vec<ObjectMeta>, prefix: Option<&ObjectPath>) -> ListResult {
     let strip = prefix.map_or(0, |p| p.as_str().len() + 1);
     let mut result = ListResult::default();
