@@ -38,60 +38,60 @@ pub(crate) fn percent_decode(s: &str) -> String {
 /// still hidden, at the cost of hiding a little more of an URL whose path holds an `@`.
 pub fn redact_url(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(i) = rest.find("://") {
-        out.push_str(&rest[..i + 3]);
-        rest = &rest[i + 3..];
-        let end = next_scheme_start(rest).unwrap_or(rest.len());
-        let (url, tail) = rest.split_at(end);
-        match url.rfind('@') {
-            Some(at) if at > 0 => {
-                let userinfo = &url[..at];
-                // A lone token before '@' (redis://token@host) is a password too.
-                let user = userinfo.find(':').map_or("", |colon| &userinfo[..colon]);
-                out.push_str(user);
-                out.push_str(":***");
-                out.push_str(&url[at..]);
-            }
-            _ => out.push_str(url),
-        }
-        rest = tail;
+    let mut done = 0;
+    for userinfo in userinfos(value) {
+        let text = &value[userinfo.clone()];
+        // A lone token before '@' (redis://token@host) is a password too.
+        let user = text.find(':').map_or("", |colon| &text[..colon]);
+        out.push_str(&value[done..userinfo.start]);
+        out.push_str(user);
+        out.push_str(":***");
+        done = userinfo.end;
     }
-    out.push_str(rest);
+    out.push_str(&value[done..]);
     out
 }
 
-/// `text` with every password of `urls` (as written and percent-decoded) replaced by `***`:
-/// for messages of client libraries that may quote the URL they were given.
+/// `text` with every password of `urls` (as written, percent-decoded and percent-encoded)
+/// replaced by `***`: for messages of client libraries that may quote the URL they were given.
 #[cfg(any(feature = "queue-nats", feature = "queue-rabbitmq"))]
 pub(crate) fn scrub(text: &str, urls: &str) -> String {
     let mut text = text.to_owned();
-    let mut rest = urls;
-    while let Some(i) = rest.find("://") {
-        rest = &rest[i + 3..];
-        let end = next_scheme_start(rest).unwrap_or(rest.len());
-        let url = &rest[..end];
-        if let Some(at) = url.rfind('@') {
-            let userinfo = &url[..at];
-            let password = userinfo.find(':').map_or(userinfo, |c| &userinfo[c + 1..]);
-            let encoded: String = password
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'%' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect();
-            for p in [password.to_owned(), percent_decode(password), encoded] {
-                if !p.is_empty() {
-                    text = text.replace(&p, "***");
+    for userinfo in userinfos(urls) {
+        let userinfo = &urls[userinfo];
+        let password = userinfo.find(':').map_or(userinfo, |c| &userinfo[c + 1..]);
+        let encoded: String = password
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'%' => {
+                    (b as char).to_string()
                 }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        for p in [password.to_owned(), percent_decode(password), encoded] {
+            if !p.is_empty() {
+                text = text.replace(&p, "***");
             }
         }
-        rest = &rest[end..];
     }
     text
+}
+
+/// Where the user-info (`user:password`, before the *last* `@`) of each URL in `value` is:
+/// passwords are not always escaped, so nothing else can be trusted to end it.
+fn userinfos(value: &str) -> Vec<std::ops::Range<usize>> {
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(i) = value[at..].find("://") {
+        let start = at + i + 3;
+        let end = start + next_scheme_start(&value[start..]).unwrap_or(value.len() - start);
+        if let Some(last) = value[start..end].rfind('@').filter(|l| *l > 0) {
+            found.push(start..start + last);
+        }
+        at = end;
+    }
+    found
 }
 
 /// Where the next `scheme://` in `s` starts, if any.

@@ -6,18 +6,21 @@ use corekit::email::conformance::full_email;
 use corekit::email::{Mailer, SesTransport};
 use std::time::Duration;
 
-async fn transport() -> SesTransport {
-    let endpoint = support::SES.require();
-    // moto accepts any credentials; the AWS chain reads these.
+/// An SES client for `endpoint` with static test credentials (moto accepts any).
+fn client(endpoint: &str) -> aws_sdk_sesv2::Client {
     let config = aws_sdk_sesv2::Config::builder()
         .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
         .region(aws_sdk_sesv2::config::Region::new("us-east-1"))
-        .endpoint_url(&endpoint)
+        .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_sesv2::config::Credentials::new(
             "testing", "testing", None, None, "static",
         ))
         .build();
-    let client = aws_sdk_sesv2::Client::from_conf(config);
+    aws_sdk_sesv2::Client::from_conf(config)
+}
+
+async fn transport() -> SesTransport {
+    let client = client(&support::SES.require());
     client
         .create_email_identity()
         .email_identity("example.com")
@@ -80,16 +83,7 @@ async fn an_unverified_sender_is_a_permanent_error() {
 async fn ping_answers_and_a_dead_endpoint_is_unavailable() {
     Mailer::new(transport().await).ping().await.unwrap();
     let dead = format!("http://127.0.0.1:{}", support::free_port());
-    let config = aws_sdk_sesv2::Config::builder()
-        .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
-        .region(aws_sdk_sesv2::config::Region::new("us-east-1"))
-        .endpoint_url(&dead)
-        .credentials_provider(aws_sdk_sesv2::config::Credentials::new(
-            "testing", "testing", None, None, "static",
-        ))
-        .build();
-    let ses =
-        SesTransport::new(aws_sdk_sesv2::Client::from_conf(config)).timeout(Duration::from_secs(5));
+    let ses = SesTransport::new(client(&dead)).timeout(Duration::from_secs(5));
     let e = Mailer::new(ses).ping().await.unwrap_err();
     assert!(e.is_retryable(), "{e}");
 }

@@ -35,31 +35,15 @@ fn shutdown_child() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let accepted = links.clone();
-        let proxy = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let link = tokio::spawn(async move {
-                    if let Ok(mut out) = tokio::net::TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                    }
-                });
-                accepted.lock().unwrap().push(link);
-            }
-        });
+        let proxy = Proxy::start(upstream).await;
+        let port = proxy.port;
         let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
         let queue = Queue::new(RabbitMqBroker::builder(url).build().await.unwrap());
         let t = corekit::queue::conformance::unique_topic("shutdown");
         queue.ensure_group(&t, "g").await.unwrap();
         queue.publish(&t, Message::new("x")).await.unwrap();
         // The server goes away (listener and connections closed): lapin starts reconnecting.
-        proxy.abort();
-        for link in links.lock().unwrap().drain(..) {
-            link.abort();
-        }
+        proxy.down();
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         // The handle outlives the runtime, as a handle in a static or a leaked task would.
         std::mem::forget(queue);

@@ -9,6 +9,24 @@ use std::time::Duration;
 #[path = "../support/mod.rs"]
 pub(crate) mod support;
 
+/// One instance of a fleet: a scheduler running `run` on `schedule` as single-instance job
+/// `name`, locked through its own connection to the Redis at `url`.
+async fn fleet_member<F>(url: &str, name: &str, schedule: Schedule, run: F) -> Scheduler
+where
+    F: Fn() -> std::future::Ready<()> + Send + Sync + 'static,
+{
+    let lock: Arc<dyn TickLock> = Arc::new(
+        RedisTickLock::connect(url, Duration::from_secs(3))
+            .await
+            .unwrap(),
+    );
+    let scheduler = Scheduler::new();
+    scheduler
+        .add(Job::new(name, schedule, run).single_instance(lock))
+        .unwrap();
+    scheduler
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_run_each_tick_once_over_20_ticks() {
     let url = support::REDIS.require();
@@ -16,34 +34,20 @@ async fn three_instances_run_each_tick_once_over_20_ticks() {
     let runs: Arc<Mutex<HashMap<i64, Vec<usize>>>> = Arc::default();
     let mut schedulers = Vec::new();
     for instance in 0..3 {
-        let lock: Arc<dyn TickLock> = Arc::new(
-            RedisTickLock::connect(&url, Duration::from_secs(3))
-                .await
-                .unwrap(),
-        );
-        let scheduler = Scheduler::new();
         let runs = runs.clone();
-        scheduler
-            .add(
-                Job::new(
-                    name.clone(),
-                    Schedule::cron("* * * * * *").unwrap(),
-                    move || {
-                        // Runs start within a few ms after the second they belong to.
-                        let now = Utc::now();
-                        let second = now.timestamp() - i64::from(now.nanosecond() > 900_000_000);
-                        runs.lock()
-                            .unwrap()
-                            .entry(second)
-                            .or_default()
-                            .push(instance);
-                        std::future::ready(())
-                    },
-                )
-                .single_instance(lock),
-            )
-            .unwrap();
-        schedulers.push(scheduler);
+        let run = move || {
+            // Runs start within a few ms after the second they belong to.
+            let now = Utc::now();
+            let second = now.timestamp() - i64::from(now.nanosecond() > 900_000_000);
+            runs.lock()
+                .unwrap()
+                .entry(second)
+                .or_default()
+                .push(instance);
+            std::future::ready(())
+        };
+        let schedule = Schedule::cron("* * * * * *").unwrap();
+        schedulers.push(fleet_member(&url, &name, schedule, run).await);
     }
     tokio::time::sleep(Duration::from_millis(20_500)).await;
     for s in &schedulers {
@@ -151,27 +155,13 @@ async fn interval_ticks_of_instances_started_apart_run_once() {
     let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut schedulers = Vec::new();
     for _ in 0..3 {
-        let lock: Arc<dyn TickLock> = Arc::new(
-            RedisTickLock::connect(&url, Duration::from_secs(3))
-                .await
-                .unwrap(),
-        );
-        let scheduler = Scheduler::new();
         let runs = runs.clone();
-        scheduler
-            .add(
-                Job::new(
-                    name.clone(),
-                    corekit::scheduler::every(1).second(),
-                    move || {
-                        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        std::future::ready(())
-                    },
-                )
-                .single_instance(lock),
-            )
-            .unwrap();
-        schedulers.push(scheduler);
+        let run = move || {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready(())
+        };
+        let schedule = corekit::scheduler::every(1).second();
+        schedulers.push(fleet_member(&url, &name, schedule, run).await);
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
     tokio::time::sleep(Duration::from_millis(5_000)).await;
