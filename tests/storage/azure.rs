@@ -4,7 +4,7 @@ use crate::support;
 use corekit::storage::{AzureStorage, Storage};
 
 async fn storage() -> (Storage, String) {
-    let azure = AzureStorage::builder("devstoreaccount1", "corekit-tests")
+    let azure = AzureStorage::builder("devstoreaccount1", crate::scratch::bucket_name())
         .development(support::AZURE.require())
         // Small pages, so listings follow continuation markers.
         .page_size(400)
@@ -36,13 +36,15 @@ async fn a_connection_string_reaches_azurite() {
     let proxy = endpoint.trim_end_matches("/devstoreaccount1");
     let builder = AzureStorage::from_connection_string(
         &format!("UseDevelopmentStorage=true;DevelopmentStorageProxyUri={proxy}"),
-        "corekit-tests",
+        crate::scratch::bucket_name(),
     )
     .unwrap();
     let azure = builder.build().unwrap();
     // The test makes its own container: on a fresh Azurite no other test may have yet.
     azure.ensure_container().await.unwrap();
-    Storage::new(azure).ping().await.unwrap();
+    let storage = Storage::new(azure);
+    storage.ping().await.unwrap();
+    crate::scratch::discard(storage).await;
 }
 
 #[tokio::test]
@@ -53,22 +55,30 @@ async fn metadata_names_must_be_identifiers_on_azure() {
     let e = s.put(&k, "x".into(), &options).await.unwrap_err();
     assert_eq!(e.kind(), corekit::ErrorKind::InvalidInput, "{e}");
     assert!(!s.exists(&k).await.unwrap(), "rejected before any request");
+    crate::scratch::discard(s).await;
 }
 
 #[tokio::test]
 async fn from_config_with_a_connection_string_and_a_url() {
     let proxy = support::AZURE.require().replace("/devstoreaccount1", "");
+    let (raw, _) = storage().await;
+    let container = raw
+        .downcast_ref::<AzureStorage>()
+        .unwrap()
+        .container()
+        .to_owned();
     let vars = vec![
         (
             "STORAGE_URL".to_owned(),
-            "az://corekit-tests/from-config".to_owned(),
+            format!("az://{container}/from-config"),
         ),
         (
             "STORAGE_AZURE_CONNECTION_STRING".to_owned(),
             format!("UseDevelopmentStorage=true;DevelopmentStorageProxyUri={proxy}"),
         ),
     ];
-    crate::from_config::from_config_is_scoped_by_the_url(vars, storage().await.0).await;
+    crate::from_config::from_config_is_scoped_by_the_url(vars, raw.clone()).await;
+    crate::scratch::discard(raw).await;
 }
 
 #[tokio::test]

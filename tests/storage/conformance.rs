@@ -3,7 +3,8 @@
 
 /// One `#[tokio::test]` per check of `corekit::storage::conformance`, on the handle and base
 /// prefix that `storage()` (an async fn in scope) returns; presigned URLs are fetched with
-/// [`crate::http`].
+/// [`crate::http`]; a test that passes removes what `storage()` made
+/// ([`crate::scratch::discard`]).
 #[macro_export]
 macro_rules! storage_suite {
     () => {
@@ -26,7 +27,9 @@ macro_rules! storage_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn presigned_urls() {
             let (storage, base) = storage().await;
-            corekit::storage::conformance::presigned_urls(storage, &base, $crate::http).await
+            corekit::storage::conformance::presigned_urls(storage.clone(), &base, $crate::http)
+                .await;
+            $crate::scratch::discard(storage).await;
         }
     };
     (@tests $($name:ident),* $(,)?) => {
@@ -34,7 +37,8 @@ macro_rules! storage_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let (storage, base) = storage().await;
-                corekit::storage::conformance::$name(storage, &base).await
+                corekit::storage::conformance::$name(storage.clone(), &base).await;
+                $crate::scratch::discard(storage).await;
             }
         )*
     };

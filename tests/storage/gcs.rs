@@ -25,7 +25,7 @@ fn signing_key() -> &'static str {
 }
 
 async fn storage() -> (Storage, String) {
-    let gcs = GcsStorage::builder("corekit-tests")
+    let gcs = GcsStorage::builder(crate::scratch::bucket_name())
         .endpoint(support::GCS.require())
         .signer("tests@corekit.iam.gserviceaccount.com", signing_key())
         // Small pages, so listings follow page tokens.
@@ -58,14 +58,21 @@ async fn a_missing_bucket_is_not_found() {
 
 #[tokio::test]
 async fn from_config_with_an_endpoint_and_a_url() {
+    let (raw, _) = storage().await;
+    let bucket = raw
+        .downcast_ref::<GcsStorage>()
+        .unwrap()
+        .bucket()
+        .to_owned();
     let vars = vec![
         (
             "STORAGE_URL".to_owned(),
-            "gs://corekit-tests/from-config".to_owned(),
+            format!("gs://{bucket}/from-config"),
         ),
         ("STORAGE_ENDPOINT".to_owned(), support::GCS.require()),
     ];
-    crate::from_config::from_config_is_scoped_by_the_url(vars, storage().await.0).await;
+    crate::from_config::from_config_is_scoped_by_the_url(vars, raw.clone()).await;
+    crate::scratch::discard(raw).await;
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod gcs;
 mod local;
 mod memory;
 mod s3;
+mod scratch;
 
 use bytes::Bytes;
 use corekit::storage::{ObjectPath, PresignMethod, PresignedRequest};

@@ -12,7 +12,8 @@ crate::storage_suite!();
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_all_on_one_store() {
     let (storage, base) = storage().await;
-    corekit::storage::conformance::run_all(storage, &base, crate::http).await;
+    corekit::storage::conformance::run_all(storage.clone(), &base, crate::http).await;
+    crate::scratch::discard(storage).await;
 }
 
 #[tokio::test]

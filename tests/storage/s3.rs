@@ -5,7 +5,7 @@ use corekit::storage::{S3Storage, Storage};
 
 async fn storage() -> (Storage, String) {
     let endpoint = support::S3.require();
-    let s3 = S3Storage::builder("corekit-tests")
+    let s3 = S3Storage::builder(crate::scratch::bucket_name())
         .endpoint(endpoint)
         .credentials("corekit", "corekit-secret")
         .build()

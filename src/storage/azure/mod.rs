@@ -362,6 +362,11 @@ impl AzureStorage {
         Ok(builder)
     }
 
+    /// The container this store reads and writes.
+    pub fn container(&self) -> &str {
+        &self.inner.container
+    }
+
     /// The SDK's container client.
     pub fn client(&self) -> &BlobContainerClient {
         &self.inner.client

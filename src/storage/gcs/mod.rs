@@ -163,6 +163,11 @@ impl GcsStorage {
         }
     }
 
+    /// The bucket this store reads and writes.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
     /// The gcloud-storage client.
     pub fn client(&self) -> &Client {
         &self.client

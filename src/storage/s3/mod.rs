@@ -217,6 +217,11 @@ impl S3Storage {
         }
     }
 
+    /// The bucket this store reads and writes.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
     /// The SDK client.
     pub fn client(&self) -> &aws_sdk_s3::Client {
         &self.client
