@@ -6,6 +6,15 @@
 //! (or a builder in code), returns the one [`Error`] type, and is independent of the others:
 //! enabling one backend pulls in only that backend's client.
 //!
+//! ## Install
+//!
+//! The package is `corekit-backend` (the name `corekit` on crates.io is an unrelated crate); the
+//! library it adds is `corekit`, so code reads `use corekit::cache`:
+//!
+//! ```sh
+//! cargo add corekit-backend --features cache-redis,queue-nats
+//! ```
+//!
 //! ## Feature flags
 //!
 //! | feature | enables | talks to |
@@ -81,7 +90,7 @@
 //!
 //! ```toml
 //! [dev-dependencies]
-//! corekit = { version = "0.1", features = ["cache-memory", "testing"] }
+//! corekit-backend = { version = "0.1", features = ["cache-memory", "testing"] }
 //! ```
 //!
 //! Then, say for a cache store in your crate (`MyStore`, implementing
@@ -152,7 +161,13 @@ pub mod queue;
 #[cfg(feature = "_storage")]
 #[cfg_attr(
     docsrs,
-    doc(cfg(any(feature = "storage-memory", feature = "storage-local")))
+    doc(cfg(any(
+        feature = "storage-memory",
+        feature = "storage-local",
+        feature = "storage-s3",
+        feature = "storage-gcs",
+        feature = "storage-azure"
+    )))
 )]
 pub mod storage;
 

@@ -127,3 +127,27 @@ async fn no_error_shows_a_password_whatever_it_holds() {
         }
     }
 }
+
+/// The install line users copy names this package and only features it has.
+#[test]
+fn the_readme_install_line_matches_the_manifest() {
+    let readme = include_str!("../../README.md");
+    let manifest = include_str!("../../Cargo.toml");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("cargo add "))
+        .expect("README has a `cargo add` line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[2], env!("CARGO_PKG_NAME"), "{line}");
+    let features = words
+        .iter()
+        .position(|w| *w == "--features")
+        .map(|i| words[i + 1])
+        .expect("the line names features");
+    for feature in features.split(',') {
+        assert!(
+            manifest.lines().any(|l| l.starts_with(&format!("{feature} = ["))),
+            "README's feature {feature} is not in Cargo.toml"
+        );
+    }
+}
