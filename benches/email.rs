@@ -89,7 +89,7 @@ fn smtp(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     });
 
     let mailer = Mailer::new(
-        SmtpTransport::from_url(&format!("smtp://{host}:{port}"))
+        SmtpTransport::from_url(&format!("smtp://{host}:{port}?tls=none"))
             .unwrap()
             .build()
             .unwrap(),

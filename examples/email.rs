@@ -5,7 +5,7 @@
 //! ```sh
 //! cargo run --example email --features email-templates
 //! EMAIL_BACKEND=file EMAIL_FILE_DIR=/tmp/outbox cargo run --example email --features email-templates
-//! EMAIL_BACKEND=smtp EMAIL_SMTP_URL=smtp://127.0.0.1:1025 \
+//! EMAIL_BACKEND=smtp EMAIL_SMTP_URL='smtp://127.0.0.1:1025?tls=none' \
 //!   cargo run --example email --features email-smtp,email-templates    # maildev: http://127.0.0.1:1080
 //! ```
 

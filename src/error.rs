@@ -183,6 +183,17 @@ impl Error {
         self
     }
 
+    /// Puts `what` (where the failure happened: `connecting to redis://host:6379`) in front of
+    /// the message.
+    pub fn with_context(mut self, what: impl fmt::Display) -> Self {
+        self.inner.message = if self.inner.message.is_empty() {
+            what.to_string().into()
+        } else {
+            format!("{what}: {}", self.inner.message).into()
+        };
+        self
+    }
+
     /// Keeps `source` as the underlying cause.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.inner.source = Some(source.into());
@@ -281,12 +292,16 @@ impl fmt::Debug for Error {
         if let Some(op) = &self.inner.operation {
             d.field("operation", op);
         }
-        d.field("message", &self.inner.message);
+        if !self.inner.message.is_empty() {
+            d.field("message", &self.inner.message);
+        }
         if let Some(r) = self.inner.retryable {
             d.field("retryable", &r);
         }
+        // The cause as its words, not its Debug form: `fn main() -> Result` prints this, and
+        // SDK errors' Debug forms carry whole backtraces.
         if let Some(s) = &self.inner.source {
-            d.field("source", s);
+            d.field("source", &chain_text(s.as_ref()));
         }
         d.finish()
     }
@@ -326,12 +341,6 @@ impl From<std::io::Error> for Error {
 
 /// `error` and every `source()` below it, joined with `": "`: the whole story in one line, for
 /// clients whose top-level message hides the useful part (a missing variable, a bad certificate).
-#[cfg(any(
-    feature = "email-smtp",
-    feature = "email-templates",
-    feature = "storage-gcs",
-    feature = "storage-azure"
-))]
 pub(crate) fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

@@ -72,7 +72,7 @@ pub(crate) async fn connect(config: Config, how: Connect, address: &str) -> Resu
     pool.connect();
     let failed = match tokio::time::timeout(connect_timeout, pool.wait_for_connect()).await {
         Ok(Ok(())) => return Ok(pool),
-        Ok(Err(e)) => map_err(e, "connect"),
+        Ok(Err(e)) => map_err(e, "connect").with_context(format!("connecting to {address}")),
         Err(_) => Error::new(
             ErrorKind::Unavailable,
             format!("no connection to {address} within {connect_timeout:?}"),

@@ -112,6 +112,8 @@ impl Default for CacheConfig {
 impl EnvConfig for CacheConfig {
     const PREFIX: &'static str = "CACHE_";
     const SECRETS: &'static [&'static str] = &["url", "redis_url"];
+    const FALLBACKS: &'static [(&'static str, &'static [&'static str])] =
+        &[("redis_url", &["REDIS_URL"])];
 
     fn validate(&self) -> std::result::Result<(), ConfigIssue> {
         if !(0.0..1.0).contains(&self.ttl_jitter) {

@@ -68,7 +68,15 @@ impl Cache<AnyStore, Json> {
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a bad variable; [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when Redis does not
     /// answer within the connect timeout.
     pub async fn from_env() -> Result<Self> {
-        Self::from_config(&CacheConfig::from_env()?).await
+        let config = CacheConfig::from_env()?;
+        if config.backend() == super::CacheBackend::Memory {
+            crate::config::warn_if_defaulted(
+                CacheConfig::PREFIX,
+                "the cache is in this process's memory, shared with no other process",
+                "CACHE_URL=redis://host:6379 (or CACHE_BACKEND=memory to choose this)",
+            );
+        }
+        Self::from_config(&config).await
     }
 
     /// A cache built from an explicit [`CacheConfig`].

@@ -47,7 +47,7 @@
 //! |---|---|---|
 //! | `CACHE_URL` | *(none)* | `memory://`, or a Redis URL (`redis://[user:pass@]host:port/db`, `rediss://`, `redis-cluster://`, `redis-sentinel://`): its scheme picks the backend and it is the Redis address |
 //! | `CACHE_BACKEND` | from `CACHE_URL`, else `memory` | `memory`, `redis` or `tiered` (tiered takes a Redis `CACHE_URL`); one that contradicts `CACHE_URL` is a `Config` error |
-//! | `CACHE_REDIS_URL` | `redis://127.0.0.1:6379` | the Redis address when `CACHE_URL` is unset: `redis://[user:pass@]host:port/db`, or `rediss://` for TLS (feature `cache-redis-tls`) |
+//! | `CACHE_REDIS_URL`, else `REDIS_URL` | `redis://127.0.0.1:6379` | the Redis address when `CACHE_URL` is unset: `redis://[user:pass@]host:port/db`, or `rediss://` for TLS (feature `cache-redis-tls`) |
 //! | `CACHE_DEFAULT_TTL` | `1h` | TTL of `set` without one; `0` keeps entries until evicted |
 //! | `CACHE_TTL_JITTER` | `0` | fraction (0..1) taken off TTLs at random, so keys set together expire apart |
 //! | `CACHE_PREFIX` | *(none)* | namespace: keys become `PREFIX:key` |

@@ -148,6 +148,11 @@ impl ConfigIssue {
     /// `prefix` + `FIELD`, redacting the value when the field is secret.
     pub fn into_error(self, prefix: &str, secrets: &[&str]) -> Error {
         let var = variable_name(prefix, self.field);
+        self.into_error_for(&var, secrets)
+    }
+
+    /// As [`into_error`](Self::into_error), for a variable named in full.
+    fn into_error_for(self, var: &str, secrets: &[&str]) -> Error {
         let value = redact(self.field, &self.value, secrets);
         Error::config(format!("{var}={value:?}: expected {}", self.expected))
     }
@@ -164,6 +169,11 @@ pub trait EnvConfig: DeserializeOwned + Sized {
 
     /// Fields whose values are never printed, in the struct's (lowercase) field names.
     const SECRETS: &'static [&'static str] = &[];
+
+    /// The ecosystem's usual variables, read (first set wins) for a field whose own variable is
+    /// unset: `("redis_url", &["REDIS_URL"])` lets a cache find `REDIS_URL`. An error about
+    /// such a value names the variable it came from.
+    const FALLBACKS: &'static [(&'static str, &'static [&'static str])] = &[];
 
     /// Checks values that parse but make no sense together or out of range.
     fn validate(&self) -> std::result::Result<(), ConfigIssue> {
@@ -197,16 +207,40 @@ pub trait EnvConfig: DeserializeOwned + Sized {
     where
         I: IntoIterator<Item = (String, String)>,
     {
-        let vars: Vec<(String, String)> = vars
-            .into_iter()
-            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|f| (f.to_owned(), v)))
+        let all: Vec<(String, String)> = vars.into_iter().collect();
+        let mut vars: Vec<(String, String)> = all
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|f| (f.to_owned(), v.clone())))
             .collect();
+        // Which fields took their value from an ecosystem variable, and which one.
+        let mut origins: Vec<(&str, &str)> = Vec::new();
+        for (field, names) in Self::FALLBACKS {
+            if vars.iter().any(|(k, _)| k.eq_ignore_ascii_case(field)) {
+                continue;
+            }
+            let found = names
+                .iter()
+                .find_map(|name| all.iter().find(|(k, _)| k == name).map(|(_, v)| (*name, v)));
+            if let Some((name, value)) = found {
+                vars.push((field.to_ascii_uppercase(), value.clone()));
+                origins.push((field, name));
+            }
+        }
+        let variable = |field: &str| {
+            origins
+                .iter()
+                .find(|(f, _)| f.eq_ignore_ascii_case(field))
+                .map_or_else(
+                    || variable_name(prefix, field),
+                    |(_, name)| (*name).to_owned(),
+                )
+        };
         let tracked: Tracked<Self> = envy::from_iter(vars.iter().cloned())
             .map_err(|e| Error::config(format!("variables under {prefix}*: {e}")))?;
         let config = match tracked.0 {
             Ok(config) => config,
             Err((field, message)) => {
-                let var = variable_name(prefix, &field);
+                let var = variable(&field);
                 let value = vars
                     .iter()
                     .find(|(k, _)| k.eq_ignore_ascii_case(&field))
@@ -226,7 +260,8 @@ pub trait EnvConfig: DeserializeOwned + Sized {
             {
                 issue.value = raw.clone();
             }
-            issue.into_error(prefix, Self::SECRETS)
+            let var = variable(issue.field);
+            issue.into_error_for(&var, Self::SECRETS)
         })?;
         Ok(config)
     }
@@ -267,6 +302,22 @@ fn redact(field: &str, value: &str, secrets: &[&str]) -> String {
         "***".to_owned()
     } else {
         redact_url(value)
+    }
+}
+
+/// Warns when `from_env` fell back to its default backend in a process that sets none of the
+/// module's variables (`prefix`): a missing or misspelt variable must not go unnoticed.
+/// `what` says what the default means for the user's data, `hint` what to set.
+#[cfg(any(
+    feature = "_cache",
+    feature = "_queue",
+    feature = "_email",
+    feature = "_storage",
+    feature = "scheduler"
+))]
+pub(crate) fn warn_if_defaulted(prefix: &str, what: &str, hint: &str) {
+    if !std::env::vars().any(|(k, _)| k.starts_with(prefix)) {
+        tracing::warn!("no {prefix}* variable is set, so {what}; set {hint}");
     }
 }
 
@@ -487,6 +538,10 @@ mod tests {
     impl EnvConfig for Sample {
         const PREFIX: &'static str = "CACHE_";
         const SECRETS: &'static [&'static str] = &["password"];
+        const FALLBACKS: &'static [(&'static str, &'static [&'static str])] = &[
+            ("url", &["REDIS_URL", "OTHER_REDIS_URL"]),
+            ("password", &["PW"]),
+        ];
 
         fn validate(&self) -> std::result::Result<(), ConfigIssue> {
             if self.max_entries == 0 {
@@ -634,6 +689,25 @@ mod tests {
     fn config_errors_redact_url_passwords() {
         let e = config_err(&[("CACHE_MAX_ENTRIES", "redis://u:pw@h")]);
         assert!(e.contains("u:***@h") && !e.contains("pw@"), "{e}");
+    }
+
+    #[test]
+    fn ecosystem_variables_fill_unset_fields_and_are_named_in_errors() {
+        let c = load(
+            "CACHE_",
+            &[("OTHER_REDIS_URL", "redis://b"), ("REDIS_URL", "redis://a")],
+        )
+        .unwrap();
+        assert_eq!(c.url, "redis://a", "the first name listed wins");
+        let c = load(
+            "CACHE_",
+            &[("REDIS_URL", "redis://a"), ("CACHE_URL", "redis://own")],
+        )
+        .unwrap();
+        assert_eq!(c.url, "redis://own", "the module's own variable wins");
+        let e = config_err(&[("PW", "ab")]);
+        assert!(e.contains("PW=\"***\""), "{e}");
+        assert!(!e.contains("ab"), "{e}");
     }
 
     #[test]

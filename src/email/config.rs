@@ -99,6 +99,10 @@ impl Default for EmailConfig {
 impl EnvConfig for EmailConfig {
     const PREFIX: &'static str = "EMAIL_";
     const SECRETS: &'static [&'static str] = &["url", "smtp_url", "sendgrid_api_key"];
+    const FALLBACKS: &'static [(&'static str, &'static [&'static str])] = &[
+        ("smtp_url", &["SMTP_URL"]),
+        ("sendgrid_api_key", &["SENDGRID_API_KEY"]),
+    ];
 
     fn validate(&self) -> std::result::Result<(), ConfigIssue> {
         if let Some(from) = &self.from

@@ -43,7 +43,7 @@
 //! | `EMAIL_URL` | *(none)* | `smtp://...`/`smtps://...` (as `EMAIL_SMTP_URL`), `file:///dir` or `memory://`: its scheme picks the backend and it is the address |
 //! | `EMAIL_BACKEND` (formerly `EMAIL_PROVIDER`, still read) | from `EMAIL_URL`, else `memory` | `smtp`, `sendgrid`, `ses`, `memory` or `file`; one that contradicts `EMAIL_URL` is a `Config` error |
 //! | `EMAIL_FROM` | *(none)* | default sender, `Name <address>` |
-//! | `EMAIL_SMTP_URL` | `smtp://127.0.0.1:25` | `smtp://[user:pass@]host:port` (STARTTLS when offered), `smtp://...?tls=required` (STARTTLS or fail), `smtps://` (implicit TLS) |
+//! | `EMAIL_SMTP_URL`, else `SMTP_URL` | `smtp://127.0.0.1:25` | `smtp://[user:pass@]host:port` (STARTTLS or fail: nothing is sent in clear), `?tls=opportunistic` (STARTTLS when offered), `?tls=none` (plain text, e.g. a local relay or maildev; never with credentials), `smtps://` (implicit TLS). lettre's own `smtp://` means plain text: corekit's does not |
 //! | `EMAIL_SMTP_CA_FILE` | *(none)* | PEM CA to trust for TLS instead of the system roots |
 //! | `EMAIL_SMTP_POOL_SIZE` | `8` | SMTP connections, and sends in flight |
 //! | `EMAIL_SENDGRID_API_KEY` or `SENDGRID_API_KEY` | *(none)* | SendGrid API key |
@@ -311,11 +311,14 @@ impl Mailer {
     /// is off.
     pub async fn from_env() -> Result<Self> {
         use crate::config::EnvConfig;
-        let mut config = EmailConfig::from_env()?;
-        if config.sendgrid_api_key.is_empty()
-            && let Ok(key) = std::env::var("SENDGRID_API_KEY")
-        {
-            config.sendgrid_api_key = crate::config::Secret::new(key);
+        let config = EmailConfig::from_env()?;
+        if config.backend() == EmailBackend::Memory {
+            crate::config::warn_if_defaulted(
+                EmailConfig::PREFIX,
+                "emails are kept in memory and never sent",
+                "EMAIL_URL=smtp://host:587 or EMAIL_BACKEND=sendgrid|ses (or EMAIL_BACKEND=memory \
+                 to choose this)",
+            );
         }
         Self::from_config(&config).await
     }
@@ -323,12 +326,20 @@ impl Mailer {
     /// A mailer from a loaded config.
     ///
     /// # Errors
-    /// As [`from_env`](Self::from_env).
+    /// As [`from_env`](Self::from_env); [`Config`](crate::ErrorKind::Config) when
+    /// [`from`](EmailConfig::from) (`EMAIL_FROM`) is unset, since every send would fail.
     pub async fn from_config(config: &EmailConfig) -> Result<Self> {
         use crate::config::EnvConfig;
         config
             .validate()
             .map_err(|issue| issue.into_error(EmailConfig::PREFIX, EmailConfig::SECRETS))?;
+        // Refused at start-up, not at the first send deep inside a consumer.
+        if config.from.is_none() {
+            return Err(crate::Error::config(
+                "EMAIL_FROM is unset: the mailer needs a default sender, e.g. \
+                 EMAIL_FROM=\"App <app@example.com>\"",
+            ));
+        }
         config.build().await
     }
 
@@ -349,6 +360,27 @@ impl Mailer {
     pub fn downcast_ref<T: Transport>(&self) -> Option<&T> {
         let any: &dyn std::any::Any = self.inner.primary.as_ref();
         any.downcast_ref::<T>()
+    }
+
+    /// The in-memory outbox, when the mailer sends to one (`EMAIL_BACKEND=memory`, the
+    /// default): what a test or a dev server reads the "sent" emails from.
+    ///
+    /// ```
+    /// # tokio_test_block_on(async {
+    /// use corekit::email::{Email, Mailer, MemoryTransport};
+    /// let mailer = Mailer::builder(MemoryTransport::new())
+    ///     .default_from("app@example.com")?
+    ///     .build();
+    /// let email = Email::builder().to("ada@example.com").subject("Hi").text("Hello").build()?;
+    /// mailer.send(email).await?;
+    /// assert_eq!(mailer.outbox().expect("a memory mailer").sent().len(), 1);
+    /// # corekit::Result::Ok(()) });
+    /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    /// # }
+    /// ```
+    pub fn outbox(&self) -> Option<&MemoryTransport> {
+        self.downcast_ref::<MemoryTransport>()
     }
 
     /// Sends `email`: fills in the default sender, retries transient failures with backoff,

@@ -19,9 +19,9 @@ use tokio::sync::Semaphore;
 enum Security {
     /// Plain text, never TLS (`?tls=none`).
     None,
-    /// STARTTLS when the server offers it (the `smtp://` default).
+    /// STARTTLS when the server offers it, plain text otherwise (`?tls=opportunistic`).
     Opportunistic,
-    /// STARTTLS or fail (`?tls=required`).
+    /// STARTTLS or fail (the `smtp://` default, `?tls=required`).
     Required,
     /// TLS from the first byte (`smtps://`).
     Implicit,
@@ -171,12 +171,12 @@ impl std::fmt::Debug for SmtpTransport {
 }
 
 impl SmtpTransport {
-    /// A builder for `host:port` with opportunistic STARTTLS.
+    /// A builder for `host:port` that sends only after STARTTLS (as `smtp://` does).
     pub fn builder(host: impl Into<String>, port: u16) -> SmtpBuilder {
         SmtpBuilder {
             host: host.into(),
             port,
-            security: Security::Opportunistic,
+            security: Security::Required,
             credentials: None,
             ca_pem: None,
             pool_size: 8,
@@ -187,7 +187,7 @@ impl SmtpTransport {
     }
 
     /// A builder from a URL: `smtp://[user:pass@]host[:port][?tls=none|opportunistic|required]`
-    /// (port 25 by default; STARTTLS when offered unless `tls` says otherwise) or
+    /// (port 25 by default) or
     /// `smtps://[user:pass@]host[:port]` (implicit TLS, port 465 by default).
     ///
     /// # Errors
@@ -220,10 +220,11 @@ impl SmtpTransport {
             return Err(bad("no host"));
         }
         let mut b = Self::builder(host, port);
+        // Unlike lettre's `smtp://` (plain text), nothing goes out in clear unless the URL asks.
         b.security = if implicit {
             Security::Implicit
         } else {
-            Security::Opportunistic
+            Security::Required
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
@@ -298,7 +299,8 @@ impl SmtpTransport {
         match (b.security, &self.inner.tls) {
             (Security::Required, _) if !conn.can_starttls() => {
                 return Err(Error::config(format!(
-                    "{}:{} does not offer STARTTLS and the URL requires TLS",
+                    "{}:{} does not offer STARTTLS, and smtp:// sends nothing in clear: add \
+                     ?tls=none to the URL to send unencrypted (a local relay), or use smtps://",
                     b.host, b.port
                 )));
             }
@@ -451,7 +453,14 @@ mod tests {
         assert_eq!((b.port, b.security), (465, Security::Implicit));
         let (user, pass) = b.credentials.as_ref().unwrap();
         assert_eq!((user.as_str(), pass.expose()), ("us@er", "p%ss:w"));
-        assert_eq!(SmtpTransport::from_url("smtp://h").unwrap().port, 25);
+        let b = SmtpTransport::from_url("smtp://h").unwrap();
+        assert_eq!(
+            (b.port, b.security),
+            (25, Security::Required),
+            "never clear by default"
+        );
+        let b = SmtpTransport::from_url("smtp://h?tls=opportunistic").unwrap();
+        assert_eq!(b.security, Security::Opportunistic);
         assert_eq!(crate::config::percent_decode("%zz%4"), "%zz%4");
         assert_eq!(crate::config::percent_decode("é%41"), "éA");
         for bad in [

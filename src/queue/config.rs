@@ -108,6 +108,11 @@ impl Default for QueueConfig {
 impl EnvConfig for QueueConfig {
     const PREFIX: &'static str = "QUEUE_";
     const SECRETS: &'static [&'static str] = &["url", "amqp_url", "nats_url"];
+    const FALLBACKS: &'static [(&'static str, &'static [&'static str])] = &[
+        ("amqp_url", &["AMQP_URL", "RABBITMQ_URL"]),
+        ("nats_url", &["NATS_URL"]),
+        ("kafka_brokers", &["KAFKA_BOOTSTRAP_SERVERS"]),
+    ];
 
     fn validate(&self) -> std::result::Result<(), ConfigIssue> {
         let positive: [(&'static str, u64); 7] = [

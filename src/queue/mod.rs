@@ -60,12 +60,12 @@
 //! |---|---|---|
 //! | `QUEUE_URL` | *(none)* | `memory://`, `kafka://host:9092[,host:9092]`, `amqp(s)://user:pass@host:5672/vhost` or `nats://host:4222[,nats://...]`: its scheme picks the backend and it is the address (in place of the three below) |
 //! | `QUEUE_BACKEND` | from `QUEUE_URL`, else `memory` | `memory`, `kafka`, `rabbitmq` or `nats`; one that contradicts `QUEUE_URL` is a `Config` error |
-//! | `QUEUE_KAFKA_BROKERS` | `127.0.0.1:9092` | comma-separated bootstrap servers |
+//! | `QUEUE_KAFKA_BROKERS`, else `KAFKA_BOOTSTRAP_SERVERS` | `127.0.0.1:9092` | comma-separated bootstrap servers |
 //! | `QUEUE_KAFKA_PARTITIONS` | `1` | partitions of topics corekit creates |
 //! | `QUEUE_KAFKA_REPLICATION` | `1` | replication factor of topics corekit creates |
 //! | `QUEUE_KAFKA_SESSION_TIMEOUT` | `10s` | consumer group session timeout |
-//! | `QUEUE_AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ URL (`amqps://` with feature `queue-rabbitmq-tls`) |
-//! | `QUEUE_NATS_URL` | `nats://127.0.0.1:4222` | NATS server(s), comma-separated |
+//! | `QUEUE_AMQP_URL`, else `AMQP_URL`, else `RABBITMQ_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ URL (`amqps://` with feature `queue-rabbitmq-tls`) |
+//! | `QUEUE_NATS_URL`, else `NATS_URL` | `nats://127.0.0.1:4222` | NATS server(s), comma-separated |
 //! | `QUEUE_NATS_MODE` | `jetstream` | `jetstream` (acknowledged, durable) or `core` (fire-and-forget) |
 //! | `QUEUE_MAX_PAYLOAD` | `1MiB` | larger payloads are `InvalidInput` before any network call |
 //! | `QUEUE_CONNECT_TIMEOUT` | `10s` | connecting |
@@ -421,7 +421,16 @@ impl Queue {
     /// chosen backend.
     pub async fn from_env() -> Result<Self> {
         use crate::config::EnvConfig;
-        Self::from_config(&QueueConfig::from_env()?).await
+        let config = QueueConfig::from_env()?;
+        if config.backend() == QueueBackend::Memory {
+            crate::config::warn_if_defaulted(
+                QueueConfig::PREFIX,
+                "messages stay in this process and are lost when it exits",
+                "QUEUE_URL=kafka://host:9092, amqp://... or nats://... (or QUEUE_BACKEND=memory \
+                 to choose this)",
+            );
+        }
+        Self::from_config(&config).await
     }
 
     /// A queue from a loaded config.

@@ -470,7 +470,13 @@ impl Storage {
     /// # Errors
     /// `Config` naming the variable and value at fault (secrets redacted).
     pub async fn from_env() -> Result<Self> {
-        StorageConfig::from_env()?.build().await
+        let config = StorageConfig::from_env()?;
+        crate::config::warn_if_defaulted(
+            StorageConfig::PREFIX,
+            "objects are written under ./data on this machine's disk",
+            "STORAGE_URL=s3://bucket, gs://bucket, az://container or file:///path",
+        );
+        config.build().await
     }
 
     /// The store `config` describes.

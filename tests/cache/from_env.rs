@@ -47,3 +47,47 @@ async fn invalid_config_names_the_variable() {
         r#"invalid configuration: CACHE_REDIS_URL="***": expected a URL like redis://[user:password@]host:6379[/db] or rediss://"#
     );
 }
+
+#[test]
+fn from_env_with_no_variables_warns_that_the_cache_is_in_process() {
+    support::assert_unset("CACHE_");
+    let (cache, logs) = support::with_logs(Cache::from_env());
+    assert_eq!(cache.unwrap().backend_name(), "memory");
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(logs.contains("no CACHE_* variable is set"), "{logs}");
+    assert!(
+        logs.contains("CACHE_URL="),
+        "the warning says what to set: {logs}"
+    );
+}
+
+#[tokio::test]
+async fn redis_url_is_the_address_when_cache_redis_url_is_unset() {
+    let url = support::REDIS.require();
+    let c = config(&[("CACHE_BACKEND", "redis"), ("REDIS_URL", &url)]);
+    assert_eq!(c.redis_address(), url);
+    Cache::from_config(&c).await.unwrap().ping().await.unwrap();
+    let c = config(&[("CACHE_REDIS_URL", "redis://own:6379"), ("REDIS_URL", &url)]);
+    assert_eq!(
+        c.redis_address(),
+        "redis://own:6379",
+        "the module's own variable wins"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_redis_url_fails_and_names_the_address() {
+    let dead = format!("redis://u:s3cret@127.0.0.1:{}", support::free_port());
+    let c = config(&[
+        ("CACHE_BACKEND", "redis"),
+        ("REDIS_URL", &dead),
+        ("CACHE_CONNECT_TIMEOUT", "2s"),
+    ]);
+    let e = Cache::from_config(&c)
+        .await
+        .err()
+        .expect("nothing listens there");
+    let text = format!("{e} {e:?}");
+    assert!(text.contains("127.0.0.1"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+}

@@ -146,7 +146,9 @@ fn the_readme_install_line_matches_the_manifest() {
         .expect("the line names features");
     for feature in features.split(',') {
         assert!(
-            manifest.lines().any(|l| l.starts_with(&format!("{feature} = ["))),
+            manifest
+                .lines()
+                .any(|l| l.starts_with(&format!("{feature} = ["))),
             "README's feature {feature} is not in Cargo.toml"
         );
     }

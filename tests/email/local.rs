@@ -274,10 +274,22 @@ async fn configuration_from_variables() {
         .await
         .expect_err("max_attempts 0 refused");
     assert!(e.to_string().contains("EMAIL_MAX_ATTEMPTS"), "{e}");
+    // A mailer with no default sender is refused at start-up, not at its first send.
+    let e = Mailer::from_config(&EmailConfig::default())
+        .await
+        .expect_err("no EMAIL_FROM");
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("EMAIL_FROM"), "{e}");
     // EMAIL_URL alone picks SMTP and is its address.
     let c = EmailConfig::from_vars(
         "EMAIL_",
-        vars(&[("EMAIL_URL", &crate::support::SMTP.require())]),
+        vars(&[
+            (
+                "EMAIL_URL",
+                &format!("{}?tls=none", crate::support::SMTP.require()),
+            ),
+            ("EMAIL_FROM", "app@example.com"),
+        ]),
     )
     .unwrap();
     assert_eq!(c.backend(), EmailBackend::Smtp);
@@ -291,7 +303,11 @@ async fn configuration_from_variables() {
 async fn a_file_url_picks_the_file_transport() {
     let dir = std::env::temp_dir().join(crate::support::unique("outbox"));
     let url = format!("file://{}", dir.join("out").display());
-    let c = EmailConfig::from_vars("EMAIL_", vars(&[("EMAIL_URL", &url)])).unwrap();
+    let c = EmailConfig::from_vars(
+        "EMAIL_",
+        vars(&[("EMAIL_URL", &url), ("EMAIL_FROM", "app@example.com")]),
+    )
+    .unwrap();
     let mailer = Mailer::from_config(&c).await.unwrap();
     assert_eq!(mailer.backend_name(), "file");
     mailer.ping().await.unwrap();
@@ -426,4 +442,46 @@ mod file_suite {
         let (transport, inbox) = setup().await;
         corekit::email::conformance::run_all(transport, &*inbox).await;
     }
+}
+
+#[test]
+fn from_env_with_no_variables_warns_and_refuses_a_mailer_without_sender() {
+    crate::support::assert_unset("EMAIL_");
+    let (mailer, logs) = crate::support::with_logs(Mailer::from_env());
+    let e = mailer.expect_err("no EMAIL_FROM");
+    assert!(e.to_string().contains("EMAIL_FROM"), "{e}");
+    assert!(
+        logs.contains("WARN") && logs.contains("no EMAIL_* variable is set"),
+        "{logs}"
+    );
+    assert!(logs.contains("never sent"), "{logs}");
+}
+
+#[tokio::test]
+async fn the_memory_outbox_is_reachable_from_a_configured_mailer() {
+    let c = EmailConfig::from_vars("EMAIL_", vars(&[("EMAIL_FROM", "app@example.com")])).unwrap();
+    let mailer = Mailer::from_config(&c).await.unwrap();
+    let email = corekit::email::Email::builder()
+        .to("ada@example.com")
+        .subject("hi")
+        .text("hello")
+        .build()
+        .unwrap();
+    mailer.send(email).await.unwrap();
+    assert_eq!(mailer.outbox().expect("memory by default").sent().len(), 1);
+}
+
+#[test]
+fn smtp_url_and_sendgrid_api_key_are_read_when_the_email_ones_are_unset() {
+    let c = EmailConfig::from_vars(
+        "EMAIL_",
+        vars(&[
+            ("EMAIL_BACKEND", "smtp"),
+            ("SMTP_URL", "smtps://relay:465"),
+            ("SENDGRID_API_KEY", "SG.key"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.smtp_address(), "smtps://relay:465");
+    assert_eq!(c.sendgrid_api_key.expose(), "SG.key");
 }

@@ -43,7 +43,10 @@ async fn maildev_message(tag: &str) -> (serde_json::Value, Vec<u8>) {
 #[tokio::test]
 async fn maildev_receives_every_field_byte_exact() {
     let url = support::SMTP.require();
-    let transport = SmtpTransport::from_url(&url).unwrap().build().unwrap();
+    let transport = SmtpTransport::from_url(&format!("{url}?tls=none"))
+        .unwrap()
+        .build()
+        .unwrap();
     let tag = support::unique("smtp");
     let sent = Mailer::new(transport).send(full_email(&tag)).await.unwrap();
     assert_eq!(sent.transport, "smtp");
@@ -71,7 +74,7 @@ async fn maildev_receives_every_field_byte_exact() {
 #[tokio::test]
 async fn pooled_concurrent_sends_all_arrive() {
     let url = support::SMTP.require();
-    let transport = SmtpTransport::from_url(&url)
+    let transport = SmtpTransport::from_url(&format!("{url}?tls=none"))
         .unwrap()
         .pool_size(4)
         .build()
@@ -297,7 +300,7 @@ async fn a_server_that_never_answers_times_out_within_the_bound() {
             held.push(s); // accept, never speak
         }
     });
-    let transport = SmtpTransport::from_url(&format!("smtp://127.0.0.1:{port}"))
+    let transport = SmtpTransport::from_url(&format!("smtp://127.0.0.1:{port}?tls=none"))
         .unwrap()
         .timeout(Duration::from_millis(800))
         .build()
@@ -373,7 +376,7 @@ async fn fake_smtp(
 #[tokio::test]
 async fn a_pooled_connection_the_server_closed_is_replaced_not_reused() {
     let (port, connections, messages) = fake_smtp(true, false).await;
-    let transport = SmtpTransport::from_url(&format!("smtp://127.0.0.1:{port}"))
+    let transport = SmtpTransport::from_url(&format!("smtp://127.0.0.1:{port}?tls=none"))
         .unwrap()
         .pool_size(1)
         .build()
@@ -395,7 +398,7 @@ async fn a_pooled_connection_the_server_closed_is_replaced_not_reused() {
 #[tokio::test]
 async fn a_server_closing_mid_send_is_a_retryable_error_and_the_mailer_retries() {
     let (port, connections, _) = fake_smtp(false, true).await;
-    let transport = SmtpTransport::from_url(&format!("smtp://127.0.0.1:{port}"))
+    let transport = SmtpTransport::from_url(&format!("smtp://127.0.0.1:{port}?tls=none"))
         .unwrap()
         .timeout(Duration::from_secs(2))
         .build()
@@ -455,7 +458,10 @@ mod suite {
     async fn setup() -> (Arc<dyn Transport>, Inbox) {
         let url = support::SMTP.require();
         let api = support::MAILDEV_API.require();
-        let transport = SmtpTransport::from_url(&url).unwrap().build().unwrap();
+        let transport = SmtpTransport::from_url(&format!("{url}?tls=none"))
+            .unwrap()
+            .build()
+            .unwrap();
         let inbox: Inbox = Box::new(move |sent, _id| {
             let api = api.clone();
             Box::pin(async move { Delivered::Mime(source(&api, sent.subject()).await) })

@@ -214,3 +214,60 @@ async fn connect_errors_never_show_the_password() {
         }
     }
 }
+
+#[test]
+fn the_ecosystem_variables_are_read_when_the_queue_ones_are_unset() {
+    let c = QueueConfig::from_vars(
+        "QUEUE_",
+        vars(&[
+            ("RABBITMQ_URL", "amqp://r:5672"),
+            ("NATS_URL", "nats://n:4222"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.amqp_address(), "amqp://r:5672");
+    assert_eq!(c.nats_address(), "nats://n:4222");
+    assert_eq!(c.kafka_list(), ["k1:9092", "k2:9092"]);
+    let c = QueueConfig::from_vars(
+        "QUEUE_",
+        vars(&[
+            ("AMQP_URL", "amqp://a:5672"),
+            ("RABBITMQ_URL", "amqp://r:5672"),
+            ("QUEUE_NATS_URL", "nats://own:4222"),
+            ("NATS_URL", "nats://n:4222"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.amqp_address(), "amqp://a:5672", "AMQP_URL comes first");
+    assert_eq!(
+        c.nats_address(),
+        "nats://own:4222",
+        "the queue's own variable wins"
+    );
+}
+
+#[tokio::test]
+async fn nats_url_reaches_the_server() {
+    let c = QueueConfig::from_vars(
+        "QUEUE_",
+        vars(&[
+            ("QUEUE_BACKEND", "nats"),
+            ("NATS_URL", &crate::support::NATS.require()),
+        ]),
+    )
+    .unwrap();
+    Queue::from_config(&c).await.unwrap().ping().await.unwrap();
+}
+
+#[test]
+fn from_env_with_no_variables_warns_that_messages_stay_in_process() {
+    crate::support::assert_unset("QUEUE_");
+    let (queue, logs) = crate::support::with_logs(Queue::from_env());
+    assert_eq!(queue.unwrap().backend_name(), "memory");
+    assert!(
+        logs.contains("WARN") && logs.contains("no QUEUE_* variable is set"),
+        "{logs}"
+    );
+    assert!(logs.contains("QUEUE_URL="), "{logs}");
+}

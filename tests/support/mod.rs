@@ -257,3 +257,49 @@ mod tests {
         server.require();
     }
 }
+
+/// Runs `f` on a current-thread runtime under a subscriber that keeps every log line (`INFO`
+/// and up, no colours), and returns what `f` returned with the lines logged meanwhile.
+pub fn with_logs<F: std::future::Future>(f: F) -> (F::Output, String) {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    });
+    let text = String::from_utf8_lossy(&lines.0.lock().unwrap()).into_owned();
+    (out, text)
+}
+
+/// Fails unless the process sets no variable starting with `prefix`: tests of what `from_env`
+/// does on an empty environment need one.
+pub fn assert_unset(prefix: &str) {
+    let set: Vec<String> = std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with(prefix))
+        .collect();
+    assert!(
+        set.is_empty(),
+        "this test needs no {prefix}* variable; set: {set:?}"
+    );
+}

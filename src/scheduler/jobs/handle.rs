@@ -149,7 +149,16 @@ impl JobQueue {
     /// # Errors
     /// [`ErrorKind::Config`] naming the variable; as [`from_config`](Self::from_config).
     pub async fn from_env() -> Result<Self> {
-        Self::from_config(&SchedulerConfig::from_env()?.job_queue()).await
+        let config = SchedulerConfig::from_env()?.job_queue();
+        if config.resolve_backend() == Ok(super::JobBackend::Memory) {
+            crate::config::warn_if_defaulted(
+                SchedulerConfig::PREFIX,
+                "background jobs stay in this process and are lost when it exits",
+                "SCHEDULER_JOBS_URL=redis://host:6379 (or SCHEDULER_JOBS_URL=memory:// to \
+                 choose this)",
+            );
+        }
+        Self::from_config(&config).await
     }
 
     /// A queue from an explicit config, validated like the environment; connects when the
