@@ -134,6 +134,25 @@ pub mod testing;
 
 pub use error::{BoxError, Error, ErrorKind, Result};
 
+#[cfg(any(
+    feature = "_cache",
+    feature = "_queue",
+    feature = "_storage",
+    feature = "_email",
+    feature = "observability",
+    feature = "scheduler"
+))]
+mod shutdown;
+#[cfg(any(
+    feature = "_cache",
+    feature = "_queue",
+    feature = "_storage",
+    feature = "_email",
+    feature = "observability",
+    feature = "scheduler"
+))]
+pub use shutdown::shutdown_signal;
+
 #[cfg(any(feature = "cache-memory", feature = "cache-redis"))]
 #[cfg_attr(
     docsrs,

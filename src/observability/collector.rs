@@ -59,11 +59,23 @@ impl Collector {
         }
         let console =
             !c.sdk_disabled && (c.traces_exporter == "console" || c.metrics_exporter == "console");
-        let backend = match (targets.is_empty(), c.exporter_otlp_protocol.as_str()) {
-            (false, "grpc") => "otlp-grpc",
-            (false, _) => "otlp-http",
-            (true, _) if console => "console",
-            (true, _) => "none",
+        // The protocols of the signals exported over OTLP (each may have its own).
+        let grpc: Vec<bool> = [
+            (&c.traces_exporter, c.traces_grpc()),
+            (&c.metrics_exporter, c.metrics_grpc()),
+        ]
+        .into_iter()
+        .filter(|(exporter, _)| !c.sdk_disabled && *exporter == "otlp")
+        .map(|(_, grpc)| grpc)
+        .collect();
+        let backend = if grpc.is_empty() {
+            if console { "console" } else { "none" }
+        } else if grpc.iter().all(|g| *g) {
+            "otlp-grpc"
+        } else if grpc.iter().all(|g| !g) {
+            "otlp-http"
+        } else {
+            "otlp"
         };
         Ok(Self {
             backend,

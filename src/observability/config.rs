@@ -40,6 +40,10 @@ pub struct ObservabilityConfig {
     pub exporter_otlp_metrics_endpoint: Option<String>,
     /// `OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf` or `grpc`.
     pub exporter_otlp_protocol: String,
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`: the traces' own, else the one above.
+    pub exporter_otlp_traces_protocol: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`: the metrics' own, else the one above.
+    pub exporter_otlp_metrics_protocol: Option<String>,
     /// `OTEL_EXPORTER_OTLP_HEADERS`: `key=value,...`; a secret (API keys live here).
     pub exporter_otlp_headers: Secret,
     /// `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds).
@@ -55,6 +59,9 @@ pub struct ObservabilityConfig {
     pub traces_exporter: String,
     /// `OTEL_METRICS_EXPORTER`: `otlp`, `console` or `none`.
     pub metrics_exporter: String,
+    /// `OTEL_LOGS_EXPORTER`: only `none` (or unset) is honoured; logs are written to stdout
+    /// (`LOG_FORMAT`), and any other value is reported at start-up instead of ignored.
+    pub logs_exporter: Option<String>,
     /// `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds).
     #[serde(with = "millis")]
     pub metric_export_interval: Duration,
@@ -83,6 +90,8 @@ impl Default for ObservabilityConfig {
             exporter_otlp_traces_endpoint: None,
             exporter_otlp_metrics_endpoint: None,
             exporter_otlp_protocol: "http/protobuf".into(),
+            exporter_otlp_traces_protocol: None,
+            exporter_otlp_metrics_protocol: None,
             exporter_otlp_headers: Secret::new(""),
             exporter_otlp_timeout: Duration::from_secs(10),
             exporter_otlp_compression: "none".into(),
@@ -90,6 +99,7 @@ impl Default for ObservabilityConfig {
             traces_sampler_arg: None,
             traces_exporter: "otlp".into(),
             metrics_exporter: "otlp".into(),
+            logs_exporter: None,
             metric_export_interval: Duration::from_secs(60),
             bsp_schedule_delay: Duration::from_secs(5),
             bsp_max_queue_size: 2048,
@@ -125,15 +135,26 @@ impl EnvConfig for ObservabilityConfig {
     const SECRETS: &'static [&'static str] = &["exporter_otlp_headers"];
 
     fn validate(&self) -> std::result::Result<(), ConfigIssue> {
-        if !matches!(
-            self.exporter_otlp_protocol.as_str(),
-            "http/protobuf" | "grpc"
-        ) {
-            return Err(ConfigIssue::new(
-                "exporter_otlp_protocol",
-                self.exporter_otlp_protocol.clone(),
-                "http/protobuf or grpc",
-            ));
+        for (field, value) in [
+            ("exporter_otlp_protocol", Some(&self.exporter_otlp_protocol)),
+            (
+                "exporter_otlp_traces_protocol",
+                self.exporter_otlp_traces_protocol.as_ref(),
+            ),
+            (
+                "exporter_otlp_metrics_protocol",
+                self.exporter_otlp_metrics_protocol.as_ref(),
+            ),
+        ] {
+            if let Some(value) = value
+                && !matches!(value.as_str(), "http/protobuf" | "grpc")
+            {
+                return Err(ConfigIssue::new(
+                    field,
+                    value.clone(),
+                    "http/protobuf or grpc",
+                ));
+            }
         }
         if !matches!(
             self.exporter_otlp_compression.as_str(),
@@ -257,19 +278,42 @@ impl ObservabilityConfig {
     /// The traces endpoint: the per-signal one as given, else the base one plus `/v1/traces`
     /// for HTTP (the spec's rule), else the protocol's default on localhost.
     pub fn traces_endpoint(&self) -> String {
-        self.signal_endpoint(&self.exporter_otlp_traces_endpoint, "v1/traces")
+        self.signal_endpoint(
+            &self.exporter_otlp_traces_endpoint,
+            self.traces_grpc(),
+            "v1/traces",
+        )
     }
 
     /// The metrics endpoint, by the same rule as [`traces_endpoint`](Self::traces_endpoint).
     pub fn metrics_endpoint(&self) -> String {
-        self.signal_endpoint(&self.exporter_otlp_metrics_endpoint, "v1/metrics")
+        self.signal_endpoint(
+            &self.exporter_otlp_metrics_endpoint,
+            self.metrics_grpc(),
+            "v1/metrics",
+        )
     }
 
-    fn signal_endpoint(&self, specific: &Option<String>, path: &str) -> String {
+    /// Whether traces go over gRPC (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else the shared one).
+    pub fn traces_grpc(&self) -> bool {
+        self.exporter_otlp_traces_protocol
+            .as_ref()
+            .unwrap_or(&self.exporter_otlp_protocol)
+            == "grpc"
+    }
+
+    /// Whether metrics go over gRPC, by the same rule.
+    pub fn metrics_grpc(&self) -> bool {
+        self.exporter_otlp_metrics_protocol
+            .as_ref()
+            .unwrap_or(&self.exporter_otlp_protocol)
+            == "grpc"
+    }
+
+    fn signal_endpoint(&self, specific: &Option<String>, grpc: bool, path: &str) -> String {
         if let Some(url) = specific {
             return url.clone();
         }
-        let grpc = self.exporter_otlp_protocol == "grpc";
         let base = self.exporter_otlp_endpoint.clone().unwrap_or_else(|| {
             if grpc {
                 "http://localhost:4317".into()

@@ -82,9 +82,21 @@ fn grpc_metadata(
     Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map))
 }
 
+/// tonic's channel runs on the Tokio runtime it is built in: without one it would panic.
+fn check_runtime_for_grpc(signal: &str) -> Result<()> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::config(format!(
+            "OTLP {signal} over gRPC needs a Tokio runtime: build the telemetry inside \
+             #[tokio::main] (or export over http/protobuf)"
+        )));
+    }
+    Ok(())
+}
+
 fn span_exporter(c: &ObservabilityConfig) -> Result<opentelemetry_otlp::SpanExporter> {
     let gzip = c.exporter_otlp_compression == "gzip";
-    if c.exporter_otlp_protocol == "grpc" {
+    if c.traces_grpc() {
+        check_runtime_for_grpc("traces")?;
         let mut b = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_endpoint(c.traces_endpoint())
@@ -109,7 +121,8 @@ fn span_exporter(c: &ObservabilityConfig) -> Result<opentelemetry_otlp::SpanExpo
 
 fn metric_exporter(c: &ObservabilityConfig) -> Result<opentelemetry_otlp::MetricExporter> {
     let gzip = c.exporter_otlp_compression == "gzip";
-    if c.exporter_otlp_protocol == "grpc" {
+    if c.metrics_grpc() {
+        check_runtime_for_grpc("metrics")?;
         let mut b = opentelemetry_otlp::MetricExporter::builder()
             .with_tonic()
             .with_endpoint(c.metrics_endpoint())
@@ -151,13 +164,18 @@ pub(super) fn tracer_provider(
         BatchSpanProcessor::builder(stats::CountedSpans::new(
             opentelemetry_stdout::SpanExporter::default(),
             stats.clone(),
+            "stdout".to_owned(),
         ))
         .with_batch_config(batch)
         .build()
     } else {
-        BatchSpanProcessor::builder(stats::CountedSpans::new(span_exporter(c)?, stats.clone()))
-            .with_batch_config(batch)
-            .build()
+        BatchSpanProcessor::builder(stats::CountedSpans::new(
+            span_exporter(c)?,
+            stats.clone(),
+            crate::config::redact_url(&c.traces_endpoint()),
+        ))
+        .with_batch_config(batch)
+        .build()
     };
     Ok(Some(
         SdkTracerProvider::builder()
@@ -184,6 +202,7 @@ pub(super) fn meter_provider(
             PeriodicReader::builder(stats::CountedMetrics::new(
                 opentelemetry_stdout::MetricExporter::default(),
                 stats.clone(),
+                "stdout".to_owned(),
             ))
             .with_interval(c.metric_export_interval)
             .build(),
@@ -193,6 +212,7 @@ pub(super) fn meter_provider(
             PeriodicReader::builder(stats::CountedMetrics::new(
                 metric_exporter(c)?,
                 stats.clone(),
+                crate::config::redact_url(&c.metrics_endpoint()),
             ))
             .with_interval(c.metric_export_interval)
             .build(),

@@ -44,6 +44,7 @@
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http://localhost:4318` (`:4317` for grpc) | base endpoint; `/v1/traces`, `/v1/metrics` appended for HTTP |
 //! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `..._METRICS_ENDPOINT` | *(from the base)* | per-signal endpoint, used as given |
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL` | `http/protobuf` | or `grpc` |
+//! | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` | the one above | one signal's own protocol |
 //! | `OTEL_EXPORTER_OTLP_HEADERS` | *(none)* | `key=value,...` sent with every export (secret: never printed) |
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT` | `10000` | export timeout, milliseconds |
 //! | `OTEL_EXPORTER_OTLP_COMPRESSION` | `none` | or `gzip` |
@@ -51,6 +52,7 @@
 //! | `OTEL_TRACES_SAMPLER_ARG` | `1.0` | the ratio for `*traceidratio` |
 //! | `OTEL_TRACES_EXPORTER` | `otlp` | `otlp`, `console` (stdout) or `none` |
 //! | `OTEL_METRICS_EXPORTER` | `otlp` | `otlp`, `console` or `none` |
+//! | `OTEL_LOGS_EXPORTER` | *(none)* | only `none`: logs go to stdout; any other value is reported at start-up (`warn`) |
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | `60000` | metric export interval, milliseconds |
 //! | `OTEL_BSP_SCHEDULE_DELAY` | `5000` | span batch delay, milliseconds |
 //! | `OTEL_BSP_MAX_QUEUE_SIZE` | `2048` | spans waiting for export; beyond it spans are dropped (counted), never waited for |
@@ -59,7 +61,7 @@
 //! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | W3C trace context and baggage (or `none`) |
 //! | `OTEL_SDK_DISABLED` | `false` | `true`: no exporter at all (logs still work) |
 //! | `RUST_LOG` | `info` | `tracing` filter for logs and spans |
-//! | `LOG_FORMAT` | `pretty` | `pretty`, `compact`, `json` or `none` |
+//! | `LOG_FORMAT` | `pretty` on a terminal, else `json` | `pretty`, `compact`, `json` or `none`; colours only on a terminal |
 //!
 //! # What corekit's modules emit
 //!
@@ -115,8 +117,14 @@ mod telemetry;
 
 pub use config::ObservabilityConfig;
 pub use metrics::{counter, gauge, histogram, up_down_counter};
+/// A metric attribute (`KeyValue::new("route", "/orders")`), as the instruments take it.
+pub use opentelemetry::KeyValue;
 pub use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, UpDownCounter};
 pub use propagation::{OtelPropagator, extract, extract_http, inject, inject_http};
 pub use spans::{SpanGuard, current_trace_id, start_span};
 pub use stats::ExportStats;
 pub use telemetry::{Guard, LogFormat, ObservabilityBuilder, Telemetry, init};
+/// The OpenTelemetry crates corekit is built on, at the versions it pins: use these paths so
+/// your own instruments, propagators or exporters match corekit's.
+#[doc(no_inline)]
+pub use {opentelemetry, opentelemetry_otlp, opentelemetry_sdk, tracing_opentelemetry};

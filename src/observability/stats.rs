@@ -97,11 +97,17 @@ impl<P: SpanProcessor> SpanProcessor for Ending<P> {
 pub(crate) struct CountedSpans<E> {
     inner: E,
     stats: Arc<ExportStats>,
+    /// Where the spans go (password-redacted), for the failure log.
+    destination: String,
 }
 
 impl<E> CountedSpans<E> {
-    pub(crate) fn new(inner: E, stats: Arc<ExportStats>) -> Self {
-        Self { inner, stats }
+    pub(crate) fn new(inner: E, stats: Arc<ExportStats>, destination: String) -> Self {
+        Self {
+            inner,
+            stats,
+            destination,
+        }
     }
 }
 
@@ -114,7 +120,15 @@ impl<E: SpanExporter> SpanExporter for CountedSpans<E> {
             Err(e) => {
                 bump(&self.stats.spans_failed, n);
                 bump(&self.stats.span_export_failures, 1);
-                tracing::warn!(target: "corekit::observability", error = %e, spans = n, "span export failed; spans lost");
+                tracing::warn!(
+                    target: "corekit::observability",
+                    error = %e,
+                    spans = n,
+                    endpoint = %self.destination,
+                    "span export to {} failed; spans lost (OTEL_TRACES_EXPORTER=none stops \
+                     exporting traces)",
+                    self.destination
+                );
             }
         }
         result
@@ -138,11 +152,17 @@ impl<E: SpanExporter> SpanExporter for CountedSpans<E> {
 pub(crate) struct CountedMetrics<E> {
     inner: E,
     stats: Arc<ExportStats>,
+    /// Where the metrics go (password-redacted), for the failure log.
+    destination: String,
 }
 
 impl<E> CountedMetrics<E> {
-    pub(crate) fn new(inner: E, stats: Arc<ExportStats>) -> Self {
-        Self { inner, stats }
+    pub(crate) fn new(inner: E, stats: Arc<ExportStats>, destination: String) -> Self {
+        Self {
+            inner,
+            stats,
+            destination,
+        }
     }
 }
 
@@ -153,7 +173,14 @@ impl<E: PushMetricExporter> PushMetricExporter for CountedMetrics<E> {
             Ok(()) => bump(&self.stats.metric_exports, 1),
             Err(e) => {
                 bump(&self.stats.metric_export_failures, 1);
-                tracing::warn!(target: "corekit::observability", error = %e, "metric export failed");
+                tracing::warn!(
+                    target: "corekit::observability",
+                    error = %e,
+                    endpoint = %self.destination,
+                    "metric export to {} failed (OTEL_METRICS_EXPORTER=none stops exporting \
+                     metrics)",
+                    self.destination
+                );
             }
         }
         result

@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
-/// How logs (and spans, as log lines) are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How logs (and spans, as log lines) are printed. The default is [`Pretty`](Self::Pretty)
+/// when stdout is a terminal and [`Json`](Self::Json) otherwise (a container, a pipe, a file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
-    /// Multi-line, human-friendly (development).
-    #[default]
+    /// Multi-line, human-friendly (development); colours only on a terminal.
     Pretty,
     /// One line per event.
     Compact,
@@ -28,6 +28,17 @@ pub enum LogFormat {
     Json,
     /// No log output; spans still export.
     None,
+}
+
+impl Default for LogFormat {
+    fn default() -> Self {
+        use std::io::IsTerminal as _;
+        if std::io::stdout().is_terminal() {
+            Self::Pretty
+        } else {
+            Self::Json
+        }
+    }
 }
 
 impl std::str::FromStr for LogFormat {
@@ -110,11 +121,24 @@ impl ObservabilityBuilder {
         let meter = export::meter_provider(c, resource, &stats)?;
         let filter = tracing_subscriber::EnvFilter::try_new(&self.filter)
             .map_err(|e| Error::config(format!("RUST_LOG={:?}: {e}", self.filter)))?;
+        // Escape codes only where a terminal will read them.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
         let fmt = match self.log_format {
-            LogFormat::Pretty => Some(tracing_subscriber::fmt::layer().pretty().boxed()),
-            LogFormat::Compact => Some(tracing_subscriber::fmt::layer().compact().boxed()),
+            LogFormat::Pretty => Some(
+                tracing_subscriber::fmt::layer()
+                    .pretty()
+                    .with_ansi(ansi)
+                    .boxed(),
+            ),
+            LogFormat::Compact => Some(
+                tracing_subscriber::fmt::layer()
+                    .compact()
+                    .with_ansi(ansi)
+                    .boxed(),
+            ),
             LogFormat::Json => Some(
                 tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
                     .json()
                     .with_current_span(true)
                     .boxed(),
@@ -128,10 +152,20 @@ impl ObservabilityBuilder {
             .with(fmt)
             .with(otel)
             .with(filter);
+        let dispatch = tracing::Dispatch::new(subscriber);
+        if let Some(logs) = c.logs_exporter.as_deref().filter(|v| *v != "none") {
+            // Said through the logs being set up, so it lands where the user looks.
+            tracing::dispatcher::with_default(&dispatch, || {
+                tracing::warn!(
+                    "OTEL_LOGS_EXPORTER={logs:?} is not supported: logs are written to stdout \
+                     (LOG_FORMAT) and not exported; unset it or set it to none"
+                );
+            });
+        }
         Ok(Telemetry {
             tracer,
             meter,
-            dispatch: tracing::Dispatch::new(subscriber),
+            dispatch,
             stats,
             propagators: self.config.propagators.clone(),
             collector,
@@ -253,8 +287,8 @@ impl Telemetry {
         self.collector.ping().await
     }
 
-    /// What the config exports to: `"otlp-http"`, `"otlp-grpc"`, `"console"` (stdout only) or
-    /// `"none"` (no exporter).
+    /// What the config exports to: `"otlp-http"`, `"otlp-grpc"`, `"otlp"` (traces and metrics
+    /// over different protocols), `"console"` (stdout only) or `"none"` (no exporter).
     pub fn backend_name(&self) -> &'static str {
         self.collector.backend_name()
     }

@@ -153,3 +153,76 @@ fn the_readme_install_line_matches_the_manifest() {
         );
     }
 }
+
+/// `corekit::shutdown_signal` completes on a real SIGTERM: this test runs itself again as a
+/// child process that waits on the signal, and sends that child SIGTERM.
+#[test]
+fn shutdown_signal_completes_on_sigterm() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::time::Duration;
+    if std::env::var_os("COREKIT_SHUTDOWN_CHILD").is_some() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let signal = corekit::shutdown_signal();
+            tokio::pin!(signal);
+            // The first poll installs the handlers; only then may the parent send the signal.
+            tokio::select! {
+                biased;
+                () = &mut signal => panic!("no signal sent yet"),
+                () = tokio::task::yield_now() => {}
+            }
+            println!("child: ready");
+            std::io::stdout().flush().unwrap();
+            tokio::time::timeout(Duration::from_secs(30), signal)
+                .await
+                .expect("SIGTERM within 30 s");
+            println!("child: stopped");
+        });
+        return;
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "shutdown_signal_completes_on_sigterm",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("COREKIT_SHUTDOWN_CHILD", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |what: &str| loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if line.contains(what) => return true,
+            Ok(line) => seen.push(line),
+            Err(_) => return false,
+        }
+    };
+    if !wait_for("child: ready") {
+        let _ = child.kill();
+        panic!("the child never got ready: {seen:?}");
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopped = wait_for("child: stopped");
+    let status = child.wait().unwrap();
+    assert!(stopped, "the child did not see SIGTERM: {seen:?}");
+    assert!(
+        status.success(),
+        "the child exits cleanly after SIGTERM: {status:?}"
+    );
+}

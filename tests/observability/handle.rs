@@ -15,6 +15,16 @@ const CHILD: &str = "COREKIT_OBSERVABILITY_FROM_ENV_CHILD";
 /// test mutates the environment this process's parallel tests (and the SDK) read. Returns the
 /// child's `from_env ...` report line.
 fn from_env_in_a_child(vars: &[(&str, &str)]) -> String {
+    let stdout = child_output(vars);
+    // The harness prints the test's name on the line the report starts.
+    stdout
+        .lines()
+        .find_map(|l| l.find("from_env ").map(|at| l[at..].to_owned()))
+        .unwrap_or_else(|| panic!("no report from the child: {stdout}"))
+}
+
+/// Everything the `from_env` child printed (its logs included).
+fn child_output(vars: &[(&str, &str)]) -> String {
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "handle::from_env_child",
@@ -30,13 +40,13 @@ fn from_env_in_a_child(vars: &[(&str, &str)]) -> String {
     }
     cmd.env(CHILD, "1").envs(vars.iter().copied());
     let out = cmd.output().expect("run the test binary as a child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {stdout}");
-    // The harness prints the test's name on the line the report starts.
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
-        .lines()
-        .find_map(|l| l.find("from_env ").map(|at| l[at..].to_owned()))
-        .unwrap_or_else(|| panic!("no report from the child: {stdout}"))
 }
 
 /// The child half of the `from_env` tests; does nothing unless spawned by them.
@@ -45,6 +55,9 @@ fn from_env_child() {
     if std::env::var_os(CHILD).is_none() {
         return;
     }
+    // As in a service: inside `#[tokio::main]` (gRPC exporters need the runtime).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _inside = rt.enter();
     match Telemetry::from_env() {
         Ok(t) => println!("from_env ok {}", t.backend_name()),
         Err(e) => println!("from_env err {:?} {e}", e.kind()),
@@ -64,6 +77,79 @@ fn from_env_returns_the_handle() {
     assert_eq!(report, "from_env ok otlp-http");
     let report = from_env_in_a_child(&[("OTEL_SDK_DISABLED", "true")]);
     assert_eq!(report, "from_env ok none");
+}
+
+#[test]
+fn per_signal_protocols_are_honoured() {
+    let endpoint = format!("http://127.0.0.1:{}", crate::support::free_port());
+    for (vars, name) in [
+        (
+            &[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")][..],
+            "otlp",
+        ),
+        (
+            &[("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")][..],
+            "otlp",
+        ),
+        (
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+            ][..],
+            "otlp",
+        ),
+        (
+            &[
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+            ][..],
+            "otlp-grpc",
+        ),
+    ] {
+        let mut all = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
+        all.extend_from_slice(vars);
+        let report = from_env_in_a_child(&all);
+        assert_eq!(report, format!("from_env ok {name}"), "{vars:?}");
+    }
+    let report = from_env_in_a_child(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json")]);
+    assert!(
+        report.starts_with("from_env err Config")
+            && report.contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"),
+        "{report}"
+    );
+}
+
+#[test]
+fn grpc_outside_a_runtime_is_a_config_error_not_a_panic() {
+    let c = ObservabilityConfig::from_vars(
+        "OTEL_",
+        [(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL".to_string(),
+            "grpc".to_string(),
+        )],
+    )
+    .unwrap();
+    let e = Telemetry::from_config(&c).err().expect("no runtime here");
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("Tokio runtime"), "{e}");
+}
+
+#[test]
+fn an_unsupported_logs_exporter_is_reported_not_ignored() {
+    let out = child_output(&[
+        ("OTEL_LOGS_EXPORTER", "otlp"),
+        ("OTEL_SDK_DISABLED", "true"),
+        ("LOG_FORMAT", "json"),
+    ]);
+    assert!(out.contains("from_env ok none"), "{out}");
+    assert!(
+        out.contains("WARN") && out.contains("OTEL_LOGS_EXPORTER"),
+        "a warning names the variable: {out}"
+    );
+    assert!(
+        !out.contains('\u{1b}'),
+        "no escape codes when stdout is a pipe: {out}"
+    );
 }
 
 #[test]
