@@ -100,6 +100,21 @@ pub(crate) async fn bounded<T>(
     }
 }
 
+/// `e` as a caller should see it when the client had no connection at the time: a command
+/// queued during a reconnect ends as fred's timeout, but what failed is reaching the server
+/// (`Unavailable`, so a consumer pauses instead of spending attempts).
+pub(crate) fn unless_connected(e: Error, connected: bool, op: &'static str) -> Error {
+    if connected || e.kind() != ErrorKind::Timeout {
+        return e;
+    }
+    Error::new(
+        ErrorKind::Unavailable,
+        "no connection to the server (reconnecting)",
+    )
+    .with_backend("redis")
+    .with_operation(op)
+}
+
 /// A retryable timeout of `op` after `after`.
 pub(crate) fn timed_out(op: &'static str, after: Duration) -> Error {
     Error::new(ErrorKind::Timeout, format!("no reply within {after:?}"))

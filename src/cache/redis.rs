@@ -55,11 +55,17 @@ macro_rules! cmd {
             let $c = client;
             match tokio::time::timeout($self.timeout, $call).await {
                 Ok(r) => r.map_err(|e| map_err(e, $op)),
-                Err(_) => Err(timed_out($op, $self.timeout)),
+                Err(_) => Err(crate::redis::unless_connected(
+                    timed_out($op, $self.timeout),
+                    client.is_connected(),
+                    $op,
+                )),
             }
         } else {
             let $c = &client.with_options(&$self.queued);
-            $call.await.map_err(|e| map_err(e, $op))
+            $call.await.map_err(|e| {
+                crate::redis::unless_connected(map_err(e, $op), client.is_connected(), $op)
+            })
         }
     }};
 }

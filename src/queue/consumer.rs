@@ -1,12 +1,12 @@
 //! Handler-style consumption: bounded concurrency, per-key order, retries, dead letters,
 //! graceful shutdown. Written once over [`Subscription`](super::Subscription).
 
+use super::dispatch::{Dispatcher, Ready};
 use super::{Delivery, Message, Queue};
 use crate::retry::Backoff;
 use crate::{BoxError, Error, ErrorKind, Result};
 use futures_util::{FutureExt, StreamExt};
 use std::future::Future;
-use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +26,15 @@ use tracing::Instrument;
 ///   exponential backoff ([`Backoff`](crate::retry::Backoff): `backoff`, doubling, capped at `backoff_max`, 20% jitter) until
 ///   `max_attempts`, then dead-letters. An error that is a [`corekit::Error`](crate::Error) of
 ///   kind [`InvalidInput`](crate::ErrorKind::InvalidInput) (such as a payload that does not
-///   [`decode`](Message::decode)) dead-letters at once: retrying cannot fix it.
+///   [`decode`](Message::decode)) dead-letters at once: retrying cannot fix it. Every failed
+///   attempt is logged at `warn` with its cause.
+/// - **Outages**: an error that is a [`corekit::Error`](crate::Error) of kind
+///   [`Unavailable`](crate::ErrorKind::Unavailable) (a database, cache or API the handler needs
+///   is down) spends no attempt: the consumer holds the message, pauses starting handlers for
+///   the backoff (growing per failure, capped at `backoff_max`), keeps the broker from
+///   redelivering it meanwhile (NATS: ack-wait progress), and tries it again, as the same
+///   attempt, until the dependency is back. [`pause_on_unavailable(false)`](Self::pause_on_unavailable)
+///   treats it as any failure instead.
 /// - **Shutdown**: when the `shutdown` future passed to [`run`](Self::run) completes, fetching
 ///   stops, handlers already given a message finish and are settled, and `run` returns its
 ///   report. Messages fetched but not started are left unsettled and delivered again.
@@ -38,6 +46,7 @@ pub struct Consumer {
     concurrency: usize,
     max_attempts: u32,
     backoff: Backoff,
+    pause_on_unavailable: bool,
 }
 
 /// What a [`Consumer`] run did.
@@ -56,6 +65,9 @@ pub struct ConsumeReport {
     pub panicked: u64,
     /// Settling failed (the broker will deliver those messages again).
     pub settle_errors: u64,
+    /// Attempts that met an [`Unavailable`](crate::ErrorKind::Unavailable) dependency and
+    /// paused the consumer (the message kept its attempt and was tried again).
+    pub paused: u64,
 }
 
 #[derive(Default)]
@@ -66,6 +78,7 @@ struct Counters {
     dead_lettered: AtomicU64,
     panicked: AtomicU64,
     settle_errors: AtomicU64,
+    paused: AtomicU64,
 }
 
 impl Counters {
@@ -78,6 +91,7 @@ impl Counters {
             dead_lettered: get(&self.dead_lettered),
             panicked: get(&self.panicked),
             settle_errors: get(&self.settle_errors),
+            paused: get(&self.paused),
         }
     }
 }
@@ -93,6 +107,7 @@ impl Consumer {
             concurrency: s.concurrency,
             max_attempts: s.max_attempts,
             backoff: s.backoff,
+            pause_on_unavailable: true,
             queue,
             topic: topic.to_owned(),
             group: group.to_owned(),
@@ -108,6 +123,13 @@ impl Consumer {
     /// Attempts before a failing message is dead-lettered (at least 1).
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n.max(1);
+        self
+    }
+
+    /// Whether an [`Unavailable`](crate::ErrorKind::Unavailable) error pauses the consumer
+    /// and keeps the message's attempt (default `true`; see [`Consumer`]).
+    pub fn pause_on_unavailable(mut self, pause: bool) -> Self {
+        self.pause_on_unavailable = pause;
         self
     }
 
@@ -138,61 +160,59 @@ impl Consumer {
     {
         self.queue.ensure_dead_letter(&self.topic).await?;
         let mut subscription = self.queue.subscribe(&self.topic, &self.group).await?;
+        let prefetch = usize::try_from(self.queue.settings().prefetch).unwrap_or(usize::MAX);
         let counters = Arc::new(Counters::default());
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Lane {
             handler,
             consumer: self,
             counters: counters.clone(),
+            paused_until: std::sync::Mutex::new(None),
+            stopping,
         });
         let n = shared.consumer.concurrency;
-        // Keyed messages go to the lane their key hashes to (one at a time per key); unkeyed
-        // ones to a channel every lane also reads.
-        let (any_tx, any_rx) = async_channel();
-        let mut keyed_tx = Vec::with_capacity(n);
+        // Lanes ask for work when free; what they have not taken waits in the dispatcher.
+        let (ready_tx, mut ready_rx) = mpsc::channel::<Ready>(n);
         let mut lanes = tokio::task::JoinSet::new();
-        for _ in 0..n {
-            let (tx, rx) = mpsc::channel::<Delivery>(1);
-            keyed_tx.push(tx);
-            lanes.spawn(shared.clone().lane(rx, any_rx.clone()));
+        for id in 0..n {
+            lanes.spawn(shared.clone().lane(id, ready_tx.clone()));
         }
-        drop(any_rx);
+        drop(ready_tx);
+        let mut waiting = Dispatcher::new(n, prefetch);
 
         let mut shutdown = std::pin::pin!(shutdown.fuse());
         let mut ended = false;
         loop {
-            let next = tokio::select! {
+            let paused = shared.paused_until();
+            if paused.is_none() {
+                waiting.dispatch();
+            }
+            let due = waiting.next_due();
+            tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                next = subscription.next() => next,
-            };
-            let delivery = match next {
-                Some(Ok(d)) => d,
-                Some(Err(e)) => {
+                Some(ready) = ready_rx.recv() => waiting.ready(ready),
+                () = tokio::time::sleep_until(paused.unwrap_or_else(tokio::time::Instant::now)), if paused.is_some() => {}
+                () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => waiting.keep_alive().await,
+                next = subscription.next(), if waiting.has_room() => match next {
+                    Some(Ok(delivery)) => {
+                        bump(&counters.received);
+                        waiting.park(delivery);
+                    }
                     // Backends reconnect underneath; a stream error is reported, not fatal.
-                    tracing::warn!(topic = %shared.consumer.topic, error = %e, "queue consumer: receive failed");
-                    continue;
-                }
-                None => {
-                    ended = true;
-                    break;
-                }
-            };
-            bump(&counters.received);
-            let sent = match &delivery.message().key {
-                Some(key) => {
-                    let mut h = std::collections::hash_map::DefaultHasher::new();
-                    key.hash(&mut h);
-                    let lane = (h.finish() % n as u64) as usize;
-                    keyed_tx[lane].send(delivery).await.is_ok()
-                }
-                None => any_tx.send(delivery).await.is_ok(),
-            };
-            if !sent {
-                break;
+                    Some(Err(e)) => tracing::warn!(topic = %shared.consumer.topic, error = %e, "queue consumer: receive failed"),
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                },
             }
         }
-        drop(keyed_tx);
-        drop(any_tx);
+        // Lanes holding a message through an outage let it go (unsettled: delivered again).
+        let _ = stop.send(true);
+        // Waiting deliveries are left unsettled (delivered again); free lanes end.
+        drop(waiting);
+        drop(ready_rx);
         while lanes.join_next().await.is_some() {}
         drop(subscription);
         let report = counters.report();
@@ -209,18 +229,22 @@ impl Consumer {
     }
 }
 
-// A multi-consumer channel for unkeyed deliveries, built from tokio's mpsc behind a mutex.
-type AnyRx = Arc<tokio::sync::Mutex<mpsc::Receiver<Delivery>>>;
-
-fn async_channel() -> (mpsc::Sender<Delivery>, AnyRx) {
-    let (tx, rx) = mpsc::channel(1);
-    (tx, Arc::new(tokio::sync::Mutex::new(rx)))
-}
-
 struct Lane<H> {
     handler: H,
     consumer: Consumer,
     counters: Arc<Counters>,
+    /// No handler starts before this: a dependency was unavailable.
+    paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+/// A failed attempt: why, and what retrying can do about it.
+struct Failure {
+    reason: String,
+    /// Retrying cannot help (bad input): dead-letter now.
+    permanent: bool,
+    /// A dependency is down: wait for it, spending no attempt.
+    unavailable: bool,
 }
 
 impl<H, Fut, E> Lane<H>
@@ -229,27 +253,52 @@ where
     Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
     E: Into<BoxError> + Send + 'static,
 {
-    async fn lane(self: Arc<Self>, mut keyed: mpsc::Receiver<Delivery>, any: AnyRx) {
-        let mut keyed_open = true;
-        let mut any_open = true;
-        while keyed_open || any_open {
-            let next = tokio::select! {
-                biased;
-                d = keyed.recv(), if keyed_open => match d {
-                    Some(d) => d,
-                    None => { keyed_open = false; continue; }
-                },
-                d = async { any.lock().await.recv().await }, if any_open => match d {
-                    Some(d) => d,
-                    None => { any_open = false; continue; }
-                },
-            };
-            self.handle(next).await;
+    /// Asks for a delivery whenever free and handles it, until the consumer stops.
+    async fn lane(self: Arc<Self>, id: usize, ready: mpsc::Sender<Ready>) {
+        loop {
+            let (reply, delivery) = tokio::sync::oneshot::channel();
+            if ready.send((id, reply)).await.is_err() {
+                return;
+            }
+            match delivery.await {
+                Ok(delivery) => self.handle(delivery).await,
+                Err(_) => return,
+            }
         }
     }
 
-    async fn handle(&self, delivery: Delivery) {
-        let message = delivery.message().clone();
+    async fn handle(&self, mut delivery: Delivery) {
+        let mut outages = 0;
+        loop {
+            // Paused after this delivery was handed out: wait, keeping it alive.
+            if let Some(until) = self.paused_until() {
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                if !self.hold(&mut delivery, left).await {
+                    return;
+                }
+                continue;
+            }
+            let (failure, span) = self.attempt(delivery.message().clone()).await;
+            match failure {
+                Some(f) if f.unavailable && self.consumer.pause_on_unavailable => {
+                    outages += 1;
+                    let delay = self.consumer.delay_after(outages);
+                    tracing::warn!(parent: &span, reason = %f.reason, ?delay,
+                        "queue consumer: a dependency is unavailable; pausing, the message keeps its attempt");
+                    bump(&self.counters.paused);
+                    self.pause_for(delay);
+                    if !self.hold(&mut delivery, delay).await {
+                        // Shutting down: left unsettled, so the broker delivers it again.
+                        return;
+                    }
+                }
+                failure => return self.settle(delivery, failure, &span).await,
+            }
+        }
+    }
+
+    /// Runs the handler once on the delivery's message, in its span.
+    async fn attempt(&self, message: Message) -> (Option<Failure>, tracing::Span) {
         let span = tracing::info_span!(
             "queue",
             otel.name = "process",
@@ -265,18 +314,22 @@ where
             .catch_unwind()
             .instrument(span.clone())
             .await;
-        let failure = classify(outcome, &self.counters);
+        (classify(outcome, &self.counters), span)
+    }
+
+    async fn settle(&self, delivery: Delivery, failure: Option<Failure>, span: &tracing::Span) {
         let c = &self.counters;
         let settled = match failure {
             None => {
                 bump(&c.acked);
                 delivery.ack().await
             }
-            Some((reason, permanent)) => {
+            Some(Failure {
+                reason, permanent, ..
+            }) => {
                 let attempt = delivery.attempt();
                 if permanent || attempt >= self.consumer.max_attempts {
-                    let _g = span.enter();
-                    tracing::warn!(%reason, attempt, "queue consumer: dead-lettering");
+                    tracing::warn!(parent: span, %reason, attempt, "queue consumer: dead-lettering");
                     bump(&c.dead_lettered);
                     let reason = if permanent {
                         reason
@@ -286,7 +339,7 @@ where
                     delivery.reject(&reason).await
                 } else {
                     let delay = self.consumer.delay_after(attempt);
-                    tracing::debug!(parent: &span, %reason, attempt, ?delay, "queue consumer: retrying");
+                    tracing::warn!(parent: span, %reason, attempt, ?delay, "queue consumer: attempt failed; retrying");
                     bump(&c.retried);
                     delivery.retry_after(delay).await
                 }
@@ -294,25 +347,73 @@ where
         };
         if let Err(e) = settled {
             bump(&c.settle_errors);
-            tracing::warn!(parent: &span, error = %e, "queue consumer: settling failed; the broker will redeliver");
+            tracing::warn!(parent: span, error = %e, "queue consumer: settling failed; the broker will redeliver");
+        }
+    }
+
+    /// No lane starts a handler for `delay` from now (or longer, if already paused longer).
+    fn pause_for(&self, delay: Duration) {
+        let until = tokio::time::Instant::now() + delay;
+        let mut paused = self
+            .paused_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if paused.is_none_or(|p| p < until) {
+            *paused = Some(until);
+        }
+    }
+
+    /// When the consumer is paused, until when.
+    fn paused_until(&self) -> Option<tokio::time::Instant> {
+        let until = *self
+            .paused_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        until.filter(|t| *t > tokio::time::Instant::now())
+    }
+
+    /// Holds `delivery` for `delay`, telling the broker it is still in hand; `false` when the
+    /// consumer is shutting down.
+    async fn hold(&self, delivery: &mut Delivery, delay: Duration) -> bool {
+        let mut stopping = self.stopping.clone();
+        let until = tokio::time::Instant::now() + delay;
+        loop {
+            if *stopping.borrow() {
+                return false;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                return true;
+            }
+            if let Err(e) = delivery.keep_alive().await {
+                tracing::debug!(error = %e, "queue consumer: could not extend a held message");
+            }
+            let next = delivery
+                .keep_alive_every()
+                .map_or(until, |every| until.min(now + every));
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {}
+                _ = stopping.changed() => {}
+            }
         }
     }
 }
 
-/// What a handler's outcome means: `None` for success, else the reason and whether retrying is
-/// pointless.
+/// What a handler's outcome means: `None` for success, else the failure.
 fn classify<E: Into<BoxError>>(
     outcome: std::thread::Result<std::result::Result<(), E>>,
     counters: &Counters,
-) -> Option<(String, bool)> {
+) -> Option<Failure> {
     match outcome {
         Ok(Ok(())) => None,
         Ok(Err(e)) => {
             let e: BoxError = e.into();
-            let permanent = e
-                .downcast_ref::<Error>()
-                .is_some_and(|e| e.kind() == ErrorKind::InvalidInput);
-            Some((e.to_string(), permanent))
+            let kind = e.downcast_ref::<Error>().map(Error::kind);
+            Some(Failure {
+                reason: e.to_string(),
+                permanent: kind == Some(ErrorKind::InvalidInput),
+                unavailable: kind == Some(ErrorKind::Unavailable),
+            })
         }
         Err(panic) => {
             bump(&counters.panicked);
@@ -321,7 +422,11 @@ fn classify<E: Into<BoxError>>(
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic".to_owned());
-            Some((format!("handler panicked: {what}"), false))
+            Some(Failure {
+                reason: format!("handler panicked: {what}"),
+                permanent: false,
+                unavailable: false,
+            })
         }
     }
 }

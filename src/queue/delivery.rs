@@ -19,6 +19,17 @@ pub trait Settle: Send + 'static {
     fn ack(self: Box<Self>) -> BoxFuture<'static, Result<()>>;
     /// Deliver the message again to this consumer group (only), as attempt + 1, after `delay`.
     fn retry(self: Box<Self>, message: Message, delay: Duration) -> BoxFuture<'static, Result<()>>;
+    /// How often [`keep_alive`](Self::keep_alive) must be called for a message held unsettled
+    /// not to be delivered again (NATS: a third of the ack wait); `None` (the default) when the
+    /// broker never redelivers a message its consumer still holds.
+    fn keep_alive_every(&self) -> Option<Duration> {
+        None
+    }
+    /// The message is still being worked on: a broker that redelivers what stays unsettled
+    /// for a while (NATS's ack wait) must wait longer. Nothing to do by default.
+    fn keep_alive(&mut self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// What a backend's subscription yields: the message (with its attempt) and how to settle it.
@@ -100,6 +111,21 @@ impl Delivery {
     /// Which delivery this is: 1 the first time, higher after retries.
     pub fn attempt(&self) -> u32 {
         self.message.attempt
+    }
+
+    /// Tells the broker the message is still being worked on (NATS: extends the ack wait), so
+    /// holding it a while does not get it delivered to someone else meanwhile.
+    ///
+    /// # Errors
+    /// When the broker cannot be told.
+    pub async fn keep_alive(&mut self) -> Result<()> {
+        self.settle.keep_alive().await
+    }
+
+    /// How often [`keep_alive`](Self::keep_alive) must be called while the message is held;
+    /// `None` when the broker does not need it.
+    pub fn keep_alive_every(&self) -> Option<Duration> {
+        self.settle.keep_alive_every()
     }
 
     /// Acknowledges: the message was handled.

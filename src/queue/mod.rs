@@ -95,6 +95,7 @@ mod config;
 pub mod conformance;
 mod consumer;
 mod delivery;
+mod dispatch;
 mod message;
 
 #[cfg(feature = "queue-kafka")]

@@ -407,6 +407,8 @@ impl Broker for NatsBroker {
                     return Ok(Box::pin(stream) as IncomingStream);
                 }
                 let consumer = self.consumer(topic, group, prefetch).await?;
+                // Well inside the ack wait, so a held message is never redelivered meanwhile.
+                let keep_alive_every = consumer.cached_info().config.ack_wait / 3;
                 let messages = consumer
                     .stream()
                     .max_messages_per_batch(prefetch.max(1) as usize)
@@ -415,7 +417,7 @@ impl Broker for NatsBroker {
                     .messages()
                     .await
                     .map_err(|e| nats_error(e, "starting to pull"))?;
-                let stream = messages.map(|item| {
+                let stream = messages.map(move |item| {
                     let m = item.map_err(|e| nats_error(e, "receiving"))?;
                     let attempt = m
                         .info()
@@ -435,7 +437,10 @@ impl Broker for NatsBroker {
                     message.attempt = attempt.max(1);
                     Ok(Incoming {
                         message,
-                        settle: Box::new(JetStreamSettle { message: Some(m) }),
+                        settle: Box::new(JetStreamSettle {
+                            message: Some(m),
+                            keep_alive_every,
+                        }),
                     })
                 });
                 Ok(Box::pin(stream) as IncomingStream)
@@ -536,6 +541,7 @@ impl Broker for NatsBroker {
 struct JetStreamSettle {
     // Some until settled: a drop with it still here naks it for prompt redelivery.
     message: Option<jetstream::Message>,
+    keep_alive_every: Duration,
 }
 
 impl JetStreamSettle {
@@ -561,6 +567,22 @@ impl Settle for JetStreamSettle {
     fn retry(self: Box<Self>, _: Message, delay: Duration) -> BoxFuture<'static, Result<()>> {
         // JetStream counts deliveries itself; the next one reports attempt + 1.
         self.send(AckKind::Nak((!delay.is_zero()).then_some(delay)))
+    }
+
+    fn keep_alive_every(&self) -> Option<Duration> {
+        Some(self.keep_alive_every)
+    }
+
+    fn keep_alive(&mut self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            match &self.message {
+                Some(m) => m
+                    .ack_with(AckKind::Progress)
+                    .await
+                    .map_err(|e| nats_error(BoxedError(e), "extending the ack wait")),
+                None => Ok(()),
+            }
+        })
     }
 }
 

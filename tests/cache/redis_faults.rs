@@ -1,63 +1,9 @@
 //! A Redis that goes away: bounded, retryable errors, then recovery without a new client.
 //! Runs its own redis-server on a free port so it can kill and restart it.
 
-use crate::support;
+use crate::support::{self, RedisProcess};
 use corekit::cache::{Cache, RedisStore};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct RedisProcess {
-    child: Child,
-}
-
-impl RedisProcess {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/services.sh up redis installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !support::answers(&format!("127.0.0.1:{port}")) {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {port} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_gives_bounded_retryable_errors_then_recovers() {

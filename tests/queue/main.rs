@@ -10,4 +10,5 @@ mod from_env;
 mod kafka;
 mod memory;
 mod nats;
+mod outage;
 mod rabbitmq;

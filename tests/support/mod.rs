@@ -303,3 +303,60 @@ pub fn assert_unset(prefix: &str) {
         "this test needs no {prefix}* variable; set: {set:?}"
     );
 }
+
+/// A redis-server of the test's own, on `port`, with nothing on disk: to kill, stop and restart.
+pub struct RedisProcess {
+    child: std::process::Child,
+}
+
+impl RedisProcess {
+    /// Starts it and waits until it answers.
+    pub fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/services.sh up redis installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !answers(&format!("127.0.0.1:{port}")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server on port {port} did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self { child }
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`, ...).
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// SIGKILL, and waits for it to go.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

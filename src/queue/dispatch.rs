@@ -1,0 +1,108 @@
+//! Hands a consumer's fetched deliveries to its lanes: a keyed message only to the lane its key
+//! hashes to (one at a time per key, in order), an unkeyed one to any free lane. What waits for
+//! a lane is kept alive, so a broker with an ack deadline (NATS) does not deliver it again
+//! meanwhile, however long the handlers or a pause take.
+
+use super::Delivery;
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// A free lane asking for its next delivery.
+pub(super) type Ready = (usize, oneshot::Sender<Delivery>);
+
+struct Waiting {
+    /// The lane its key binds it to.
+    lane: Option<usize>,
+    delivery: Delivery,
+    /// When the broker must next hear it is still in hand.
+    due: Option<Instant>,
+}
+
+pub(super) struct Dispatcher {
+    lanes: usize,
+    capacity: usize,
+    /// Fetched, not yet handed out, in arrival order.
+    parked: VecDeque<Waiting>,
+    idle: Vec<Ready>,
+}
+
+impl Dispatcher {
+    /// For `lanes` lanes, holding at most `capacity` deliveries (the subscription's prefetch).
+    pub(super) fn new(lanes: usize, capacity: usize) -> Self {
+        Self {
+            lanes: lanes.max(1),
+            capacity: capacity.max(1),
+            parked: VecDeque::new(),
+            idle: Vec::new(),
+        }
+    }
+
+    /// Whether another delivery may be fetched.
+    pub(super) fn has_room(&self) -> bool {
+        self.parked.len() < self.capacity
+    }
+
+    pub(super) fn park(&mut self, delivery: Delivery) {
+        let lane = delivery.message().key.as_ref().map(|key| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            key.hash(&mut h);
+            (h.finish() % self.lanes as u64) as usize
+        });
+        let due = delivery
+            .keep_alive_every()
+            .map(|every| Instant::now() + every);
+        self.parked.push_back(Waiting {
+            lane,
+            delivery,
+            due,
+        });
+    }
+
+    pub(super) fn ready(&mut self, ready: Ready) {
+        self.idle.push(ready);
+    }
+
+    /// Gives each idle lane the oldest delivery it may take.
+    pub(super) fn dispatch(&mut self) {
+        let mut i = 0;
+        while i < self.idle.len() {
+            let lane = self.idle[i].0;
+            let Some(at) = self
+                .parked
+                .iter()
+                .position(|w| w.lane.is_none_or(|l| l == lane))
+            else {
+                i += 1;
+                continue;
+            };
+            let (_, reply) = self.idle.swap_remove(i);
+            if let Some(mut waiting) = self.parked.remove(at)
+                && let Err(delivery) = reply.send(waiting.delivery)
+            {
+                // The lane is gone (shutting down): the delivery waits where it was.
+                waiting.delivery = delivery;
+                self.parked.insert(at, waiting);
+            }
+        }
+    }
+
+    /// When a waiting delivery is next due a [`keep_alive`](Self::keep_alive).
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.parked.iter().filter_map(|w| w.due).min()
+    }
+
+    /// Tells the broker that the waiting deliveries now due are still in hand.
+    pub(super) async fn keep_alive(&mut self) {
+        let now = Instant::now();
+        for w in &mut self.parked {
+            if w.due.is_some_and(|due| due <= now) {
+                if let Err(e) = w.delivery.keep_alive().await {
+                    tracing::debug!(error = %e, "queue consumer: could not extend a waiting message");
+                }
+                w.due = w.delivery.keep_alive_every().map(|every| now + every);
+            }
+        }
+    }
+}
