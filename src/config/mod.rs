@@ -297,8 +297,10 @@ fn clean_message(message: &str) -> String {
     }
 }
 
+/// A value fit to print: a secret URL keeps all but its password (the host is what a reader
+/// needs), any other secret is `***`.
 fn redact(field: &str, value: &str, secrets: &[&str]) -> String {
-    if secrets.iter().any(|s| s.eq_ignore_ascii_case(field)) {
+    if secrets.iter().any(|s| s.eq_ignore_ascii_case(field)) && !value.contains("://") {
         "***".to_owned()
     } else {
         redact_url(value)

@@ -44,7 +44,7 @@ async fn invalid_config_names_the_variable() {
     let err = Cache::from_config(&c).await.err().unwrap();
     assert_eq!(
         err.to_string(),
-        r#"invalid configuration: CACHE_REDIS_URL="***": expected a URL like redis://[user:password@]host:6379[/db] or rediss://"#
+        r#"invalid configuration: CACHE_REDIS_URL="memcached://h": expected a URL like redis://[user:password@]host:6379[/db] or rediss://"#
     );
 }
 
