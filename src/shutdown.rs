@@ -14,7 +14,7 @@
 /// use corekit::queue::Message;
 /// queue
 ///     .consumer("orders", "billing")
-///     .run(|m: Message| async move { Ok(()) }, corekit::shutdown_signal())
+///     .run(|_m: Message| async { Ok::<(), corekit::Error>(()) }, corekit::shutdown_signal())
 ///     .await?;
 /// # Ok(()) }
 /// ```

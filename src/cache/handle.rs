@@ -19,6 +19,30 @@ use tokio::sync::watch;
 /// The cache handle: typed values over a [`CacheStore`], namespaced, validated and counted.
 ///
 /// Cloning is cheap and clones share the store, the statistics and the single-flight table.
+///
+/// ```
+/// # #[cfg(feature = "cache-memory")]
+/// # block_on(async {
+/// use corekit::cache::{Cache, MemoryStore};
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder(MemoryStore::new(10_000))
+///     .prefix("users")
+///     .default_ttl(Some(Duration::from_secs(60)))
+///     .build()?;
+/// cache.set("42", &"Ada").await?;
+/// assert_eq!(cache.get::<String>("42").await?.as_deref(), Some("Ada"));
+/// // Loaded once however many callers miss at the same time, then cached.
+/// let plan: String = cache
+///     .get_or_set("plan:42", None, || async { Ok::<_, std::io::Error>("pro".to_string()) })
+///     .await?;
+/// assert_eq!(plan, "pro");
+/// assert_eq!(cache.incr("logins:42", 1).await?, 1);
+/// # Ok::<(), corekit::Error>(()) }).unwrap();
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+/// # }
+/// ```
 pub struct Cache<S = AnyStore, C = Json> {
     pub(super) inner: Arc<Inner<S, C>>,
 }

@@ -101,6 +101,23 @@ impl Attachment {
 }
 
 /// A validated email; build one with [`Email::builder`].
+///
+/// ```
+/// use corekit::email::{Attachment, Email};
+///
+/// let email = Email::builder()
+///     .from("Acme <billing@acme.example>")
+///     .to("ada@example.com")
+///     .cc("accounts@example.com")
+///     .subject("Your invoice")
+///     .text("Attached.")
+///     .attachment(Attachment::new("invoice.pdf", "application/pdf", b"%PDF-1.7".to_vec()))
+///     .build()?;
+/// assert_eq!(email.to().len(), 1);
+/// // Addresses are parsed and header injection is refused when the email is built:
+/// assert!(Email::builder().to("ada@example.com\r\nBcc: x@evil").subject("s").text("t").build().is_err());
+/// # Ok::<(), corekit::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
     pub(crate) from: Option<Address>,

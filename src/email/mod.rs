@@ -196,6 +196,29 @@ impl Retry {
 }
 
 /// Sends email through a transport, with a default sender, retries and failover.
+///
+/// ```
+/// # block_on(async {
+/// use corekit::email::{Email, Mailer, MemoryTransport};
+///
+/// // Mailer::from_env() picks SMTP, SendGrid or SES from EMAIL_URL / EMAIL_BACKEND.
+/// let mailer = Mailer::builder(MemoryTransport::new())
+///     .default_from("Acme <hello@acme.example>")?
+///     .build();
+/// let email = Email::builder()
+///     .to("ada@example.com")
+///     .subject("Welcome")
+///     .text("Hello Ada")
+///     .html("<p>Hello <b>Ada</b></p>")
+///     .build()?;
+/// let sent = mailer.send(email).await?; // transient failures retried, then the fallback
+/// println!("sent through {}", sent.transport);
+/// assert_eq!(mailer.outbox().expect("memory").sent().len(), 1);
+/// # Ok::<(), corekit::Error>(()) }).unwrap();
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Mailer {
     inner: Arc<Inner>,
@@ -374,7 +397,7 @@ impl Mailer {
     /// let email = Email::builder().to("ada@example.com").subject("Hi").text("Hello").build()?;
     /// mailer.send(email).await?;
     /// assert_eq!(mailer.outbox().expect("a memory mailer").sent().len(), 1);
-    /// # corekit::Result::Ok(()) });
+    /// # Ok::<(), corekit::Error>(()) });
     /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
     /// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
     /// # }

@@ -38,6 +38,34 @@ use tracing::Instrument;
 /// - **Shutdown**: when the `shutdown` future passed to [`run`](Self::run) completes, fetching
 ///   stops, handlers already given a message finish and are settled, and `run` returns its
 ///   report. Messages fetched but not started are left unsettled and delivered again.
+///
+/// ```no_run
+/// # #[cfg(feature = "queue-memory")]
+/// # async fn run() -> corekit::Result<()> {
+/// use corekit::queue::{Message, Queue};
+/// use std::time::Duration;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Order { id: u64 }
+///
+/// let queue = Queue::from_env().await?;
+/// let report = queue
+///     .consumer("orders", "billing")
+///     .concurrency(8)
+///     .max_attempts(5)
+///     .backoff(Duration::from_millis(200), Duration::from_secs(30))
+///     .run(
+///         |m: Message| async move {
+///             let order: Order = m.decode()?; // a bad payload dead-letters at once
+///             println!("billing order {}", order.id);
+///             Ok::<(), corekit::Error>(())
+///         },
+///         corekit::shutdown_signal(), // SIGTERM: finish in-flight messages, then return
+///     )
+///     .await?;
+/// println!("acked {}, dead-lettered {}", report.acked, report.dead_lettered);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Consumer {
     queue: Queue,

@@ -316,6 +316,25 @@ impl From<&QueueConfig> for Settings {
 }
 
 /// The queue handle applications use; cheap to clone.
+///
+/// ```
+/// # #[cfg(feature = "queue-memory")]
+/// # block_on(async {
+/// use corekit::queue::{MemoryBroker, Message, Queue};
+///
+/// let queue = Queue::new(MemoryBroker::new()); // or Queue::from_env() (QUEUE_URL=nats://..)
+/// queue.ensure_group("orders", "billing").await?;
+/// queue.publish("orders", Message::json(&serde_json::json!({"id": 7}))?.with_key("customer-1")).await?;
+/// let mut orders = queue.subscribe("orders", "billing").await?;
+/// # use futures_util::StreamExt as _;
+/// let delivery = orders.next().await.expect("a message")?;
+/// assert_eq!(delivery.message().decode::<serde_json::Value>()?["id"], 7);
+/// delivery.ack().await?;
+/// # Ok::<(), corekit::Error>(()) }).unwrap();
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Queue {
     broker: Arc<dyn Broker>,

@@ -14,6 +14,25 @@ use std::time::Duration;
 /// retries with a per-attempt timeout and an overall deadline ([`RetryPolicy`]), streaming
 /// uploads cut into parts uploaded a few at a time, checks before any request, and a `tracing`
 /// span per call.
+///
+/// ```
+/// # #[cfg(feature = "storage-memory")]
+/// # block_on(async {
+/// use corekit::storage::{MemoryStorage, ObjectPath, PutOptions, Storage};
+///
+/// let storage = Storage::new(MemoryStorage::new()); // or Storage::from_env() (STORAGE_URL=s3://..)
+/// let key = ObjectPath::new("invoices/2026/42.pdf")?;
+/// let options = PutOptions::default().content_type("application/pdf");
+/// storage.put(&key, "%PDF-1.7 ...".into(), &options).await?;
+/// let object = storage.get(&key).await?;
+/// assert_eq!(object.meta.content_type.as_deref(), Some("application/pdf"));
+/// let listed = storage.list(Some(&ObjectPath::new("invoices")?)).await?;
+/// assert_eq!(listed.len(), 1);
+/// # Ok::<(), corekit::Error>(()) }).unwrap();
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Storage {
     backend: Arc<dyn Backend>,
