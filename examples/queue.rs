@@ -63,11 +63,13 @@ async fn main() -> corekit::Result<()> {
                 let seen = seen.clone();
                 async move {
                     let order: OrderPlaced = message.decode()?;
-                    // Order 7 fails once: the consumer retries it with backoff.
+                    // Order 7 fails once: the consumer retries it with backoff. (An
+                    // `Unavailable` error would instead pause the consumer and keep the
+                    // attempt: a dependency that is down is waited for.)
                     if order.order_id == 7 && message.attempt == 1 {
                         return Err(corekit::Error::new(
-                            corekit::ErrorKind::Unavailable,
-                            "payment service busy",
+                            corekit::ErrorKind::Timeout,
+                            "payment service too slow",
                         ));
                     }
                     println!(
@@ -102,5 +104,8 @@ async fn main() -> corekit::Result<()> {
         );
         delivery.ack().await?;
     }
+    // Leave nothing behind on a real broker.
+    queue.delete_topic(&topic).await?;
+    queue.delete_topic(&dlq).await?;
     Ok(())
 }

@@ -473,6 +473,26 @@ pub mod size {
     }
 }
 
+/// `#[serde(with = "corekit::config::option_size")]` for an `Option<u64>` byte count (unset:
+/// `None`).
+pub mod option_size {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    /// Deserializes with [`parse_size`](super::parse_size).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_size(&s).map(Some).map_err(D::Error::custom)
+    }
+
+    /// Serializes as a plain number of bytes, or none.
+    pub fn serialize<S: Serializer>(value: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => s.serialize_u64(*v),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 /// `#[serde(with = "corekit::config::list")]` for a `Vec<String>` written as `a, b, c`.
 pub mod list {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -42,6 +42,17 @@ pub struct QueueConfig {
     pub kafka_partitions: u32,
     /// `QUEUE_KAFKA_REPLICATION`.
     pub kafka_replication: u16,
+    /// `QUEUE_NATS_REPLICAS`: replicas of the JetStream streams corekit creates (a clustered
+    /// server; at most 5).
+    pub nats_replicas: u16,
+    /// `QUEUE_RETENTION`: how long a topic corekit creates keeps messages (unset: no limit).
+    #[serde(with = "cfg::option_duration")]
+    pub retention: Option<Duration>,
+    /// `QUEUE_RETENTION_BYTES`: how many bytes it keeps (`10GiB`; Kafka: per partition).
+    #[serde(with = "cfg::option_size")]
+    pub retention_bytes: Option<u64>,
+    /// `QUEUE_RETENTION_MESSAGES`: how many messages it keeps (NATS only).
+    pub retention_messages: Option<u64>,
     /// `QUEUE_KAFKA_SESSION_TIMEOUT`.
     #[serde(with = "cfg::duration")]
     pub kafka_session_timeout: Duration,
@@ -87,6 +98,10 @@ impl Default for QueueConfig {
             kafka_brokers: vec!["127.0.0.1:9092".into()],
             kafka_partitions: 1,
             kafka_replication: 1,
+            nats_replicas: 1,
+            retention: None,
+            retention_bytes: None,
+            retention_messages: None,
             kafka_session_timeout: Duration::from_secs(10),
             amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
             nats_url: Secret::new("nats://127.0.0.1:4222"),
@@ -281,6 +296,21 @@ impl QueueConfig {
             .unwrap_or(self.nats_url.expose())
     }
 
+    /// The options of the topics the `backend` creates (replicas are per broker).
+    pub fn topic_options(&self, backend: QueueBackend) -> super::TopicOptions {
+        super::TopicOptions {
+            partitions: self.kafka_partitions,
+            replication: if backend == QueueBackend::Nats {
+                self.nats_replicas
+            } else {
+                self.kafka_replication
+            },
+            retention: self.retention,
+            retention_bytes: self.retention_bytes,
+            retention_messages: self.retention_messages,
+        }
+    }
+
     /// Connects the configured broker.
     pub(super) async fn connect(&self) -> Result<Arc<dyn Broker>> {
         let backend = self.backend();
@@ -294,10 +324,7 @@ impl QueueConfig {
                     .operation_timeout(self.operation_timeout)
                     .connect_timeout(self.connect_timeout)
                     .session_timeout(self.kafka_session_timeout)
-                    .topic_options(super::TopicOptions {
-                        partitions: self.kafka_partitions,
-                        replication: self.kafka_replication,
-                    })
+                    .topic_options(self.topic_options(QueueBackend::Kafka))
                     .build()
                     .await?,
             )),
@@ -320,6 +347,7 @@ impl QueueConfig {
                     .operation_timeout(self.operation_timeout)
                     .connect_timeout(self.connect_timeout)
                     .ack_wait(self.ack_wait)
+                    .topic_options(self.topic_options(QueueBackend::Nats))
                     .build()
                     .await?,
             )),

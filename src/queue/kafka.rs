@@ -47,7 +47,7 @@ impl KafkaBuilder {
         self
     }
 
-    /// Partitions and replication of the topics corekit creates.
+    /// Partitions, replication and retention of the topics corekit creates.
     pub fn topic_options(mut self, options: TopicOptions) -> Self {
         self.topic_options = options;
         self
@@ -179,11 +179,19 @@ impl KafkaBroker {
             return Ok(());
         }
         let partitions = i32::try_from(options.partitions).unwrap_or(i32::MAX);
-        let new = NewTopic::new(
+        let retention_ms = options.retention.map(|d| d.as_millis().to_string());
+        let retention_bytes = options.retention_bytes.map(|b| b.to_string());
+        let mut new = NewTopic::new(
             topic,
             partitions,
             TopicReplication::Fixed(i32::from(options.replication)),
         );
+        if let Some(ms) = &retention_ms {
+            new = new.set("retention.ms", ms);
+        }
+        if let Some(bytes) = &retention_bytes {
+            new = new.set("retention.bytes", bytes);
+        }
         let timeout = self.inner.builder.operation_timeout;
         let admin_options = AdminOptions::new().operation_timeout(Some(timeout));
         let results = bounded(timeout, || format!("creating topic {topic:?}"), async {

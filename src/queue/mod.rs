@@ -64,6 +64,10 @@
 //! | `QUEUE_KAFKA_PARTITIONS` | `1` | partitions of topics corekit creates |
 //! | `QUEUE_KAFKA_REPLICATION` | `1` | replication factor of topics corekit creates |
 //! | `QUEUE_KAFKA_SESSION_TIMEOUT` | `10s` | consumer group session timeout |
+//! | `QUEUE_NATS_REPLICAS` | `1` | replicas of the JetStream streams corekit creates |
+//! | `QUEUE_RETENTION` | *(no limit)* | how long topics corekit creates keep messages (`7d`); Kafka `retention.ms`, NATS `max_age` ([`TopicOptions`]) |
+//! | `QUEUE_RETENTION_BYTES` | *(no limit)* | bytes they keep (`10GiB`); Kafka `retention.bytes` (per partition), NATS `max_bytes` |
+//! | `QUEUE_RETENTION_MESSAGES` | *(no limit)* | messages they keep; NATS `max_msgs` |
 //! | `QUEUE_AMQP_URL`, else `AMQP_URL`, else `RABBITMQ_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ URL (`amqps://` with feature `queue-rabbitmq-tls`) |
 //! | `QUEUE_NATS_URL`, else `NATS_URL` | `nats://127.0.0.1:4222` | NATS server(s), comma-separated |
 //! | `QUEUE_NATS_MODE` | `jetstream` | `jetstream` (acknowledged, durable) or `core` (fire-and-forget) |
@@ -154,14 +158,32 @@ pub type IncomingStream = Pin<Box<dyn Stream<Item = Result<Incoming>> + Send>>;
 /// them.
 pub const DEAD_LETTER_GROUP: &str = "dead-letters";
 
-/// Settings for topics corekit creates.
+/// Settings for topics corekit creates, applied when a topic is created (an existing topic,
+/// stream or queue keeps its own):
+///
+/// | setting | Kafka | NATS JetStream | RabbitMQ, memory |
+/// |---|---|---|---|
+/// | `partitions` | partitions | — | — |
+/// | `replication` | replication factor | stream replicas (a clustered server) | — |
+/// | `retention` | `retention.ms` | `max_age` | not applied (use a policy) |
+/// | `retention_bytes` | `retention.bytes` (per partition) | `max_bytes` | not applied |
+/// | `retention_messages` | — (Kafka has no such limit) | `max_msgs` | not applied |
+///
+/// Without a retention setting a topic keeps everything (Kafka: the broker's default): set one
+/// so a topic cannot grow without bound. Past a limit the oldest messages go first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TopicOptions {
     /// Kafka partitions (others: ignored).
     pub partitions: u32,
-    /// Kafka replication factor (others: ignored).
+    /// Kafka replication factor; NATS stream replicas.
     pub replication: u16,
+    /// How long messages are kept.
+    pub retention: Option<Duration>,
+    /// How many bytes a topic keeps.
+    pub retention_bytes: Option<u64>,
+    /// How many messages a topic keeps.
+    pub retention_messages: Option<u64>,
 }
 
 impl Default for TopicOptions {
@@ -169,6 +191,9 @@ impl Default for TopicOptions {
         Self {
             partitions: 1,
             replication: 1,
+            retention: None,
+            retention_bytes: None,
+            retention_messages: None,
         }
     }
 }
@@ -177,6 +202,30 @@ impl TopicOptions {
     /// With this many Kafka partitions.
     pub fn partitions(mut self, partitions: u32) -> Self {
         self.partitions = partitions;
+        self
+    }
+
+    /// With this many replicas (Kafka replication factor, NATS stream replicas).
+    pub fn replication(mut self, replicas: u16) -> Self {
+        self.replication = replicas;
+        self
+    }
+
+    /// Keeping messages this long.
+    pub fn retention(mut self, age: Duration) -> Self {
+        self.retention = Some(age);
+        self
+    }
+
+    /// Keeping at most this many bytes.
+    pub fn retention_bytes(mut self, bytes: u64) -> Self {
+        self.retention_bytes = Some(bytes);
+        self
+    }
+
+    /// Keeping at most this many messages.
+    pub fn retention_messages(mut self, messages: u64) -> Self {
+        self.retention_messages = Some(messages);
         self
     }
 }
@@ -307,10 +356,7 @@ impl From<&QueueConfig> for Settings {
             concurrency: c.concurrency,
             max_attempts: c.max_attempts,
             backoff: Backoff::new(c.retry_backoff, c.retry_backoff_max),
-            topic_options: TopicOptions {
-                partitions: c.kafka_partitions,
-                replication: c.kafka_replication,
-            },
+            topic_options: c.topic_options(c.backend()),
         }
     }
 }

@@ -36,6 +36,7 @@ pub struct NatsBuilder {
     operation_timeout: Duration,
     connect_timeout: Duration,
     ack_wait: Duration,
+    topic_options: TopicOptions,
 }
 
 impl std::fmt::Debug for NatsBuilder {
@@ -69,6 +70,13 @@ impl NatsBuilder {
     /// JetStream redelivers a message not settled within this (default 30 s).
     pub fn ack_wait(mut self, ack_wait: Duration) -> Self {
         self.ack_wait = ack_wait;
+        self
+    }
+
+    /// Replicas and retention of the streams corekit creates on first use of a topic
+    /// ([`Queue::ensure_topic_with`](super::Queue::ensure_topic_with) sets them per topic).
+    pub fn topic_options(mut self, options: TopicOptions) -> Self {
+        self.topic_options = options;
         self
     }
 
@@ -216,6 +224,7 @@ impl NatsBroker {
             operation_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             ack_wait: Duration::from_secs(30),
+            topic_options: TopicOptions::default(),
         }
     }
 
@@ -242,7 +251,17 @@ impl NatsBroker {
     }
 
     async fn ensure_stream(&self, topic: &str) -> Result<stream::Stream> {
+        let options = self.inner.builder.topic_options.clone();
+        self.ensure_stream_with(topic, &options).await
+    }
+
+    async fn ensure_stream_with(
+        &self,
+        topic: &str,
+        options: &TopicOptions,
+    ) -> Result<stream::Stream> {
         let name = stream_name(topic);
+        let limit = |n: Option<u64>| n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let mut stream = self
             .inner
             .jetstream
@@ -250,6 +269,10 @@ impl NatsBroker {
                 name: name.clone(),
                 subjects: vec![topic.to_owned()],
                 storage: stream::StorageType::File,
+                num_replicas: usize::from(options.replication.max(1)),
+                max_age: options.retention.unwrap_or_default(),
+                max_bytes: limit(options.retention_bytes),
+                max_messages: limit(options.retention_messages),
                 ..Default::default()
             })
             .await
@@ -451,14 +474,14 @@ impl Broker for NatsBroker {
     fn ensure_topic<'a>(
         &'a self,
         topic: &'a str,
-        _options: &'a TopicOptions,
+        options: &'a TopicOptions,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(bounded(
             self.timeout(),
             move || format!("creating {topic:?}"),
             async move {
                 if self.jetstream_mode() {
-                    self.ensure_stream(topic).await?;
+                    self.ensure_stream_with(topic, options).await?;
                 }
                 Ok(())
             },

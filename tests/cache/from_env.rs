@@ -85,8 +85,7 @@ async fn a_closed_redis_url_fails_and_names_the_address() {
     ]);
     let e = Cache::from_config(&c)
         .await
-        .err()
-        .expect("nothing listens there");
+        .expect_err("nothing listens there");
     let text = format!("{e} {e:?}");
     assert!(text.contains("127.0.0.1"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");

@@ -129,7 +129,7 @@ fn grpc_outside_a_runtime_is_a_config_error_not_a_panic() {
         )],
     )
     .unwrap();
-    let e = Telemetry::from_config(&c).err().expect("no runtime here");
+    let e = Telemetry::from_config(&c).expect_err("no runtime here");
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     assert!(e.to_string().contains("Tokio runtime"), "{e}");
 }

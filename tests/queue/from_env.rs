@@ -271,3 +271,27 @@ fn from_env_with_no_variables_warns_that_messages_stay_in_process() {
     );
     assert!(logs.contains("QUEUE_URL="), "{logs}");
 }
+
+#[test]
+fn retention_and_replicas_reach_the_topic_options_of_each_broker() {
+    let c = QueueConfig::from_vars(
+        "QUEUE_",
+        vars(&[
+            ("QUEUE_RETENTION", "7d"),
+            ("QUEUE_RETENTION_BYTES", "10GiB"),
+            ("QUEUE_RETENTION_MESSAGES", "1000000"),
+            ("QUEUE_NATS_REPLICAS", "3"),
+            ("QUEUE_KAFKA_REPLICATION", "2"),
+        ]),
+    )
+    .unwrap();
+    let nats = c.topic_options(QueueBackend::Nats);
+    assert_eq!(nats.replication, 3);
+    assert_eq!(
+        nats.retention,
+        Some(std::time::Duration::from_secs(7 * 86400))
+    );
+    assert_eq!(nats.retention_bytes, Some(10 << 30));
+    assert_eq!(nats.retention_messages, Some(1_000_000));
+    assert_eq!(c.topic_options(QueueBackend::Kafka).replication, 2);
+}

@@ -41,3 +41,47 @@ async fn core_mode_is_fire_and_forget_with_exact_headers() {
     let e = d.retry_after(std::time::Duration::ZERO).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_limits_come_from_the_topic_options() {
+    use corekit::queue::TopicOptions;
+    use std::time::Duration;
+    let url = support::NATS.require();
+    // A topic's own options, and the broker's defaults for topics made on first use.
+    let defaults = TopicOptions::default()
+        .retention(Duration::from_secs(3600))
+        .retention_messages(500);
+    let broker = NatsBroker::builder(url)
+        .topic_options(defaults)
+        .build()
+        .await
+        .unwrap();
+    let js = broker.jetstream().clone();
+    let queue = Queue::new(broker);
+    let own = corekit::queue::conformance::unique_topic("limits");
+    queue
+        .ensure_topic_with(
+            &own,
+            &TopicOptions::default()
+                .retention(Duration::from_secs(60))
+                .retention_bytes(1 << 20)
+                .retention_messages(1000),
+        )
+        .await
+        .unwrap();
+    let implicit = corekit::queue::conformance::unique_topic("limits");
+    queue
+        .publish(&implicit, corekit::queue::Message::new("x"))
+        .await
+        .unwrap();
+    for (topic, age, bytes, msgs) in [(&own, 60, 1 << 20, 1000), (&implicit, 3600, -1, 500)] {
+        let name = js.stream_by_subject(topic.as_str()).await.unwrap();
+        let mut stream = js.get_stream(&name).await.unwrap();
+        let config = stream.info().await.unwrap().config.clone();
+        assert_eq!(config.max_age, Duration::from_secs(age), "{topic}");
+        assert_eq!(config.max_bytes, bytes, "{topic}");
+        assert_eq!(config.max_messages, msgs, "{topic}");
+        assert_eq!(config.num_replicas, 1, "{topic}");
+        queue.delete_topic(topic).await.unwrap();
+    }
+}

@@ -227,37 +227,6 @@ pub fn test_certificates(dir: &std::path::Path) {
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_port_parses_urls() {
-        assert_eq!(host_port("redis://127.0.0.1:6379"), "127.0.0.1:6379");
-        assert_eq!(
-            host_port("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            "127.0.0.1:5672"
-        );
-        assert_eq!(host_port("localhost:1"), "localhost:1");
-    }
-
-    #[test]
-    fn a_closed_port_does_not_answer() {
-        assert!(!answers(&format!("127.0.0.1:{}", free_port())));
-    }
-
-    #[test]
-    #[should_panic(expected = "scripts/services.sh up redis")]
-    fn a_missing_server_fails_with_the_start_command() {
-        let server = Server {
-            env_var: "COREKIT_TEST_NOTHING_HERE",
-            default: "redis://127.0.0.1:1",
-            ..REDIS
-        };
-        server.require();
-    }
-}
-
 /// Runs `f` on a current-thread runtime under a subscriber that keeps every log line (`INFO`
 /// and up, no colours), and returns what `f` returned with the lines logged meanwhile.
 pub fn with_logs<F: std::future::Future>(f: F) -> (F::Output, String) {
@@ -358,5 +327,36 @@ impl Drop for RedisProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_parses_urls() {
+        assert_eq!(host_port("redis://127.0.0.1:6379"), "127.0.0.1:6379");
+        assert_eq!(
+            host_port("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "127.0.0.1:5672"
+        );
+        assert_eq!(host_port("localhost:1"), "localhost:1");
+    }
+
+    #[test]
+    fn a_closed_port_does_not_answer() {
+        assert!(!answers(&format!("127.0.0.1:{}", free_port())));
+    }
+
+    #[test]
+    #[should_panic(expected = "scripts/services.sh up redis")]
+    fn a_missing_server_fails_with_the_start_command() {
+        let server = Server {
+            env_var: "COREKIT_TEST_NOTHING_HERE",
+            default: "redis://127.0.0.1:1",
+            ..REDIS
+        };
+        server.require();
     }
 }
