@@ -43,6 +43,8 @@ pub struct SchedulerConfig {
     pub jobs_backend: Option<JobBackend>,
     /// `SCHEDULER_JOBS_PREFIX`: Redis key prefix of the job store.
     pub jobs_prefix: String,
+    /// `SCHEDULER_DEAD_MAX`: dead background jobs kept per queue (the oldest go first).
+    pub dead_max: usize,
 }
 
 impl std::fmt::Debug for SchedulerConfig {
@@ -59,6 +61,7 @@ impl std::fmt::Debug for SchedulerConfig {
             .field("jobs_url", &cfg::redact_url(&self.jobs_url))
             .field("jobs_backend", &self.jobs_backend)
             .field("jobs_prefix", &self.jobs_prefix)
+            .field("dead_max", &self.dead_max)
             .finish()
     }
 }
@@ -76,6 +79,7 @@ impl SchedulerConfig {
         config.timeout = self.job_timeout.filter(|t| !t.is_zero());
         config.lease = self.job_lease.filter(|t| !t.is_zero());
         config.backend = self.jobs_backend;
+        config.dead_max = self.dead_max;
         config
     }
 }
@@ -94,6 +98,7 @@ impl Default for SchedulerConfig {
             jobs_url: super::jobs::DEFAULT_URL.to_owned(),
             jobs_backend: None,
             jobs_prefix: super::jobs::DEFAULT_PREFIX.to_owned(),
+            dead_max: super::jobs::DEFAULT_DEAD_MAX,
         }
     }
 }

@@ -70,6 +70,7 @@ pub async fn run_all(store: Arc<dyn JobStore>) {
     retries_count_attempts(store.clone()).await;
     dead_after_max_attempts(store.clone()).await;
     dead_lists_are_per_queue(store.clone()).await;
+    dead_jobs_can_be_retried_and_deleted(store.clone()).await;
     handler_panics_and_timeouts_are_isolated(store.clone()).await;
     expired_lease_is_reclaimed(store.clone()).await;
     stale_lease_cannot_settle(store.clone()).await;
@@ -188,6 +189,57 @@ pub async fn dead_lists_are_per_queue(store: Arc<dyn JobStore>) {
     assert_eq!(errors(q.dead(&b).await.expect("dead")), ["job 3"]);
     let none = q.dead(&unique_queue("nobody")).await.expect("dead");
     assert!(none.is_empty(), "{none:?}");
+}
+
+/// A dead job can be sent back to its queue, as a first attempt, once its cause is fixed, or
+/// deleted; either takes it off the dead list, and an unknown id is `false`.
+pub async fn dead_jobs_can_be_retried_and_deleted(store: Arc<dyn JobStore>) {
+    use std::sync::atomic::AtomicBool;
+    let name = unique_queue("redeem");
+    let q = queue(&store, 1);
+    let broken = Arc::new(AtomicBool::new(true));
+    let done: Seen = Arc::default();
+    let (b, d) = (broken.clone(), done.clone());
+    q.register(&name, move |w: Work| {
+        let failed = b.load(Ordering::SeqCst);
+        if !failed {
+            d.lock().expect("lock").insert(w.n, 1);
+        }
+        std::future::ready(if failed {
+            Err(std::io::Error::other("downstream broken"))
+        } else {
+            Ok(())
+        })
+    });
+    let first = q.enqueue(&name, &Work { n: 1 }).await.expect("enqueue");
+    let second = q.enqueue(&name, &Work { n: 2 }).await.expect("enqueue");
+    until("both jobs die", 10, || q.stats().dead == 2).await;
+    broken.store(false, Ordering::SeqCst);
+    assert!(
+        q.retry_dead(&name, first).await.expect("retry_dead"),
+        "job {first} is dead"
+    );
+    until("the retried job runs", 10, || {
+        done.lock().is_ok_and(|d| d.contains_key(&1))
+    })
+    .await;
+    let dead = q.dead(&name).await.expect("dead");
+    assert_eq!(dead.iter().map(|d| d.id).collect::<Vec<_>>(), [second]);
+    assert!(q.delete_dead(&name, second).await.expect("delete_dead"));
+    assert!(q.dead(&name).await.expect("dead").is_empty());
+    assert!(
+        !q.retry_dead(&name, second).await.expect("retry_dead"),
+        "already gone"
+    );
+    assert!(
+        !q.delete_dead(&name, 987_654).await.expect("delete_dead"),
+        "unknown id"
+    );
+    q.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+    assert!(
+        !done.lock().expect("lock").contains_key(&2),
+        "a deleted job never runs"
+    );
 }
 
 /// A handler that panics, times out or cannot decode its payload fails only its own job;

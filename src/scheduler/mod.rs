@@ -45,6 +45,7 @@
 //! | `SCHEDULER_JOBS_URL` | `memory://` | where background jobs are stored: `memory://`, `redis://[user:pass@]host:port/db` or `rediss://` (feature `scheduler-redis`) |
 //! | `SCHEDULER_JOBS_BACKEND` | *(from the URL)* | `memory` or `redis`, overriding the URL's scheme |
 //! | `SCHEDULER_JOBS_PREFIX` | `corekit:jobs` | Redis key prefix of the job store |
+//! | `SCHEDULER_DEAD_MAX` | `10000` | dead jobs kept per queue; the oldest go first ([`JobQueue::retry_dead`] and [`JobQueue::delete_dead`] act on them) |
 //!
 //! # Background jobs
 //!

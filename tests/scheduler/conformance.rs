@@ -34,8 +34,10 @@ macro_rules! suite {
 }
 
 suite!(memory: ping_answers, jobs_run_once, retries_count_attempts, dead_after_max_attempts,
-    dead_lists_are_per_queue, handler_panics_and_timeouts_are_isolated, expired_lease_is_reclaimed,
+    dead_lists_are_per_queue, dead_jobs_can_be_retried_and_deleted,
+    handler_panics_and_timeouts_are_isolated, expired_lease_is_reclaimed,
     stale_lease_cannot_settle, enqueue_validates);
 suite!(redis: ping_answers, jobs_run_once, retries_count_attempts, dead_after_max_attempts,
-    dead_lists_are_per_queue, handler_panics_and_timeouts_are_isolated, expired_lease_is_reclaimed,
+    dead_lists_are_per_queue, dead_jobs_can_be_retried_and_deleted,
+    handler_panics_and_timeouts_are_isolated, expired_lease_is_reclaimed,
     stale_lease_cannot_settle, enqueue_validates);

@@ -111,3 +111,50 @@ async fn instances_share_the_work_without_duplicates() {
         "both instances took jobs (a took {by_a})"
     );
 }
+
+/// Dead lists are bounded: past `dead_max` the oldest dead jobs go, on either store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_lists_keep_only_the_newest() {
+    let prefix = support::unique("dead-max");
+    let redis = JobQueue::builder()
+        .redis(support::REDIS.require())
+        .prefix(&prefix)
+        .concurrency(1)
+        .max_attempts(1)
+        .dead_max(3)
+        .build()
+        .await
+        .unwrap();
+    // One worker, so jobs die in the order they were enqueued.
+    let memory = JobQueue::builder()
+        .concurrency(1)
+        .max_attempts(1)
+        .dead_max(3)
+        .build()
+        .unwrap();
+    for q in [redis, memory] {
+        q.register("q", |_: Work| {
+            std::future::ready(Err::<(), _>(std::io::Error::other("always")))
+        });
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            ids.push(q.enqueue("q", &Work { n }).await.unwrap());
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while q.stats().dead < 5 {
+            assert!(
+                Instant::now() < deadline,
+                "{}: {:?}",
+                q.backend_name(),
+                q.stats()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut kept: Vec<u64> = q.dead("q").await.unwrap().iter().map(|d| d.id).collect();
+        kept.sort_unstable();
+        let mut newest = ids[2..].to_vec();
+        newest.sort_unstable();
+        assert_eq!(kept, newest, "{}", q.backend_name());
+        q.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+}

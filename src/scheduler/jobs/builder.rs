@@ -92,7 +92,7 @@ impl JobQueueBuilder<InProcess> {
         let store = self
             .state
             .store
-            .unwrap_or_else(|| Arc::new(MemoryJobStore::new()));
+            .unwrap_or_else(|| Arc::new(MemoryJobStore::new().with_dead_max(config.dead_max)));
         Ok(JobQueue::start(store, config))
     }
 }
@@ -117,6 +117,13 @@ impl JobQueueBuilder<ConnectRedis> {
 }
 
 impl<S> JobQueueBuilder<S> {
+    /// Dead jobs kept per queue, the oldest dropped first (default 10,000), for the store this
+    /// builder makes (a store passed in keeps its own).
+    pub fn dead_max(mut self, n: usize) -> Self {
+        self.config.dead_max = n;
+        self
+    }
+
     /// Jobs running at once on this instance, across queues (default 16).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.config.concurrency = n;

@@ -66,6 +66,9 @@ pub struct JobQueueConfig {
     /// How long [`JobQueue::close`](super::JobQueue::close) waits for jobs to finish. Default
     /// 30 s (`SCHEDULER_SHUTDOWN_TIMEOUT`).
     pub shutdown_timeout: Duration,
+    /// Dead jobs kept per queue; past it the oldest are dropped (`SCHEDULER_DEAD_MAX`).
+    /// Default 10,000.
+    pub dead_max: usize,
 }
 
 impl std::fmt::Debug for JobQueueConfig {
@@ -81,6 +84,7 @@ impl std::fmt::Debug for JobQueueConfig {
             .field("backend", &self.backend)
             .field("prefix", &self.prefix)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("dead_max", &self.dead_max)
             .finish()
     }
 }
@@ -89,6 +93,8 @@ impl std::fmt::Debug for JobQueueConfig {
 pub(crate) const DEFAULT_URL: &str = "memory://";
 /// The default `SCHEDULER_JOBS_PREFIX`.
 pub(crate) const DEFAULT_PREFIX: &str = "corekit:jobs";
+/// The default `SCHEDULER_DEAD_MAX`.
+pub(crate) const DEFAULT_DEAD_MAX: usize = 10_000;
 
 impl Default for JobQueueConfig {
     fn default() -> Self {
@@ -103,6 +109,7 @@ impl Default for JobQueueConfig {
             backend: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             shutdown_timeout: Duration::from_secs(30),
+            dead_max: DEFAULT_DEAD_MAX,
         }
     }
 }
@@ -228,6 +235,9 @@ impl JobQueueConfig {
         }
         if self.max_attempts == 0 {
             return Err(ConfigIssue::new("max_attempts", "0", "at least 1"));
+        }
+        if self.dead_max == 0 {
+            return Err(ConfigIssue::new("dead_max", "0", "at least 1"));
         }
         if self.backoff_base > self.backoff_max {
             return Err(ConfigIssue::new(

@@ -139,7 +139,10 @@ impl JobQueue {
             max_attempts: config.max_attempts.max(1),
             ..config
         };
-        Self::start(Arc::new(MemoryJobStore::new()), config)
+        Self::start(
+            Arc::new(MemoryJobStore::new().with_dead_max(config.dead_max)),
+            config,
+        )
     }
 
     /// A queue configured from `SCHEDULER_*` variables (see the [module docs](crate::scheduler)):
@@ -173,10 +176,12 @@ impl JobQueue {
             .map_err(|i| i.into_error(SchedulerConfig::PREFIX, &[]))?;
         let store: Arc<dyn JobStore> = match config.resolve_backend() {
             #[cfg(feature = "scheduler-redis")]
-            Ok(super::JobBackend::Redis) => {
-                Arc::new(super::RedisJobStore::connect(&config.url, &config.prefix).await?)
-            }
-            _ => Arc::new(MemoryJobStore::new()),
+            Ok(super::JobBackend::Redis) => Arc::new(
+                super::RedisJobStore::connect(&config.url, &config.prefix)
+                    .await?
+                    .with_dead_max(config.dead_max),
+            ),
+            _ => Arc::new(MemoryJobStore::new().with_dead_max(config.dead_max)),
         };
         Ok(Self::start(store, config.clone()))
     }
@@ -267,6 +272,35 @@ impl JobQueue {
             "dead",
             queue,
             self.shared.store.dead(queue),
+        )
+        .await
+    }
+
+    /// Moves dead job `id` of `queue` back to the queue, as a first attempt (once its cause is
+    /// fixed). False when `queue` has no such dead job.
+    ///
+    /// # Errors
+    /// The store's; [`ErrorKind::Unsupported`] from a third-party store without it.
+    pub async fn retry_dead(&self, queue: &str, id: u64) -> Result<bool> {
+        traced(
+            &*self.shared.store,
+            "retry_dead",
+            queue,
+            self.shared.store.retry_dead(queue, id),
+        )
+        .await
+    }
+
+    /// Deletes dead job `id` of `queue`. False when there is no such dead job.
+    ///
+    /// # Errors
+    /// As [`retry_dead`](Self::retry_dead).
+    pub async fn delete_dead(&self, queue: &str, id: u64) -> Result<bool> {
+        traced(
+            &*self.shared.store,
+            "delete_dead",
+            queue,
+            self.shared.store.delete_dead(queue, id),
         )
         .await
     }

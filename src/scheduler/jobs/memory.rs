@@ -27,11 +27,22 @@ use tokio::time::Instant;
 /// # Ok::<(), corekit::Error>(())
 /// # }).unwrap();
 /// ```
-#[derive(Default)]
 pub struct MemoryJobStore {
     state: Mutex<State>,
     // Wakes idle workers when a job becomes ready (enqueue, an immediate retry).
     changed: Notify,
+    /// Dead jobs kept per queue; the oldest go first.
+    dead_max: usize,
+}
+
+impl Default for MemoryJobStore {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            changed: Notify::new(),
+            dead_max: super::DEFAULT_DEAD_MAX,
+        }
+    }
 }
 
 impl std::fmt::Debug for MemoryJobStore {
@@ -59,7 +70,7 @@ struct Queue {
     leased: HashMap<u64, (Instant, Stored)>,
     /// The earliest instant at which a delayed job or a lease is due (a lower bound).
     next_due: Option<Instant>,
-    dead: Vec<DeadJob>,
+    dead: VecDeque<DeadJob>,
 }
 
 #[derive(Clone)]
@@ -115,6 +126,20 @@ impl MemoryJobStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keeps at most `n` dead jobs per queue, dropping the oldest (default 10,000).
+    pub fn with_dead_max(mut self, n: usize) -> Self {
+        self.dead_max = n.max(1);
+        self
+    }
+
+    /// Takes dead job `id` out of `queue`'s dead list.
+    fn take_dead(&self, queue: &str, id: u64) -> Option<DeadJob> {
+        let mut state = lock(&self.state);
+        let dead = &mut state.queues.get_mut(queue)?.dead;
+        let at = dead.iter().position(|d| d.id == id)?;
+        dead.remove(at)
     }
 
     fn settle(&self, job: &ClaimedJob, then: impl FnOnce(&mut Queue, Stored)) -> bool {
@@ -208,13 +233,16 @@ impl JobStore for MemoryJobStore {
             }
             AfterFailure::Dead => {
                 died = true;
-                queue.dead.push(DeadJob::new(
+                queue.dead.push_back(DeadJob::new(
                     stored.id,
                     job.queue.clone(),
                     String::from_utf8_lossy(&stored.payload),
                     stored.attempt,
                     error,
                 ));
+                while queue.dead.len() > self.dead_max {
+                    queue.dead.pop_front();
+                }
             }
         });
         if died {
@@ -229,9 +257,28 @@ impl JobStore for MemoryJobStore {
         let dead = lock(&self.state)
             .queues
             .get(queue)
-            .map(|q| q.dead.clone())
+            .map(|q| q.dead.iter().cloned().collect())
             .unwrap_or_default();
         Box::pin(std::future::ready(Ok(dead)))
+    }
+
+    fn retry_dead<'a>(&'a self, queue: &'a str, id: u64) -> StoreFuture<'a, bool> {
+        let found = self.take_dead(queue, id).map(|dead| {
+            let mut state = lock(&self.state);
+            state.unfinished += 1;
+            let q = state.queues.entry(queue.to_owned()).or_default();
+            q.ready.push_back(Stored {
+                id: dead.id,
+                payload: Arc::from(dead.payload.as_bytes()),
+                attempt: 1,
+            });
+        });
+        self.changed.notify_waiters();
+        Box::pin(std::future::ready(Ok(found.is_some())))
+    }
+
+    fn delete_dead<'a>(&'a self, queue: &'a str, id: u64) -> StoreFuture<'a, bool> {
+        Box::pin(std::future::ready(Ok(self.take_dead(queue, id).is_some())))
     }
 
     fn unfinished(&self) -> Option<u64> {

@@ -12,7 +12,7 @@ mod worker;
 
 pub use builder::{ConnectRedis, InProcess, JobQueueBuilder};
 pub use config::{AfterFailure, JobBackend, JobQueueConfig};
-pub(crate) use config::{DEFAULT_PREFIX, DEFAULT_URL};
+pub(crate) use config::{DEFAULT_DEAD_MAX, DEFAULT_PREFIX, DEFAULT_URL};
 pub use handle::{JobQueue, JobStats};
 pub use memory::MemoryJobStore;
 #[cfg(feature = "scheduler-redis")]

@@ -37,7 +37,15 @@ if ARGV[2] == 'retry' then
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[3])
 elseif ARGV[2] == 'bury' then
   redis.call('RPUSH', KEYS[3], ARGV[3])
+  redis.call('LTRIM', KEYS[3], -tonumber(ARGV[5]), -1)
 end
+return 1";
+
+/// Takes the dead job whose stored text is ARGV[1] out of the dead list and, with ARGV[2]
+/// (its envelope as a first attempt), appends it to `ready`; 0 when it is not there.
+const UNBURY: &str = r"
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if ARGV[2] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[2]) end
 return 1";
 
 /// Moves due retries and expired leases (a worker that died) back to `ready`, without their
@@ -98,6 +106,7 @@ pub struct RedisJobStore {
     client: Pool,
     prefix: String,
     promoted: Mutex<HashMap<String, Instant>>,
+    dead_max: usize,
 }
 
 impl std::fmt::Debug for RedisJobStore {
@@ -120,7 +129,50 @@ impl RedisJobStore {
             client: connect_client(url, CONNECT_TIMEOUT).await?,
             prefix: prefix.to_owned(),
             promoted: Mutex::new(HashMap::new()),
+            dead_max: super::DEFAULT_DEAD_MAX,
         })
+    }
+
+    /// Keeps at most `n` dead jobs per queue, dropping the oldest (default 10,000).
+    pub fn with_dead_max(mut self, n: usize) -> Self {
+        self.dead_max = n.max(1);
+        self
+    }
+
+    /// Takes dead job `id` out of `queue`'s dead list; with `retry`, back to `ready` as a first
+    /// attempt. The element is found by its exact text, so the move is one atomic script.
+    async fn unbury(&self, queue: &str, id: u64, retry: bool) -> Result<bool> {
+        let op = if retry { "retry_dead" } else { "delete_dead" };
+        let raw: Vec<String> = self
+            .client
+            .lrange(self.key(queue, "dead"), 0, -1)
+            .await
+            .map_err(|e| redis_error(e, op))?;
+        let Some((text, mut v)) = raw.into_iter().find_map(|r| {
+            let v = serde_json::from_str::<Value>(&r).ok()?;
+            (v["id"].as_u64() == Some(id)).then_some((r, v))
+        }) else {
+            return Ok(false);
+        };
+        let again = if retry {
+            v["attempt"] = Value::from(1);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("error");
+            }
+            v.to_string()
+        } else {
+            String::new()
+        };
+        let moved: i64 = self
+            .client
+            .eval(
+                UNBURY,
+                vec![self.key(queue, "dead"), self.key(queue, "ready")],
+                vec![text, again],
+            )
+            .await
+            .map_err(|e| redis_error(e, op))?;
+        Ok(moved == 1)
     }
 
     /// The key prefix.
@@ -186,6 +238,7 @@ impl RedisJobStore {
                     action.to_owned(),
                     updated,
                     delay.to_string(),
+                    self.dead_max.to_string(),
                 ],
             )
             .await
@@ -313,6 +366,14 @@ impl JobStore for RedisJobStore {
                 })
                 .collect())
         })
+    }
+
+    fn retry_dead<'a>(&'a self, queue: &'a str, id: u64) -> StoreFuture<'a, bool> {
+        Box::pin(self.unbury(queue, id, true))
+    }
+
+    fn delete_dead<'a>(&'a self, queue: &'a str, id: u64) -> StoreFuture<'a, bool> {
+        Box::pin(self.unbury(queue, id, false))
     }
 
     fn unfinished(&self) -> Option<u64> {

@@ -62,6 +62,34 @@ pub trait JobStore: Send + Sync + 'static {
     /// When the store cannot be reached.
     fn dead<'a>(&'a self, queue: &'a str) -> StoreFuture<'a, Vec<DeadJob>>;
 
+    /// Moves dead job `id` of `queue` back to ready, as a first attempt with no error (after
+    /// the cause is fixed). False when there is no such dead job.
+    ///
+    /// # Errors
+    /// When the store cannot be reached; [`Unsupported`](crate::ErrorKind::Unsupported) from
+    /// a store that does not implement it (the default).
+    fn retry_dead<'a>(&'a self, queue: &'a str, id: u64) -> StoreFuture<'a, bool> {
+        let _ = (queue, id);
+        Box::pin(std::future::ready(Err(crate::Error::unsupported(
+            self.name(),
+            "retry_dead",
+            "this job store cannot retry dead jobs",
+        ))))
+    }
+
+    /// Deletes dead job `id` of `queue`. False when there is no such dead job.
+    ///
+    /// # Errors
+    /// As [`retry_dead`](Self::retry_dead).
+    fn delete_dead<'a>(&'a self, queue: &'a str, id: u64) -> StoreFuture<'a, bool> {
+        let _ = (queue, id);
+        Box::pin(std::future::ready(Err(crate::Error::unsupported(
+            self.name(),
+            "delete_dead",
+            "this job store cannot delete dead jobs",
+        ))))
+    }
+
     /// Jobs that are neither finished nor dead, when they live only as long as this process;
     /// `None` for a durable store, whose jobs wait for the next instance. A queue's
     /// `shutdown` runs these before it returns, and `enqueue` refuses a queue with no handler.
