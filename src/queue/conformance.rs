@@ -86,6 +86,7 @@ pub async fn run_all(queue: Queue) {
     Box::pin(nack_requeue_redelivers_as_next_attempt(queue.clone())).await;
     Box::pin(retry_after_waits_and_reaches_only_this_group(queue.clone())).await;
     Box::pin(reject_dead_letters_with_reason(queue.clone())).await;
+    Box::pin(redrive_returns_dead_letters_to_their_group(queue.clone())).await;
     Box::pin(unsettled_deliveries_come_back(queue.clone())).await;
     Box::pin(crash_loses_nothing(queue.clone())).await;
     Box::pin(typed_payloads(queue.clone())).await;
@@ -321,6 +322,71 @@ pub async fn reject_dead_letters_with_reason(queue: Queue) {
         "rejected message came back",
     )
     .await;
+    cleanup(&queue, &[&t, &dlq]).await;
+}
+
+/// `redrive` sends dead letters back to the group that rejected them, as first attempts
+/// without the dead-letter headers and under new ids; another group does not see them again.
+pub async fn redrive_returns_dead_letters_to_their_group(queue: Queue) {
+    let t = unique_topic("redrive");
+    queue
+        .ensure_dead_letter(&t)
+        .await
+        .expect("ensure dead letter");
+    let dlq = queue.dead_letter_topic(&t);
+    let mut failing = queue.subscribe(&t, "failing").await.expect("subscribe");
+    let mut other = queue.subscribe(&t, "other").await.expect("subscribe");
+    let mut sent = Vec::new();
+    for i in 0..2 {
+        let m = Message::new(format!("order {i}")).with_header("h", "v");
+        queue.publish(&t, m.clone()).await.expect("publish");
+        sent.push(m);
+    }
+    for _ in 0..2 {
+        recv(&mut failing, "first delivery")
+            .await
+            .reject("downstream broken")
+            .await
+            .expect("reject");
+        recv(&mut other, "the other group")
+            .await
+            .ack()
+            .await
+            .expect("ack");
+    }
+    let moved = queue
+        .redrive(&t, Duration::from_secs(2))
+        .await
+        .expect("redrive");
+    assert_eq!(moved, 2, "both dead letters sent back");
+    let mut payloads = Vec::new();
+    for _ in 0..2 {
+        let d = recv(&mut failing, "redriven").await;
+        let m = d.message();
+        assert_eq!(m.attempt, 1, "a first attempt again");
+        assert_eq!(m.headers.get("h").map(String::as_str), Some("v"));
+        assert!(
+            !m.headers.contains_key(DLQ_REASON_HEADER) && !m.headers.contains_key(DLQ_GROUP_HEADER),
+            "dead-letter headers removed: {:?}",
+            m.headers
+        );
+        assert!(sent.iter().all(|s| s.id != m.id), "a new id");
+        payloads.push(String::from_utf8_lossy(&m.payload).into_owned());
+        d.ack().await.expect("ack");
+    }
+    payloads.sort();
+    assert_eq!(payloads, ["order 0", "order 1"]);
+    nothing_within(
+        &mut other,
+        Duration::from_millis(500),
+        "a redriven message reached a group that had handled it",
+    )
+    .await;
+    let again = queue
+        .redrive(&t, Duration::from_millis(500))
+        .await
+        .expect("redrive");
+    assert_eq!(again, 0, "the dead-letter topic is empty");
     cleanup(&queue, &[&t, &dlq]).await;
 }
 

@@ -38,6 +38,9 @@ pub const DLQ_ATTEMPTS_HEADER: &str = "corekit-dlq-attempts";
 pub const DLQ_TOPIC_HEADER: &str = "corekit-dlq-topic";
 /// Dead letters: the consumer group that gave up on it.
 pub const DLQ_GROUP_HEADER: &str = "corekit-dlq-group";
+/// Set by [`Queue::redrive`](super::Queue::redrive): only this consumer group handles the
+/// message; subscriptions of other groups acknowledge and skip it.
+pub const FOR_GROUP_HEADER: &str = "corekit-for-group";
 
 const RESERVED: [&str; 3] = [ID_HEADER, ATTEMPT_HEADER, KEY_HEADER];
 

@@ -48,6 +48,8 @@
 //! - **Dead letters** go to `<topic>.dlq` (configurable) with `corekit-dlq-reason`,
 //!   `corekit-dlq-attempts`, `corekit-dlq-topic` and `corekit-dlq-group` headers; read them with
 //!   `subscribe(dlq, DEAD_LETTER_GROUP)`, which is provisioned before the first dead letter.
+//!   Once the cause is fixed, [`Queue::redrive`] sends them back, each to the group that gave
+//!   up on it (a `corekit-for-group` header that other groups' subscriptions skip).
 //! - **Headers** round-trip exactly. `corekit-id`, `corekit-attempt` and `corekit-key` are
 //!   reserved: they carry [`Message::id`], the attempt and (where the broker has no message key)
 //!   [`Message::key`].
@@ -101,6 +103,7 @@ mod consumer;
 mod delivery;
 mod dispatch;
 mod message;
+mod redrive;
 
 #[cfg(feature = "queue-kafka")]
 mod kafka;
@@ -116,7 +119,7 @@ pub use consumer::{ConsumeReport, Consumer};
 pub use delivery::{Delivery, Incoming, Settle};
 pub use message::{
     ATTEMPT_HEADER, DLQ_ATTEMPTS_HEADER, DLQ_GROUP_HEADER, DLQ_REASON_HEADER, DLQ_TOPIC_HEADER,
-    Headers, ID_HEADER, KEY_HEADER, Message,
+    FOR_GROUP_HEADER, Headers, ID_HEADER, KEY_HEADER, Message,
 };
 
 #[cfg(feature = "queue-kafka")]
@@ -313,18 +316,35 @@ impl Stream for Subscription {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        this.inner.poll_next_unpin(cx).map(|item| {
-            item.map(|r| {
-                r.map(|incoming| {
-                    Delivery::new(
-                        incoming,
-                        this.topic.clone(),
-                        this.group.clone(),
-                        this.dead_letter.clone(),
-                    )
-                })
-            })
-        })
+        loop {
+            let incoming = match this.inner.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(incoming))) => incoming,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            };
+            // A redriven message meant for another group: acknowledged here, not handled.
+            if incoming
+                .message
+                .headers
+                .get(FOR_GROUP_HEADER)
+                .is_some_and(|g| **g != *this.group)
+            {
+                let ack = incoming.settle.ack();
+                tokio::spawn(async move {
+                    if let Err(e) = ack.await {
+                        tracing::debug!(error = %e, "queue: skipping another group's message");
+                    }
+                });
+                continue;
+            }
+            return Poll::Ready(Some(Ok(Delivery::new(
+                incoming,
+                this.topic.clone(),
+                this.group.clone(),
+                this.dead_letter.clone(),
+            ))));
+        }
     }
 }
 

@@ -14,6 +14,7 @@ macro_rules! queue_suite {
             nack_requeue_redelivers_as_next_attempt,
             retry_after_waits_and_reaches_only_this_group,
             reject_dead_letters_with_reason,
+            redrive_returns_dead_letters_to_their_group,
             unsettled_deliveries_come_back,
             crash_loses_nothing,
             typed_payloads,
