@@ -20,6 +20,7 @@
 //! | feature | enables | talks to |
 //! |---|---|---|
 //! | *(always)* | [`Error`], [`config`], [`instrument`] (the one span/metrics/trace-context layer every module's calls go through) | |
+//! | any module | [`shutdown_signal`] (SIGINT/SIGTERM, for consumers and schedulers to drain on) and [`health`] (one readiness check over the handles' `ping`) | |
 //! | `cache-memory` *(default)* | `cache` with `MemoryStore` (quick_cache, bounded, per-entry TTL) | nothing: in-process |
 //! | `cache-redis` | `cache` with `RedisStore` (fred, auto-pipelined) | Redis 6+ |
 //! | `cache-redis-tls` | `rediss://` for `RedisStore` (rustls, ring) | Redis with TLS |
@@ -134,6 +135,15 @@ pub mod testing;
 
 pub use error::{BoxError, Error, ErrorKind, Result};
 
+#[cfg(any(
+    feature = "_cache",
+    feature = "_queue",
+    feature = "_storage",
+    feature = "_email",
+    feature = "observability",
+    feature = "scheduler"
+))]
+pub mod health;
 #[cfg(any(
     feature = "_cache",
     feature = "_queue",

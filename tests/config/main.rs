@@ -226,3 +226,48 @@ fn shutdown_signal_completes_on_sigterm() {
         "the child exits cleanly after SIGTERM: {status:?}"
     );
 }
+
+/// A readiness check names each dependency, fails a hung one by its timeout and a refused one
+/// by its error, and runs them at once.
+#[tokio::test]
+async fn health_reports_each_check() {
+    use corekit::cache::{Cache, RedisStore};
+    use corekit::health::Health;
+    use std::time::{Duration, Instant};
+    let ok = Cache::builder(corekit::cache::MemoryStore::new(10))
+        .build()
+        .unwrap();
+    let dead = RedisStore::builder(format!("redis://127.0.0.1:{}", support::free_port()))
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .await;
+    let dead_error = dead.expect_err("nothing listens there");
+    let health = Health::new(Duration::from_secs(1))
+        .check("cache", move || {
+            let ok = ok.clone();
+            async move { ok.ping().await }
+        })
+        .check("hung", || std::future::pending())
+        .check("redis", move || {
+            let e = corekit::Error::new(dead_error.kind(), dead_error.to_string());
+            async move { Err(e) }
+        });
+    let started = Instant::now();
+    let report = health.run().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "checks run at once"
+    );
+    assert!(!report.is_ready(), "{report}");
+    let failed: Vec<(&str, corekit::ErrorKind)> =
+        report.failures().map(|(n, e)| (n, e.kind())).collect();
+    assert_eq!(
+        failed,
+        [
+            ("hung", corekit::ErrorKind::Timeout),
+            ("redis", corekit::ErrorKind::Unavailable)
+        ]
+    );
+    let text = report.to_string();
+    assert!(text.starts_with("cache: ok; hung: "), "{text}");
+}
