@@ -153,9 +153,18 @@ fn parse_url(url: &str) -> std::result::Result<Target, ConfigIssue> {
         _ => return Err(bad()),
     };
     if backend == StorageBackend::Local {
+        // file://data names a host, not ./data: only file:///path (or file://localhost/path).
+        let path = rest.strip_prefix("localhost").unwrap_or(rest);
+        if !path.is_empty() && !path.starts_with('/') {
+            return Err(ConfigIssue::new(
+                "url",
+                url,
+                format!("file:///absolute/path (three slashes: file://{rest} names a host)"),
+            ));
+        }
         return Ok(Target {
             backend,
-            location: (!rest.is_empty()).then(|| cfg::percent_decode(rest)),
+            location: (!path.is_empty()).then(|| cfg::percent_decode(path)),
             prefix: None,
         });
     }
@@ -518,6 +527,13 @@ mod tests {
         );
         assert!(parse_url("ftp://x").is_err());
         assert!(parse_url("gs://").is_err());
+        // file://data names a host: refused rather than read as ./data.
+        let e = parse_url("file://data").unwrap_err();
+        assert!(e.into_error("STORAGE_", &[]).to_string().contains("three slashes"));
+        assert_eq!(
+            parse_url("file://localhost/srv/x").unwrap().location.as_deref(),
+            Some("/srv/x")
+        );
     }
 
     #[test]
