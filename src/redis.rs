@@ -56,7 +56,11 @@ pub(crate) async fn connect(config: Config, how: Connect, address: &str) -> Resu
     let pool = fred::types::Builder::from_config(config)
         .with_connection_config(|c| {
             c.connection_timeout = connect_timeout;
-            c.internal_command_timeout = command_timeout.max(Duration::from_secs(1));
+            // The handshake (HELLO, AUTH, SELECT) runs as internal commands: the connect
+            // timeout, not a shorter command timeout, must bound connecting to a hung server.
+            c.internal_command_timeout = connect_timeout
+                .max(command_timeout)
+                .max(Duration::from_secs(1));
             // A command written to a connection that then dies fails instead of being
             // replayed after the reconnect (possibly after the caller gave up on it).
             c.max_command_attempts = 1;
@@ -70,18 +74,26 @@ pub(crate) async fn connect(config: Config, how: Connect, address: &str) -> Resu
         .build_pool(pool_size.max(1))
         .map_err(|e| map_err(e, "connect"))?;
     pool.connect();
-    let failed = match tokio::time::timeout(connect_timeout, pool.wait_for_connect()).await {
-        Ok(Ok(())) => return Ok(pool),
-        Ok(Err(e)) => map_err(e, "connect").with_context(format!("connecting to {address}")),
-        Err(_) => Error::new(
+    let timed_out = || {
+        Error::new(
             ErrorKind::Unavailable,
             format!("no connection to {address} within {connect_timeout:?}"),
         )
         .with_backend("redis")
-        .with_operation("connect"),
+        .with_operation("connect")
     };
-    // Stop the reconnect loop; a server that never answered must not hold the caller up.
-    let _ = tokio::time::timeout(Duration::from_secs(1), pool.quit()).await;
+    let failed = match tokio::time::timeout(connect_timeout, pool.wait_for_connect()).await {
+        Ok(Ok(())) => return Ok(pool),
+        // fred's own connection timeout: the same bound, said the same way.
+        Ok(Err(e)) if *e.kind() == fred::error::ErrorKind::Timeout => timed_out(),
+        Ok(Err(e)) => map_err(e, "connect").with_context(format!("connecting to {address}")),
+        Err(_) => timed_out(),
+    };
+    // Stop the reconnect loop in the background: a server that never answered must not hold
+    // the caller past the connect timeout.
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(1), pool.quit()).await;
+    });
     Err(failed)
 }
 

@@ -529,9 +529,16 @@ mod tests {
         assert!(parse_url("gs://").is_err());
         // file://data names a host: refused rather than read as ./data.
         let e = parse_url("file://data").unwrap_err();
-        assert!(e.into_error("STORAGE_", &[]).to_string().contains("three slashes"));
+        assert!(
+            e.into_error("STORAGE_", &[])
+                .to_string()
+                .contains("three slashes")
+        );
         assert_eq!(
-            parse_url("file://localhost/srv/x").unwrap().location.as_deref(),
+            parse_url("file://localhost/srv/x")
+                .unwrap()
+                .location
+                .as_deref(),
             Some("/srv/x")
         );
     }

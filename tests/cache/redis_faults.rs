@@ -143,3 +143,24 @@ async fn a_tiered_set_that_times_out_leaves_no_stale_near_copy() {
         }
     }
 }
+
+/// Issue 15: connecting to a server that accepts but never answers fails at the connect
+/// timeout, naming it, not at a shorter internal timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_to_a_hung_redis_fails_at_the_connect_timeout() {
+    let port = support::free_port();
+    let server = RedisProcess::start(port);
+    server.signal("-STOP");
+    let e = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+        .connect_timeout(Duration::from_secs(3))
+        .command_timeout(Duration::from_millis(200))
+        .build()
+        .await
+        .expect_err("a stopped server cannot answer");
+    server.signal("-CONT");
+    assert!(e.is_retryable(), "{e}");
+    assert!(
+        e.to_string().contains("within 3s"),
+        "the connect timeout bounded it: {e}"
+    );
+}
