@@ -371,11 +371,28 @@ pub async fn redrive_returns_dead_letters_to_their_group(queue: Queue) {
             m.headers
         );
         assert!(sent.iter().all(|s| s.id != m.id), "a new id");
-        payloads.push(String::from_utf8_lossy(&m.payload).into_owned());
-        d.ack().await.expect("ack");
+        let payload = String::from_utf8_lossy(&m.payload).into_owned();
+        // Order 0 is still broken: dead again, it must reach the dead letters again.
+        if payload == "order 0" {
+            d.reject("still broken").await.expect("reject");
+        } else {
+            d.ack().await.expect("ack");
+        }
+        payloads.push(payload);
     }
     payloads.sort();
     assert_eq!(payloads, ["order 0", "order 1"]);
+    let moved = queue
+        .redrive(&t, Duration::from_secs(2))
+        .await
+        .expect("redrive");
+    assert_eq!(
+        moved, 1,
+        "the message that died again is a dead letter again"
+    );
+    let d = recv(&mut failing, "redriven twice").await;
+    assert_eq!(&d.message().payload[..], b"order 0");
+    d.ack().await.expect("ack");
     nothing_within(
         &mut other,
         Duration::from_millis(500),

@@ -236,11 +236,12 @@ impl Consumer {
                 },
             }
         }
-        // Lanes holding a message through an outage let it go (unsettled: delivered again).
-        let _ = stop.send(true);
-        // Waiting deliveries are left unsettled (delivered again); free lanes end.
-        drop(waiting);
+        // Free lanes end; waiting deliveries are left unsettled, newest first, then lanes
+        // holding a message through an outage let it go: a broker that puts them back at the
+        // front (memory) keeps their order.
         drop(ready_rx);
+        drop(waiting);
+        let _ = stop.send(true);
         while lanes.join_next().await.is_some() {}
         drop(subscription);
         let report = counters.report();
@@ -338,7 +339,8 @@ where
         );
         // With an installed propagator, the handler's span continues the publisher's trace.
         crate::instrument::extract(&message.headers, &span);
-        let outcome = AssertUnwindSafe((self.handler)(message))
+        // The call itself inside the guard too: a handler may panic before returning a future.
+        let outcome = AssertUnwindSafe(async { (self.handler)(message).await })
             .catch_unwind()
             .instrument(span.clone())
             .await;
@@ -413,12 +415,16 @@ where
             if now >= until {
                 return true;
             }
-            if let Err(e) = delivery.keep_alive().await {
-                tracing::debug!(error = %e, "queue consumer: could not extend a held message");
+            let every = delivery.keep_alive_every();
+            tokio::select! {
+                kept = super::dispatch::bounded_keep_alive(delivery) => {
+                    if let Err(e) = kept {
+                        tracing::debug!(error = %e, "queue consumer: could not extend a held message");
+                    }
+                }
+                _ = stopping.changed() => return false,
             }
-            let next = delivery
-                .keep_alive_every()
-                .map_or(until, |every| until.min(now + every));
+            let next = every.map_or(until, |every| until.min(now + every));
             tokio::select! {
                 () = tokio::time::sleep_until(next) => {}
                 _ = stopping.changed() => {}

@@ -1,7 +1,8 @@
 //! A received message and how it is settled.
 
 use super::message::{
-    DLQ_ATTEMPTS_HEADER, DLQ_GROUP_HEADER, DLQ_REASON_HEADER, DLQ_TOPIC_HEADER, Message,
+    DLQ_ATTEMPTS_HEADER, DLQ_GROUP_HEADER, DLQ_REASON_HEADER, DLQ_TOPIC_HEADER, FOR_GROUP_HEADER,
+    Message,
 };
 use super::{BoxFuture, Broker};
 use crate::Result;
@@ -176,6 +177,8 @@ impl Delivery {
             .map(|c| if c.is_control() { ' ' } else { c })
             .take(1024)
             .collect();
+        // Meant for this group only: not for whoever reads the dead letters.
+        letter.headers.remove(FOR_GROUP_HEADER);
         letter.headers.insert(DLQ_REASON_HEADER.into(), reason);
         letter.headers.insert(DLQ_ATTEMPTS_HEADER.into(), attempts);
         letter

@@ -6,6 +6,7 @@
 use super::Delivery;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
+use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -98,11 +99,35 @@ impl Dispatcher {
         let now = Instant::now();
         for w in &mut self.parked {
             if w.due.is_some_and(|due| due <= now) {
-                if let Err(e) = w.delivery.keep_alive().await {
+                if let Err(e) = bounded_keep_alive(&mut w.delivery).await {
                     tracing::debug!(error = %e, "queue consumer: could not extend a waiting message");
                 }
                 w.due = w.delivery.keep_alive_every().map(|every| now + every);
             }
         }
+    }
+}
+
+impl Drop for Dispatcher {
+    /// Lets waiting deliveries go newest first, so a broker that puts an unsettled message
+    /// back at the front (memory) keeps their order.
+    fn drop(&mut self) {
+        self.idle.clear();
+        while self.parked.pop_back().is_some() {}
+    }
+}
+
+/// [`Delivery::keep_alive`] within its own interval: a disconnected client may queue the
+/// request for ever, and nothing may wait on it longer than that.
+pub(super) async fn bounded_keep_alive(delivery: &mut Delivery) -> crate::Result<()> {
+    let within = delivery
+        .keep_alive_every()
+        .unwrap_or(Duration::from_secs(5));
+    match tokio::time::timeout(within, delivery.keep_alive()).await {
+        Ok(kept) => kept,
+        Err(_) => Err(crate::Error::new(
+            crate::ErrorKind::Timeout,
+            format!("no answer within {within:?}"),
+        )),
     }
 }

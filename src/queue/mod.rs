@@ -330,12 +330,18 @@ impl Stream for Subscription {
                 .get(FOR_GROUP_HEADER)
                 .is_some_and(|g| **g != *this.group)
             {
-                let ack = incoming.settle.ack();
-                tokio::spawn(async move {
-                    if let Err(e) = ack.await {
-                        tracing::debug!(error = %e, "queue: skipping another group's message");
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        let ack = incoming.settle.ack();
+                        rt.spawn(async move {
+                            if let Err(e) = ack.await {
+                                tracing::debug!(error = %e, "queue: skipping another group's message");
+                            }
+                        });
                     }
-                });
+                    // No runtime to acknowledge on: left unsettled, skipped again next time.
+                    Err(_) => drop(incoming),
+                }
                 continue;
             }
             return Poll::Ready(Some(Ok(Delivery::new(

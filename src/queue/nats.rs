@@ -431,7 +431,8 @@ impl Broker for NatsBroker {
                 }
                 let consumer = self.consumer(topic, group, prefetch).await?;
                 // Well inside the ack wait, so a held message is never redelivered meanwhile.
-                let keep_alive_every = consumer.cached_info().config.ack_wait / 3;
+                let keep_alive_every =
+                    (consumer.cached_info().config.ack_wait / 3).max(Duration::from_millis(100));
                 let messages = consumer
                     .stream()
                     .max_messages_per_batch(prefetch.max(1) as usize)
