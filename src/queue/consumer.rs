@@ -34,7 +34,10 @@ use tracing::Instrument;
 ///   the backoff (growing per failure, capped at `backoff_max`), keeps the broker from
 ///   redelivering it meanwhile (NATS: ack-wait progress), and tries it again, as the same
 ///   attempt, until the dependency is back. [`pause_on_unavailable(false)`](Self::pause_on_unavailable)
-///   treats it as any failure instead.
+///   treats it as any failure instead. A message still held when the consumer shuts down is
+///   released unsettled and delivered again later; brokers that count deliveries (NATS, and
+///   memory) count that as an attempt. RabbitMQ closes a channel whose message stays
+///   unacknowledged past its `consumer_timeout` (30 min by default), which ends a longer hold.
 /// - **Shutdown**: when the `shutdown` future passed to [`run`](Self::run) completes, fetching
 ///   stops, handlers already given a message finish and are settled, and `run` returns its
 ///   report. Messages fetched but not started are left unsettled and delivered again.
