@@ -494,4 +494,32 @@ mod tests {
         }
         assert!(Error::from(Io::new(K::NotFound, "x")).is_not_found());
     }
+
+    #[test]
+    fn debug_is_short_and_shows_the_cause_in_words() {
+        /// A cause whose Debug form is an SDK's: long, with a backtrace.
+        #[derive(Debug)]
+        struct Noisy {
+            #[allow(dead_code)]
+            backtrace: String,
+        }
+        impl std::fmt::Display for Noisy {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("container not found")
+            }
+        }
+        impl std::error::Error for Noisy {}
+        let e = Error::new(ErrorKind::NotFound, "")
+            .with_backend("azure")
+            .with_source(Noisy {
+                backtrace: "stack backtrace:\n   0: azure_core::...".repeat(50),
+            });
+        let debug = format!("{e:?}");
+        assert!(!debug.contains("backtrace"), "{debug}");
+        assert!(
+            !debug.contains("message"),
+            "no empty message field: {debug}"
+        );
+        assert!(debug.contains("container not found"), "{debug}");
+    }
 }

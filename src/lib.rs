@@ -135,33 +135,26 @@ pub mod testing;
 
 pub use error::{BoxError, Error, ErrorKind, Result};
 
-#[cfg(any(
-    feature = "_cache",
-    feature = "_queue",
-    feature = "_storage",
-    feature = "_email",
-    feature = "observability",
-    feature = "scheduler"
-))]
-pub mod health;
-#[cfg(any(
-    feature = "_cache",
-    feature = "_queue",
-    feature = "_storage",
-    feature = "_email",
-    feature = "observability",
-    feature = "scheduler"
-))]
-mod shutdown;
-#[cfg(any(
-    feature = "_cache",
-    feature = "_queue",
-    feature = "_storage",
-    feature = "_email",
-    feature = "observability",
-    feature = "scheduler"
-))]
-pub use shutdown::shutdown_signal;
+/// Items that need the Tokio runtime, which every module but the core brings.
+macro_rules! with_runtime {
+    ($($item:item)*) => {$(
+        #[cfg(any(
+            feature = "_cache",
+            feature = "_queue",
+            feature = "_storage",
+            feature = "_email",
+            feature = "observability",
+            feature = "scheduler"
+        ))]
+        $item
+    )*};
+}
+
+with_runtime! {
+    pub mod health;
+    mod shutdown;
+    pub use shutdown::shutdown_signal;
+}
 
 #[cfg(any(feature = "cache-memory", feature = "cache-redis"))]
 #[cfg_attr(

@@ -238,7 +238,11 @@ impl CacheConfig {
     /// Builds the configured store.
     pub(super) async fn connect(&self) -> Result<AnyStore> {
         let backend = self.backend();
-        tracing::info!(backend = backend.as_str(), "cache: connecting");
+        let address = match backend {
+            CacheBackend::Memory => "in-process".to_owned(),
+            _ => crate::config::redact_url(self.redis_address()),
+        };
+        tracing::info!(backend = backend.as_str(), %address, "cache: connecting");
         match backend {
             #[cfg(feature = "cache-memory")]
             CacheBackend::Memory => Ok(AnyStore::Memory(self.memory_store(self.max_entries))),

@@ -241,7 +241,13 @@ impl EmailConfig {
     /// Builds the configured mailer.
     pub(super) async fn build(&self) -> Result<Mailer> {
         let backend = self.backend();
-        tracing::info!(backend = backend.as_str(), "email: building the mailer");
+        let address = match backend {
+            EmailBackend::Smtp => crate::config::redact_url(self.smtp_address()),
+            EmailBackend::Sendgrid => self.sendgrid_url.clone(),
+            EmailBackend::File => self.file_directory(),
+            EmailBackend::Memory | EmailBackend::Ses => String::new(),
+        };
+        tracing::info!(backend = backend.as_str(), %address, "email: building the mailer");
         let mut builder = match backend {
             EmailBackend::Memory => Mailer::builder(super::MemoryTransport::new()),
             EmailBackend::File => Mailer::builder(super::FileTransport::new(self.file_directory())),

@@ -314,7 +314,13 @@ impl QueueConfig {
     /// Connects the configured broker.
     pub(super) async fn connect(&self) -> Result<Arc<dyn Broker>> {
         let backend = self.backend();
-        tracing::info!(backend = backend.as_str(), "queue: connecting");
+        let address = match backend {
+            QueueBackend::Memory => "in-process".to_owned(),
+            QueueBackend::Kafka => self.kafka_list().join(","),
+            QueueBackend::Rabbitmq => crate::config::redact_url(self.amqp_address()),
+            QueueBackend::Nats => crate::config::redact_url(self.nats_address()),
+        };
+        tracing::info!(backend = backend.as_str(), %address, "queue: connecting");
         match backend {
             #[cfg(feature = "queue-memory")]
             QueueBackend::Memory => Ok(Arc::new(super::MemoryBroker::new())),

@@ -98,9 +98,11 @@ impl KafkaBuilder {
                 known_topics: Mutex::new(HashSet::new()),
             }),
         };
+        let brokers = crate::config::redact_url(&broker.inner.builder.brokers);
         broker
             .metadata(broker.inner.builder.connect_timeout)
-            .await?;
+            .await
+            .map_err(|e| e.with_context(format!("connecting to {brokers}")))?;
         Ok(broker)
     }
 }

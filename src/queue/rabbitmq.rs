@@ -79,11 +79,15 @@ impl RabbitMqBuilder {
         let url = crate::config::redact_url(&self.url);
         let connection = bounded(
             self.connect_timeout,
-            move || format!("connecting to {url}"),
+            || format!("connecting to {url}"),
             async {
                 Connection::connect_with_runtime(&self.url, properties, lapin_runtime()?)
                     .await
-                    .map_err(|e| amqp_error(e, "connecting").scrubbed(&self.url))
+                    .map_err(|e| {
+                        amqp_error(e, "connecting")
+                            .scrubbed(&self.url)
+                            .with_context(format!("connecting to {url}"))
+                    })
             },
         )
         .await?;
@@ -95,6 +99,7 @@ impl RabbitMqBuilder {
                 builder: self,
                 exchanges: Mutex::new(HashSet::new()),
                 queues: Mutex::new(HashSet::new()),
+                disconnected_at: Mutex::new(None),
             }),
         })
     }
@@ -157,7 +162,14 @@ struct Inner {
     builder: RabbitMqBuilder,
     exchanges: Mutex<HashSet<String>>,
     queues: Mutex<HashSet<(String, String)>>,
+    /// When a publish last met a lost connection: for a while after, the restarted broker may
+    /// still be recovering its queues' bindings.
+    disconnected_at: Mutex<Option<std::time::Instant>>,
 }
+
+/// How long after a lost connection an unroutable publish is taken for a broker still
+/// recovering its durable queues (and retried) rather than for a topic without groups.
+const RECOVERY_GRACE: Duration = Duration::from_secs(15);
 
 impl std::fmt::Debug for RabbitMqBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -333,6 +345,14 @@ impl RabbitMqBroker {
         Ok(channel.clone())
     }
 
+    fn mark_disconnected(&self) {
+        *lock(&self.inner.disconnected_at) = Some(std::time::Instant::now());
+    }
+
+    fn recently_disconnected(&self) -> bool {
+        lock(&self.inner.disconnected_at).is_some_and(|at| at.elapsed() < RECOVERY_GRACE)
+    }
+
     /// Publishes and waits for the confirm, waiting out a connection recovery on the way.
     async fn send(
         &self,
@@ -369,6 +389,13 @@ impl RabbitMqBroker {
                 };
                 match confirm {
                     Ok(Confirmation::Ack(None)) => return Ok(()),
+                    // Right after a restart the broker routes before it has recovered its
+                    // durable queues' bindings: wait for them (within the bound) instead of
+                    // reporting a topic without groups.
+                    Ok(Confirmation::Ack(Some(_))) if self.recently_disconnected() => {
+                        tracing::debug!("rabbitmq: unroutable right after a reconnect; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                     Ok(Confirmation::Ack(Some(returned))) => {
                         return Err(Error::new(
                             ErrorKind::NotFound,
@@ -394,6 +421,7 @@ impl RabbitMqBroker {
                     // Whether the broker kept it is unknown: publish again once recovered
                     // (at least once).
                     Err(e) if channel.status().reconnecting() => {
+                        self.mark_disconnected();
                         tracing::debug!(error = %e, "rabbitmq: publish interrupted; waiting for recovery");
                         channel
                             .wait_for_recovery(e)
@@ -401,6 +429,7 @@ impl RabbitMqBroker {
                             .map_err(|e| amqp_error(e, "recovering the connection"))?;
                     }
                     Err(e) if !self.inner.connection.status().connected() => {
+                        self.mark_disconnected();
                         tracing::debug!(error = %e, "rabbitmq: publish failed while disconnected; retrying");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }

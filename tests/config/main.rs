@@ -247,7 +247,7 @@ async fn health_reports_each_check() {
             let ok = ok.clone();
             async move { ok.ping().await }
         })
-        .check("hung", || std::future::pending())
+        .check("hung", std::future::pending)
         .check("redis", move || {
             let e = corekit::Error::new(dead_error.kind(), dead_error.to_string());
             async move { Err(e) }
