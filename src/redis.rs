@@ -115,6 +115,7 @@ pub(crate) async fn bounded<T>(
 /// `e` as a caller should see it when the client had no connection at the time: a command
 /// queued during a reconnect ends as fred's timeout, but what failed is reaching the server
 /// (`Unavailable`, so a consumer pauses instead of spending attempts).
+#[cfg(feature = "cache-redis")]
 pub(crate) fn unless_connected(e: Error, connected: bool, op: &'static str) -> Error {
     if connected || e.kind() != ErrorKind::Timeout {
         return e;
