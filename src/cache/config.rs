@@ -71,6 +71,9 @@ pub struct CacheConfig {
     pub near_max_entries: u64,
     /// `CACHE_INVALIDATION_CHANNEL`.
     pub invalidation_channel: String,
+    /// Which variable each setting came from (filled by the loader), for errors.
+    #[serde(skip)]
+    pub sources: cfg::Sources,
 }
 
 fn option_size<'de, D: serde::Deserializer<'de>>(
@@ -105,6 +108,7 @@ impl Default for CacheConfig {
             near_ttl: Duration::from_secs(60),
             near_max_entries: 10_000,
             invalidation_channel: "corekit:cache:invalidate".into(),
+            sources: cfg::Sources::default(),
         }
     }
 }
@@ -114,6 +118,10 @@ impl EnvConfig for CacheConfig {
     const SECRETS: &'static [&'static str] = &["url", "redis_url"];
     const FALLBACKS: &'static [(&'static str, &'static [&'static str])] =
         &[("redis_url", &["REDIS_URL"])];
+
+    fn sources_mut(&mut self) -> Option<&mut cfg::Sources> {
+        Some(&mut self.sources)
+    }
 
     fn validate(&self) -> std::result::Result<(), ConfigIssue> {
         if !(0.0..1.0).contains(&self.ttl_jitter) {
@@ -299,7 +307,17 @@ impl CacheConfig {
                 "CACHE_REDIS_CA_FILE={path:?} needs the cargo feature cache-redis-tls"
             )));
         }
-        builder.build().await
+        // Say which variable the address came from, or which one to set.
+        let field = match &self.url {
+            Some(url) if is_redis_url(url.expose()) => "url",
+            _ => "redis_url",
+        };
+        builder.build().await.map_err(|e| {
+            e.with_context(
+                self.sources
+                    .describe(field, &format!("{}{}", Self::PREFIX, field.to_uppercase())),
+            )
+        })
     }
 }
 

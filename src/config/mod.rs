@@ -158,6 +158,30 @@ impl ConfigIssue {
     }
 }
 
+/// Which variable each setting of a loaded config came from (its own, or an ecosystem
+/// fallback such as `REDIS_URL`); empty for a config built in code.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources(Vec<(String, String)>);
+
+impl Sources {
+    /// The variable `field` (the struct's field name) was read from, if it was set.
+    pub fn variable(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(f, _)| f.eq_ignore_ascii_case(field))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Where an address in `field` came from, for an error: `from REDIS_URL`, or `the
+    /// default (set CACHE_REDIS_URL)` when nothing set it.
+    pub fn describe(&self, field: &str, own: &str) -> String {
+        match self.variable(field) {
+            Some(var) => format!("address from {var}"),
+            None => format!("the default address (set {own})"),
+        }
+    }
+}
+
 /// A configuration struct loaded from environment variables under a prefix.
 ///
 /// Implementors derive `Deserialize` with `#[serde(default)]` and implement `Default` with the
@@ -178,6 +202,12 @@ pub trait EnvConfig: DeserializeOwned + Sized {
     /// Checks values that parse but make no sense together or out of range.
     fn validate(&self) -> std::result::Result<(), ConfigIssue> {
         Ok(())
+    }
+
+    /// Where the loader records which variable each setting came from; `None` (the default)
+    /// for configs that do not keep it.
+    fn sources_mut(&mut self) -> Option<&mut Sources> {
+        None
     }
 
     /// Loads from the process environment under [`PREFIX`](Self::PREFIX).
@@ -237,7 +267,7 @@ pub trait EnvConfig: DeserializeOwned + Sized {
         };
         let tracked: Tracked<Self> = envy::from_iter(vars.iter().cloned())
             .map_err(|e| Error::config(format!("variables under {prefix}*: {e}")))?;
-        let config = match tracked.0 {
+        let mut config = match tracked.0 {
             Ok(config) => config,
             Err((field, message)) => {
                 let var = variable(&field);
@@ -263,6 +293,12 @@ pub trait EnvConfig: DeserializeOwned + Sized {
             let var = variable(issue.field);
             issue.into_error_for(&var, Self::SECRETS)
         })?;
+        if let Some(sources) = config.sources_mut() {
+            sources.0 = vars
+                .iter()
+                .map(|(k, _)| (k.to_ascii_lowercase(), variable(k)))
+                .collect();
+        }
         Ok(config)
     }
 }

@@ -88,6 +88,9 @@ pub struct QueueConfig {
     pub retry_backoff_max: Duration,
     /// `QUEUE_DLQ_SUFFIX`.
     pub dlq_suffix: String,
+    /// Which variable each setting came from (filled by the loader), for errors.
+    #[serde(skip)]
+    pub sources: cfg::Sources,
 }
 
 impl Default for QueueConfig {
@@ -116,6 +119,7 @@ impl Default for QueueConfig {
             retry_backoff: Duration::from_millis(200),
             retry_backoff_max: Duration::from_secs(30),
             dlq_suffix: ".dlq".into(),
+            sources: cfg::Sources::default(),
         }
     }
 }
@@ -123,6 +127,10 @@ impl Default for QueueConfig {
 impl EnvConfig for QueueConfig {
     const PREFIX: &'static str = "QUEUE_";
     const SECRETS: &'static [&'static str] = &["url", "amqp_url", "nats_url"];
+    fn sources_mut(&mut self) -> Option<&mut cfg::Sources> {
+        Some(&mut self.sources)
+    }
+
     const FALLBACKS: &'static [(&'static str, &'static [&'static str])] = &[
         ("amqp_url", &["AMQP_URL", "RABBITMQ_URL"]),
         ("nats_url", &["NATS_URL"]),
@@ -314,6 +322,25 @@ impl QueueConfig {
     /// Connects the configured broker.
     pub(super) async fn connect(&self) -> Result<Arc<dyn Broker>> {
         let backend = self.backend();
+        // Say which variable the address came from, or which one to set.
+        let field = match backend {
+            _ if self.url_for(backend).is_some() => "url",
+            QueueBackend::Kafka => "kafka_brokers",
+            QueueBackend::Rabbitmq => "amqp_url",
+            _ => "nats_url",
+        };
+        self.connect_broker(backend).await.map_err(|e| {
+            if e.kind() == crate::ErrorKind::Config || backend == QueueBackend::Memory {
+                return e;
+            }
+            e.with_context(
+                self.sources
+                    .describe(field, &format!("{}{}", Self::PREFIX, field.to_uppercase())),
+            )
+        })
+    }
+
+    async fn connect_broker(&self, backend: QueueBackend) -> Result<Arc<dyn Broker>> {
         let address = match backend {
             QueueBackend::Memory => "in-process".to_owned(),
             QueueBackend::Kafka => self.kafka_list().join(","),

@@ -88,5 +88,9 @@ async fn a_closed_redis_url_fails_and_names_the_address() {
         .expect_err("nothing listens there");
     let text = format!("{e} {e:?}");
     assert!(text.contains("127.0.0.1"), "{text}");
+    assert!(
+        text.contains("from REDIS_URL"),
+        "names the variable: {text}"
+    );
     assert!(!text.contains("s3cret"), "{text}");
 }

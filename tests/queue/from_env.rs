@@ -295,3 +295,34 @@ fn retention_and_replicas_reach_the_topic_options_of_each_broker() {
     assert_eq!(nats.retention_messages, Some(1_000_000));
     assert_eq!(c.topic_options(QueueBackend::Kafka).replication, 2);
 }
+
+#[tokio::test]
+async fn a_connect_error_names_the_address_and_its_variable() {
+    let dead = format!("nats://u:s3cret@127.0.0.1:{}", crate::support::free_port());
+    let c = QueueConfig::from_vars(
+        "QUEUE_",
+        vars(&[
+            ("QUEUE_BACKEND", "nats"),
+            ("NATS_URL", &dead),
+            ("QUEUE_CONNECT_TIMEOUT", "2s"),
+        ]),
+    )
+    .unwrap();
+    let e = Queue::from_config(&c)
+        .await
+        .expect_err("nothing listens there");
+    let text = format!("{e} {e:?}");
+    assert!(
+        text.contains("127.0.0.1") && text.contains("from NATS_URL"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "{text}");
+    // Unset, the error says which variable to set.
+    let mut c = QueueConfig::from_vars("QUEUE_", vars(&[("QUEUE_BACKEND", "nats")])).unwrap();
+    c.nats_url = corekit::config::Secret::new(dead.clone());
+    c.sources = Default::default();
+    let e = Queue::from_config(&c)
+        .await
+        .expect_err("nothing listens there");
+    assert!(e.to_string().contains("set QUEUE_NATS_URL"), "{e}");
+}
