@@ -158,3 +158,16 @@ async fn dead_lists_keep_only_the_newest() {
         q.shutdown(Duration::from_secs(5)).await.unwrap();
     }
 }
+
+/// With no `SCHEDULER_*` variable, `JobQueue::from_env` says that jobs stay in this process.
+#[test]
+fn from_env_with_no_variables_warns_that_jobs_stay_in_process() {
+    support::assert_unset("SCHEDULER_");
+    let (jobs, logs) = support::with_logs(JobQueue::from_env());
+    assert_eq!(jobs.unwrap().backend_name(), "memory");
+    assert!(
+        logs.contains("WARN") && logs.contains("no SCHEDULER_* variable is set"),
+        "{logs}"
+    );
+    assert!(logs.contains("SCHEDULER_JOBS_URL="), "{logs}");
+}

@@ -18,3 +18,48 @@ pub async fn from_config_is_scoped_by_the_url(vars: Vec<(String, String)>, raw: 
     let full = crate::key(&format!("from-config/{k}"));
     assert_eq!(&raw.get(&full).await.unwrap().bytes[..], b"via config");
 }
+
+/// Set in the child process [`from_env_with_no_variables_warns_that_objects_go_to_a_local_directory`]
+/// runs (in a directory of its own, since the default store writes under `./data`).
+const CHILD: &str = "COREKIT_STORAGE_FROM_ENV_CHILD";
+
+#[test]
+fn from_env_with_no_variables_warns_that_objects_go_to_a_local_directory() {
+    if std::env::var_os(CHILD).is_some() {
+        let (storage, logs) = crate::support::with_logs(Storage::from_env());
+        let warned = logs.contains("no STORAGE_* variable is set") && logs.contains("STORAGE_URL=");
+        println!(
+            "child: backend={} warned={warned}",
+            storage.unwrap().backend_name()
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(crate::support::unique("storage-from-env"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "from_config::from_env_with_no_variables_warns_that_objects_go_to_a_local_directory",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .current_dir(&dir)
+    .env(CHILD, "1");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("STORAGE_") {
+            cmd.env_remove(&name);
+        }
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}");
+    assert!(
+        stdout.contains("child: backend=local warned=true"),
+        "{stdout}"
+    );
+    assert!(
+        dir.join("data").is_dir(),
+        "the store it warned about is ./data"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
