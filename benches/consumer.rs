@@ -23,6 +23,15 @@ fn batch() -> Vec<Message> {
         .collect()
 }
 
+/// A fresh queue whose topic `t<i>` holds the batch for group `g`.
+async fn loaded(i: u64) -> (Queue, String) {
+    let queue = Queue::new(MemoryBroker::new());
+    let topic = format!("t{i}");
+    queue.ensure_group(&topic, "g").await.expect("group");
+    queue.publish_batch(&topic, batch()).await.expect("publish");
+    (queue, topic)
+}
+
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let mut g = c.benchmark_group("queue/memory/consume_2000");
@@ -34,10 +43,7 @@ fn benches(c: &mut Criterion) {
                 rt.block_on(async {
                     let mut total = Duration::ZERO;
                     for i in 0..iters {
-                        let queue = Queue::new(MemoryBroker::new());
-                        let topic = format!("t{i}");
-                        queue.ensure_group(&topic, "g").await.expect("group");
-                        queue.publish_batch(&topic, batch()).await.expect("publish");
+                        let (queue, topic) = loaded(i).await;
                         let done = Arc::new(AtomicUsize::new(0));
                         let all_seen = Arc::new(tokio::sync::Notify::new());
                         let (seen, notify) = (done.clone(), all_seen.clone());
@@ -69,10 +75,7 @@ fn benches(c: &mut Criterion) {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for i in 0..iters {
-                    let queue = Queue::new(MemoryBroker::new());
-                    let topic = format!("t{i}");
-                    queue.ensure_group(&topic, "g").await.expect("group");
-                    queue.publish_batch(&topic, batch()).await.expect("publish");
+                    let (queue, topic) = loaded(i).await;
                     let start = Instant::now();
                     let mut sub = queue.subscribe(&topic, "g").await.expect("subscribe");
                     for _ in 0..N {
