@@ -312,12 +312,10 @@ impl CacheConfig {
             Some(url) if is_redis_url(url.expose()) => "url",
             _ => "redis_url",
         };
-        builder.build().await.map_err(|e| {
-            e.with_context(
-                self.sources
-                    .describe(field, &format!("{}{}", Self::PREFIX, field.to_uppercase())),
-            )
-        })
+        builder
+            .build()
+            .await
+            .map_err(|e| e.with_context(self.sources.describe(field)))
     }
 }
 
@@ -414,5 +412,13 @@ mod tests {
             e.contains(r#"CACHE_REDIS_URL="http://u:***@h""#),
             "password redacted, host shown: {e}"
         );
+        // Nor a password or token in the query.
+        let e = load(&[
+            ("CACHE_BACKEND", "redis"),
+            ("CACHE_REDIS_URL", "http://h:1/0?password=hunter2"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(r#"CACHE_REDIS_URL="http://h:1/0?***""#), "{e}");
     }
 }

@@ -159,25 +159,33 @@ impl ConfigIssue {
 }
 
 /// Which variable each setting of a loaded config came from (its own, or an ecosystem
-/// fallback such as `REDIS_URL`); empty for a config built in code.
+/// fallback such as `REDIS_URL`), and the prefix it was loaded under; empty for a config built
+/// in code.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sources(Vec<(String, String)>);
+pub struct Sources {
+    prefix: String,
+    variables: Vec<(String, String)>,
+}
 
 impl Sources {
     /// The variable `field` (the struct's field name) was read from, if it was set.
     pub fn variable(&self, field: &str) -> Option<&str> {
-        self.0
+        self.variables
             .iter()
             .find(|(f, _)| f.eq_ignore_ascii_case(field))
             .map(|(_, v)| v.as_str())
     }
 
-    /// Where an address in `field` came from, for an error: `from REDIS_URL`, or `the
-    /// default (set CACHE_REDIS_URL)` when nothing set it.
-    pub fn describe(&self, field: &str, own: &str) -> String {
+    /// Where an address in `field` came from, for an error: `address from REDIS_URL`, or `the
+    /// default address (set CACHE_REDIS_URL)` when nothing set it.
+    pub fn describe(&self, field: &str) -> String {
         match self.variable(field) {
             Some(var) => format!("address from {var}"),
-            None => format!("the default address (set {own})"),
+            None if self.prefix.is_empty() => "the address in the config".to_owned(),
+            None => format!(
+                "the default address (set {})",
+                variable_name(&self.prefix, field)
+            ),
         }
     }
 }
@@ -294,7 +302,8 @@ pub trait EnvConfig: DeserializeOwned + Sized {
             issue.into_error_for(&var, Self::SECRETS)
         })?;
         if let Some(sources) = config.sources_mut() {
-            sources.0 = vars
+            sources.prefix = prefix.to_owned();
+            sources.variables = vars
                 .iter()
                 .map(|(k, _)| (k.to_ascii_lowercase(), variable(k)))
                 .collect();
@@ -333,13 +342,18 @@ fn clean_message(message: &str) -> String {
     }
 }
 
-/// A value fit to print: a secret URL keeps all but its password (the host is what a reader
-/// needs), any other secret is `***`.
+/// A value fit to print: a secret URL keeps its scheme, host and path (what a reader needs)
+/// but not its password or query (`?password=`, tokens), any other secret is `***`.
 fn redact(field: &str, value: &str, secrets: &[&str]) -> String {
-    if secrets.iter().any(|s| s.eq_ignore_ascii_case(field)) && !value.contains("://") {
-        "***".to_owned()
-    } else {
+    if !secrets.iter().any(|s| s.eq_ignore_ascii_case(field)) {
         redact_url(value)
+    } else if value.contains("://") {
+        match redact_url(value).split_once('?') {
+            Some((url, _)) => format!("{url}?***"),
+            None => redact_url(value),
+        }
+    } else {
+        "***".to_owned()
     }
 }
 

@@ -333,17 +333,14 @@ impl QueueConfig {
             if e.kind() == crate::ErrorKind::Config || backend == QueueBackend::Memory {
                 return e;
             }
-            e.with_context(
-                self.sources
-                    .describe(field, &format!("{}{}", Self::PREFIX, field.to_uppercase())),
-            )
+            e.with_context(self.sources.describe(field))
         })
     }
 
     async fn connect_broker(&self, backend: QueueBackend) -> Result<Arc<dyn Broker>> {
         let address = match backend {
             QueueBackend::Memory => "in-process".to_owned(),
-            QueueBackend::Kafka => self.kafka_list().join(","),
+            QueueBackend::Kafka => crate::config::redact_url(&self.kafka_list().join(",")),
             QueueBackend::Rabbitmq => crate::config::redact_url(self.amqp_address()),
             QueueBackend::Nats => crate::config::redact_url(self.nats_address()),
         };

@@ -317,10 +317,13 @@ async fn a_connect_error_names_the_address_and_its_variable() {
         "{text}"
     );
     assert!(!text.contains("s3cret"), "{text}");
-    // Unset, the error says which variable to set.
-    let mut c = QueueConfig::from_vars("QUEUE_", vars(&[("QUEUE_BACKEND", "nats")])).unwrap();
+    // Not set by a variable (changed in code here), the error says which variable to set.
+    let mut c = QueueConfig::from_vars(
+        "QUEUE_",
+        vars(&[("QUEUE_BACKEND", "nats"), ("QUEUE_CONNECT_TIMEOUT", "2s")]),
+    )
+    .unwrap();
     c.nats_url = corekit::config::Secret::new(dead.clone());
-    c.sources = Default::default();
     let e = Queue::from_config(&c)
         .await
         .expect_err("nothing listens there");

@@ -134,12 +134,30 @@ impl MemoryJobStore {
         self
     }
 
-    /// Takes dead job `id` out of `queue`'s dead list.
-    fn take_dead(&self, queue: &str, id: u64) -> Option<DeadJob> {
+    /// Takes dead job `id` out of `queue`'s dead list and, with `retry`, puts it back in
+    /// `ready` as a first attempt, under one lock (as the Redis store does in one script).
+    fn unbury(&self, queue: &str, id: u64, retry: bool) -> bool {
         let mut state = lock(&self.state);
-        let dead = &mut state.queues.get_mut(queue)?.dead;
-        let at = dead.iter().position(|d| d.id == id)?;
-        dead.remove(at)
+        let Some(q) = state.queues.get_mut(queue) else {
+            return false;
+        };
+        let Some(dead) = q
+            .dead
+            .iter()
+            .position(|d| d.id == id)
+            .and_then(|at| q.dead.remove(at))
+        else {
+            return false;
+        };
+        if retry {
+            q.ready.push_back(Stored {
+                id: dead.id,
+                payload: Arc::from(dead.payload.as_bytes()),
+                attempt: 1,
+            });
+            state.unfinished += 1;
+        }
+        true
     }
 
     fn settle(&self, job: &ClaimedJob, then: impl FnOnce(&mut Queue, Stored)) -> bool {
@@ -263,22 +281,13 @@ impl JobStore for MemoryJobStore {
     }
 
     fn retry_dead<'a>(&'a self, queue: &'a str, id: u64) -> StoreFuture<'a, bool> {
-        let found = self.take_dead(queue, id).map(|dead| {
-            let mut state = lock(&self.state);
-            state.unfinished += 1;
-            let q = state.queues.entry(queue.to_owned()).or_default();
-            q.ready.push_back(Stored {
-                id: dead.id,
-                payload: Arc::from(dead.payload.as_bytes()),
-                attempt: 1,
-            });
-        });
+        let found = self.unbury(queue, id, true);
         self.changed.notify_waiters();
-        Box::pin(std::future::ready(Ok(found.is_some())))
+        Box::pin(std::future::ready(Ok(found)))
     }
 
     fn delete_dead<'a>(&'a self, queue: &'a str, id: u64) -> StoreFuture<'a, bool> {
-        Box::pin(std::future::ready(Ok(self.take_dead(queue, id).is_some())))
+        Box::pin(std::future::ready(Ok(self.unbury(queue, id, false))))
     }
 
     fn unfinished(&self) -> Option<u64> {
