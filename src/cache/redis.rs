@@ -4,7 +4,7 @@ use super::{CacheStore, Purge, Ttl, glob_escape};
 use crate::Result;
 use bytes::Bytes;
 use fred::clients::Pool;
-use fred::interfaces::{ClientLike, KeysInterface, LuaInterface};
+use fred::interfaces::{ClientLike, ClusterInterface, KeysInterface, LuaInterface};
 use fred::types::config::{Config, Options};
 use fred::types::{Expiration, Key, SetOptions, Value};
 use std::time::Duration;
@@ -17,15 +17,23 @@ if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) == -1 then
 end
 return v";
 
-/// Keys as fred's multi-key argument.
-fn keys_of(keys: &[Vec<u8>]) -> Vec<Key> {
-    keys.iter().map(|k| Key::from(k.as_slice())).collect()
+/// The keys at `indices` as fred's multi-key argument.
+fn keys_at(keys: &[Vec<u8>], indices: &[usize]) -> Vec<Key> {
+    indices
+        .iter()
+        .map(|&i| Key::from(keys[i].as_slice()))
+        .collect()
 }
 
 /// Keys removed per `UNLINK` while scanning a prefix.
 const SCAN_BATCH: u32 = 500;
 
-/// A Redis cache store.
+/// A Redis cache store, on one server, a Redis Cluster (`redis-cluster://`) or behind
+/// Sentinel (`redis-sentinel://`).
+///
+/// On a cluster, multi-key calls are split by hash slot and the parts run concurrently
+/// (results in the caller's order), and `delete_prefix`/`clear` scan every primary; every
+/// call the store makes therefore works on a cluster.
 ///
 /// Commands are auto-pipelined over `pool_size` connections; every command is bounded by the
 /// command timeout, including time spent waiting for a reconnect, so a Redis that goes away
@@ -35,6 +43,7 @@ const SCAN_BATCH: u32 = 500;
 pub struct RedisStore {
     pool: Pool,
     timeout: Duration,
+    clustered: bool,
     // Used while disconnected, so fred drops commands that time out before they are sent.
     queued: Options,
 }
@@ -148,10 +157,12 @@ impl RedisStoreBuilder {
             bound_in_client: false,
         };
         let address = crate::config::redact_url(&self.url);
+        let clustered = config.server.is_clustered();
         let pool = crate::redis::connect(config, how, &address).await?;
         Ok(RedisStore {
             pool,
             timeout: command_timeout,
+            clustered,
             queued: Options {
                 timeout: Some(command_timeout),
                 ..Options::default()
@@ -164,6 +175,7 @@ impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
             .field("pool_size", &self.pool.size())
+            .field("clustered", &self.clustered)
             .finish_non_exhaustive()
     }
 }
@@ -223,6 +235,48 @@ impl RedisStore {
     #[cfg_attr(not(feature = "cache-memory"), allow(dead_code))]
     pub(super) fn command_timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// Whether the store talks to a Redis Cluster.
+    pub fn is_clustered(&self) -> bool {
+        self.clustered
+    }
+
+    /// Indices of `keys` in groups one multi-key command may carry: all of them on one
+    /// server, one group per hash slot on a cluster.
+    fn groups<'k>(&self, keys: impl ExactSizeIterator<Item = &'k [u8]>) -> Vec<Vec<usize>> {
+        if self.clustered {
+            crate::redis::by_slot(keys)
+        } else {
+            vec![(0..keys.len()).collect()]
+        }
+    }
+
+    /// Scans `node` for keys starting with `prefix` and unlinks them; the count removed.
+    async fn unlink_prefix<C: KeysInterface + Sync>(&self, node: &C, prefix: &[u8]) -> Result<u64> {
+        let pattern = glob_escape(prefix);
+        let mut cursor = "0".to_owned();
+        let mut removed = 0u64;
+        loop {
+            let page = node.scan_page(cursor.clone(), pattern.clone(), Some(SCAN_BATCH), None);
+            let (next, keys): (String, Vec<Vec<u8>>) =
+                crate::redis::bounded(self.timeout, "delete_prefix", page).await?;
+            // The pattern covers the prefix's UTF-8 start only (see glob_escape): filter.
+            let keys: Vec<Vec<u8>> = keys.into_iter().filter(|k| k.starts_with(prefix)).collect();
+            for group in self.groups(keys.iter().map(Vec::as_slice)) {
+                if group.is_empty() {
+                    continue;
+                }
+                let call = node.unlink::<i64, _>(keys_at(&keys, &group));
+                removed += crate::redis::bounded(self.timeout, "delete_prefix", call)
+                    .await?
+                    .max(0) as u64;
+            }
+            if next == "0" {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
     }
 }
 
@@ -318,12 +372,26 @@ impl CacheStore for RedisStore {
     }
 
     async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>> {
-        match keys {
-            [] => Ok(Vec::new()),
-            [one] => Ok(vec![self.get(one).await?]),
-            _ => cmd!(self, self.pool.next(), "get_many", |c| c
-                .mget(keys_of(keys))),
+        let groups = self.groups(keys.iter().map(Vec::as_slice));
+        // One MGET per group (one in all on a single server), pipelined together.
+        let reads = groups.iter().map(|group| async move {
+            match group.as_slice() {
+                [] => Ok(Vec::new()),
+                [one] => Ok(vec![self.get(&keys[*one]).await?]),
+                _ => cmd!(self, self.pool.next(), "get_many", |c| c
+                    .mget::<Vec<Option<Bytes>>, _>(keys_at(keys, group))),
+            }
+        });
+        let mut out = vec![None; keys.len()];
+        for (group, values) in groups
+            .iter()
+            .zip(futures_util::future::try_join_all(reads).await?)
+        {
+            for (&i, value) in group.iter().zip(values) {
+                out[i] = value;
+            }
         }
+        Ok(out)
     }
 
     async fn set_many(&self, entries: Vec<(Vec<u8>, Bytes)>, ttl: Option<Duration>) -> Result<()> {
@@ -336,38 +404,46 @@ impl CacheStore for RedisStore {
     }
 
     async fn delete_many(&self, keys: &[Vec<u8>]) -> Result<u64> {
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        let n: i64 = cmd!(self, self.pool.next(), "delete_many", |c| c
-            .del(keys_of(keys)))?;
-        Ok(n.max(0) as u64)
+        let groups = self.groups(keys.iter().map(Vec::as_slice));
+        let deletes = groups
+            .iter()
+            .filter(|g| !g.is_empty())
+            .map(|group| async move {
+                let n: i64 = cmd!(self, self.pool.next(), "delete_many", |c| c
+                    .del(keys_at(keys, group)))?;
+                Ok::<_, crate::Error>(n.max(0) as u64)
+            });
+        Ok(futures_util::future::try_join_all(deletes)
+            .await?
+            .into_iter()
+            .sum())
     }
 
     async fn delete_prefix(&self, prefix: &[u8]) -> Result<u64> {
-        let pattern = glob_escape(prefix);
-        // SCAN needs one server for the whole iteration.
+        // SCAN needs one server for the whole iteration: each primary in turn on a cluster.
         let client = self.pool.next_connected();
-        let mut cursor = "0".to_owned();
-        let mut removed = 0u64;
-        loop {
-            let (next, keys): (String, Vec<Bytes>) = cmd!(self, client, "delete_prefix", |c| c
-                .scan_page(cursor.clone(), pattern.clone(), Some(SCAN_BATCH), None))?;
-            // The pattern covers the prefix's UTF-8 start only (see glob_escape): filter.
-            let keys: Vec<Key> = keys
-                .into_iter()
-                .filter(|k| k.starts_with(prefix))
-                .map(Key::from)
-                .collect();
-            if !keys.is_empty() {
-                let n: i64 = cmd!(self, client, "delete_prefix", |c| c.unlink(keys.clone()))?;
-                removed += n.max(0) as u64;
-            }
-            if next == "0" {
-                return Ok(removed);
-            }
-            cursor = next;
+        if !self.clustered {
+            return self.unlink_prefix(client, prefix).await;
         }
+        let primaries = client
+            .cached_cluster_state()
+            .map(|state| state.unique_primary_nodes())
+            .unwrap_or_default();
+        if primaries.is_empty() {
+            return Err(crate::Error::new(
+                crate::ErrorKind::Unavailable,
+                "the cluster's primaries are not known yet (connecting)",
+            )
+            .with_backend("redis")
+            .with_operation("delete_prefix"));
+        }
+        let mut removed = 0;
+        for node in primaries {
+            removed += self
+                .unlink_prefix(&client.with_cluster_node(node), prefix)
+                .await?;
+        }
+        Ok(removed)
     }
 
     async fn delete_expired(&self) -> Result<Purge> {

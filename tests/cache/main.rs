@@ -1,5 +1,5 @@
 //! The cache module against every backend: the conformance suite on memory, Redis and the
-//! two-tier store (real redis-server), plus each backend's own behaviour and faults.
+//! two-tier store (real redis-server: one node, a Cluster, behind Sentinel), plus each backend's own behaviour and faults.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -8,6 +8,8 @@ mod conformance;
 mod from_env;
 mod memory;
 mod redis;
+mod redis_cluster;
 mod redis_faults;
+mod redis_sentinel;
 mod redis_tls;
 mod tiered;

@@ -14,6 +14,12 @@ async fn redis() -> Arc<dyn JobStore> {
     Arc::new(RedisJobStore::connect(&url, &prefix).await.unwrap())
 }
 
+async fn redis_cluster() -> Arc<dyn JobStore> {
+    let url = crate::single_instance::support::REDIS_CLUSTER.require();
+    let prefix = crate::single_instance::support::unique("jobs-conformance");
+    Arc::new(RedisJobStore::connect(&url, &prefix).await.unwrap())
+}
+
 macro_rules! suite {
     ($backend:ident: $($check:ident),* $(,)?) => {
         mod $backend {
@@ -38,6 +44,10 @@ suite!(memory: ping_answers, jobs_run_once, retries_count_attempts, dead_after_m
     handler_panics_and_timeouts_are_isolated, expired_lease_is_reclaimed,
     stale_lease_cannot_settle, enqueue_validates);
 suite!(redis: ping_answers, jobs_run_once, retries_count_attempts, dead_after_max_attempts,
+    dead_lists_are_per_queue, dead_jobs_can_be_retried_and_deleted,
+    handler_panics_and_timeouts_are_isolated, expired_lease_is_reclaimed,
+    stale_lease_cannot_settle, enqueue_validates);
+suite!(redis_cluster: ping_answers, jobs_run_once, retries_count_attempts, dead_after_max_attempts,
     dead_lists_are_per_queue, dead_jobs_can_be_retried_and_deleted,
     handler_panics_and_timeouts_are_isolated, expired_lease_is_reclaimed,
     stale_lease_cannot_settle, enqueue_validates);

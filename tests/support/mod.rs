@@ -24,6 +24,19 @@ pub const REDIS: Server = Server {
     env_var: "COREKIT_TEST_REDIS_URL",
     default: "redis://127.0.0.1:6379",
 };
+/// Three primaries, no replicas.
+pub const REDIS_CLUSTER: Server = Server {
+    service: "redis_cluster",
+    env_var: "COREKIT_TEST_REDIS_CLUSTER_URL",
+    default: "redis-cluster://127.0.0.1:7001",
+};
+/// A primary and a replica watched by three sentinels as service `corekit`.
+pub const REDIS_SENTINEL: Server = Server {
+    service: "redis_sentinel",
+    env_var: "COREKIT_TEST_REDIS_SENTINEL_URL",
+    default: "redis-sentinel://127.0.0.1:26390/0?sentinelServiceName=corekit\
+              &node=127.0.0.1:26391&node=127.0.0.1:26392",
+};
 pub const RABBITMQ: Server = Server {
     service: "rabbitmq",
     env_var: "COREKIT_TEST_AMQP_URL",
@@ -33,6 +46,13 @@ pub const NATS: Server = Server {
     service: "nats",
     env_var: "COREKIT_TEST_NATS_URL",
     default: "nats://127.0.0.1:4222",
+};
+
+/// Three JetStream nodes; clients discover the others from the first.
+pub const NATS_CLUSTER: Server = Server {
+    service: "nats_cluster",
+    env_var: "COREKIT_TEST_NATS_CLUSTER_URL",
+    default: "nats://127.0.0.1:4231",
 };
 
 pub const KAFKA: Server = Server {

@@ -260,13 +260,24 @@ impl JobQueueConfig {
                 "memory:// (redis:// needs the cargo feature scheduler-redis)",
             ));
         }
-        if backend == JobBackend::Redis && self.prefix.trim().is_empty() {
-            return Err(ConfigIssue::new(
-                "jobs_prefix",
-                "",
-                "a non-empty key prefix",
-            ));
+        if backend == JobBackend::Redis
+            && let Some(issue) = prefix_issue(&self.prefix)
+        {
+            return Err(ConfigIssue::new("jobs_prefix", self.prefix.clone(), issue));
         }
         Ok(())
+    }
+}
+
+/// What is wrong with a Redis key prefix, if anything: empty, or holding a brace (the store
+/// wraps the queue name in braces as the cluster hash tag; a `{}` in the prefix would hash
+/// each key on its own and split a queue's keys over the cluster).
+pub(crate) fn prefix_issue(prefix: &str) -> Option<&'static str> {
+    if prefix.trim().is_empty() {
+        Some("a non-empty key prefix")
+    } else if prefix.contains(['{', '}']) {
+        Some("a key prefix without { or } (the queue name is the keys' hash tag)")
+    } else {
+        None
     }
 }

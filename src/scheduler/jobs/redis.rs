@@ -81,10 +81,11 @@ const PROMOTE_EVERY: Duration = Duration::from_millis(50);
 ///
 /// Jobs survive a restart, any instance may enqueue, and every instance with a handler for a
 /// queue takes jobs from it. Time (retry delays, leases) is Redis's clock, so instances'
-/// clocks need not agree. Keys: `<prefix>:<queue>:ready` (list), `:delayed` and
+/// clocks need not agree. Keys: `<prefix>:{<queue>}:ready` (list), `:delayed` and
 /// `:processing` (sorted sets by due time), `:dead` (list), `:seq` (ids), `:leases` (lease
-/// numbers). Each move is one
-/// Lua script, so a job is never in two places.
+/// numbers). Each move is one Lua script, so a job is never in two places. The queue name is
+/// a hash tag, so on a Redis Cluster (`redis-cluster://`) a queue's keys share one slot and
+/// each script runs there; different queues spread over the cluster.
 ///
 /// ```no_run
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -121,10 +122,14 @@ impl RedisJobStore {
     /// Connects to Redis at `url` (`redis://` or `rediss://`), keys under `prefix`.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a bad URL (password redacted);
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a bad URL (password redacted) or a
+    /// prefix that is empty or holds `{` or `}` (the queue name is the keys' hash tag);
     /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when Redis does not answer
     /// within 5 s.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        if let Some(issue) = super::config::prefix_issue(prefix) {
+            return Err(Error::config(format!("job key prefix {prefix:?}: {issue}")));
+        }
         Ok(Self {
             client: connect_client(url, CONNECT_TIMEOUT).await?,
             prefix: prefix.to_owned(),
@@ -185,8 +190,9 @@ impl RedisJobStore {
         &self.client
     }
 
+    /// `<prefix>:{<queue>}:<part>`: the braces make the queue name the cluster hash tag.
     fn key(&self, queue: &str, part: &str) -> String {
-        format!("{}:{queue}:{part}", self.prefix)
+        format!("{}:{{{queue}}}:{part}", self.prefix)
     }
 
     /// True when `queue` was not promoted within [`PROMOTE_EVERY`]; notes the time.
