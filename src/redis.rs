@@ -46,7 +46,15 @@ pub(crate) fn parse_url(url: &str) -> Result<Config> {
 /// command caught on a connection that dies fails instead of being replayed later, and the
 /// first connection bounded by `connect_timeout`. `address` names the server in errors
 /// (password redacted by the caller).
-pub(crate) async fn connect(config: Config, how: Connect, address: &str) -> Result<Pool> {
+pub(crate) async fn connect(mut config: Config, how: Connect, address: &str) -> Result<Pool> {
+    // A cluster client that lost the node named in its URL must still find the cluster: ask
+    // the nodes it last knew as well (fred's default asks only the URL's nodes, so a dead
+    // first node left the client reconnecting for ever, seen in the failover test).
+    if config.server.is_clustered() {
+        let _ = config
+            .server
+            .set_cluster_discovery_policy(fred::types::config::ClusterDiscoveryPolicy::UseCache);
+    }
     let Connect {
         connect_timeout,
         command_timeout,

@@ -5,6 +5,7 @@
 mod support;
 
 mod conformance;
+mod failover;
 mod from_env;
 mod memory;
 mod redis;

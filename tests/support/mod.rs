@@ -158,6 +158,17 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// A free port below 55536 whose cluster bus port (port + 10000) is free too.
+fn free_bus_port() -> u16 {
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    loop {
+        let port = fastrand::u16(20_000..45_000);
+        if free(port) && free(port + 10_000) {
+            return port;
+        }
+    }
+}
+
 /// A name no other test run uses, for keys, topics and buckets.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -301,17 +312,46 @@ pub struct RedisProcess {
 impl RedisProcess {
     /// Starts it and waits until it answers.
     pub fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args([
+        Self::start_with(port, &[])
+    }
+
+    /// Starts it with more `redis-server` arguments and waits until it answers.
+    pub fn start_with(port: u16, extra: &[&str]) -> Self {
+        let port_text = port.to_string();
+        let mut args = vec![
+            "--port",
+            &port_text,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn(port, &args)
+    }
+
+    /// A sentinel on `port` with the config file `conf` (which it rewrites).
+    pub fn start_sentinel(port: u16, conf: &std::path::Path) -> Self {
+        let port_text = port.to_string();
+        let conf = conf.to_str().expect("utf-8 path");
+        Self::spawn(
+            port,
+            &[
+                conf,
+                "--sentinel",
                 "--port",
-                &port.to_string(),
+                &port_text,
                 "--bind",
                 "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            ],
+        )
+    }
+
+    fn spawn(port: u16, args: &[&str]) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -340,6 +380,290 @@ impl RedisProcess {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A Redis Cluster of the test's own on free ports (three primaries, each with `replicas`
+/// replicas; node timeout 1 s, so a replica takes over about two seconds after its primary
+/// dies), removed when dropped.
+pub struct RedisCluster {
+    nodes: Vec<(u16, Option<RedisProcess>)>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts the nodes, creates the cluster and waits until every slot is served.
+    pub fn start(replicas: usize) -> Self {
+        let dir = std::env::temp_dir().join(unique("redis-cluster"));
+        std::fs::create_dir_all(&dir).expect("cluster directory");
+        let mut nodes = Vec::new();
+        for _ in 0..3 * (1 + replicas) {
+            let port = free_bus_port();
+            // Its own directory: a replica writes the RDB it syncs from its primary there.
+            let node_dir = dir.join(port.to_string());
+            std::fs::create_dir_all(&node_dir).expect("node directory");
+            let conf = node_dir.join("nodes.conf");
+            let process = RedisProcess::start_with(
+                port,
+                &[
+                    "--dir",
+                    node_dir.to_str().expect("utf-8 path"),
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "1000",
+                    // Replicas sync at once (the default waits 5 s for more replicas).
+                    "--repl-diskless-sync-delay",
+                    "0",
+                    "--cluster-config-file",
+                    conf.to_str().expect("utf-8 path"),
+                ],
+            );
+            nodes.push((port, Some(process)));
+        }
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|(p, _)| format!("127.0.0.1:{p}"))
+            .collect();
+        let created = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()
+            .expect("redis-cli must be installed (with redis-server)");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        let cluster = Self { nodes, dir };
+        cluster.wait_ok(std::time::Duration::from_secs(20));
+        // A replica can take over only once it has synced with its primary.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        for (port, _) in &cluster.nodes {
+            loop {
+                let info = Self::cli(*port, &["info", "replication"]);
+                if info.contains("role:master") || info.contains("master_link_status:up") {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "replica {port} did not sync"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        cluster
+    }
+
+    /// The URL of the first node (the client discovers the others).
+    pub fn url(&self) -> String {
+        format!("redis-cluster://127.0.0.1:{}", self.nodes[0].0)
+    }
+
+    /// `redis-cli -p PORT ARGS...`'s output, empty if the node does not answer.
+    pub fn cli(port: u16, args: &[&str]) -> String {
+        std::process::Command::new("redis-cli")
+            .arg("-p")
+            .arg(port.to_string())
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The port of the primary serving `slot`, as the live nodes see it.
+    pub fn primary_of(&self, slot: u16) -> u16 {
+        self.try_primary_of(slot)
+            .unwrap_or_else(|| panic!("no live primary serves slot {slot}"))
+    }
+
+    /// The port of the healthy primary serving `slot`, if one does.
+    pub fn try_primary_of(&self, slot: u16) -> Option<u16> {
+        let live = self.live_port();
+        let nodes = Self::cli(live, &["cluster", "nodes"]);
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let serves = fields[8..].iter().any(|range| match range.split_once('-') {
+                Some((a, b)) => {
+                    a.parse::<u16>().is_ok_and(|a| a <= slot)
+                        && b.parse::<u16>().is_ok_and(|b| slot <= b)
+                }
+                None => range.parse::<u16>() == Ok(slot),
+            });
+            if serves {
+                let port = fields[1].split(['@', ':']).nth(1).expect("host:port@bus");
+                return Some(port.parse().expect("port"));
+            }
+        }
+        None
+    }
+
+    /// SIGKILLs the node on `port`.
+    pub fn kill(&mut self, port: u16) {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|(p, _)| *p == port)
+            .expect("a node of ours");
+        if let Some(process) = node.1.take() {
+            process.kill();
+        }
+    }
+
+    fn live_port(&self) -> u16 {
+        self.nodes
+            .iter()
+            .find(|(_, p)| p.is_some())
+            .expect("a live node")
+            .0
+    }
+
+    /// Waits until a live node reports `cluster_state:ok`.
+    pub fn wait_ok(&self, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        let port = self.live_port();
+        while !Self::cli(port, &["cluster", "info"]).contains("cluster_state:ok") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cluster not ok within {within:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Sentinel deployment of the test's own on free ports: a primary, a replica and three
+/// sentinels watching them as service `corekit` (down after 1 s), removed when dropped.
+pub struct RedisSentinel {
+    /// Primary first, then the replica.
+    pub data_ports: [u16; 2],
+    sentinel_ports: Vec<u16>,
+    data: Vec<Option<RedisProcess>>,
+    _sentinels: Vec<RedisProcess>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisSentinel {
+    /// Starts everything and waits until the sentinels know the replica and each other.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(unique("redis-sentinel"));
+        let primary = free_port();
+        let replica = free_port();
+        let node = |port: u16, extra: &[&str]| {
+            let node_dir = dir.join(port.to_string());
+            std::fs::create_dir_all(&node_dir).expect("node directory");
+            let mut args = vec!["--dir", node_dir.to_str().expect("utf-8 path")];
+            args.extend_from_slice(extra);
+            RedisProcess::start_with(port, &args)
+        };
+        let data = vec![
+            Some(node(primary, &["--repl-diskless-sync-delay", "0"])),
+            Some(node(
+                replica,
+                &["--replicaof", "127.0.0.1", &primary.to_string()],
+            )),
+        ];
+        let mut sentinels = Vec::new();
+        let mut sentinel_ports = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let conf = dir.join(format!("sentinel-{port}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "sentinel monitor corekit 127.0.0.1 {primary} 2\n\
+                     sentinel down-after-milliseconds corekit 1000\n\
+                     sentinel failover-timeout corekit 5000\n"
+                ),
+            )
+            .expect("sentinel config");
+            sentinels.push(RedisProcess::start_sentinel(port, &conf));
+            sentinel_ports.push(port);
+        }
+        let deployment = Self {
+            data_ports: [primary, replica],
+            sentinel_ports,
+            data,
+            _sentinels: sentinels,
+            dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let synced = RedisCluster::cli(replica, &["info", "replication"])
+                .contains("master_link_status:up");
+            let known = deployment.sentinel_ports.iter().all(|p| {
+                let master = RedisCluster::cli(*p, &["sentinel", "master", "corekit"]);
+                let field = |name: &str| {
+                    let mut lines = master.lines();
+                    lines
+                        .find(|l| *l == name)
+                        .and_then(|_| lines.next())
+                        .map(str::to_owned)
+                };
+                field("num-slaves").as_deref() == Some("1")
+                    && field("num-other-sentinels").as_deref() == Some("2")
+            });
+            if synced && known {
+                return deployment;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sentinel deployment not ready in 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// `redis-sentinel://` naming every sentinel.
+    pub fn url(&self) -> String {
+        let [first, rest @ ..] = self.sentinel_ports.as_slice() else {
+            unreachable!("three sentinels")
+        };
+        let nodes: String = rest
+            .iter()
+            .map(|p| format!("&node=127.0.0.1:{p}"))
+            .collect();
+        format!("redis-sentinel://127.0.0.1:{first}/0?sentinelServiceName=corekit{nodes}")
+    }
+
+    /// The primary's port as the first sentinel reports it.
+    pub fn primary(&self) -> Option<u16> {
+        let reply = RedisCluster::cli(
+            self.sentinel_ports[0],
+            &["sentinel", "get-master-addr-by-name", "corekit"],
+        );
+        reply.lines().nth(1)?.trim().parse().ok()
+    }
+
+    /// SIGKILLs the data node on `port`.
+    pub fn kill(&mut self, port: u16) {
+        let i = self
+            .data_ports
+            .iter()
+            .position(|p| *p == port)
+            .expect("a node of ours");
+        if let Some(process) = self.data[i].take() {
+            process.kill();
+        }
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        self.data.clear();
+        self._sentinels.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
