@@ -56,6 +56,8 @@ pub struct QueueConfig {
     /// `QUEUE_KAFKA_SESSION_TIMEOUT`.
     #[serde(with = "cfg::duration")]
     pub kafka_session_timeout: Duration,
+    /// `QUEUE_RABBITMQ_QUEUE_TYPE`: `classic` or `quorum`.
+    pub rabbitmq_queue_type: super::QueueType,
     /// `QUEUE_AMQP_URL`; a secret because it carries a password.
     pub amqp_url: Secret,
     /// `QUEUE_NATS_URL`; a secret because it may carry credentials.
@@ -106,6 +108,7 @@ impl Default for QueueConfig {
             retention_bytes: None,
             retention_messages: None,
             kafka_session_timeout: Duration::from_secs(10),
+            rabbitmq_queue_type: super::QueueType::Classic,
             amqp_url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
             nats_url: Secret::new("nats://127.0.0.1:4222"),
             nats_mode: "jetstream".into(),
@@ -316,6 +319,7 @@ impl QueueConfig {
             retention: self.retention,
             retention_bytes: self.retention_bytes,
             retention_messages: self.retention_messages,
+            queue_type: self.rabbitmq_queue_type,
         }
     }
 
@@ -363,6 +367,7 @@ impl QueueConfig {
                 super::RabbitMqBroker::builder(self.amqp_address())
                     .operation_timeout(self.operation_timeout)
                     .connect_timeout(self.connect_timeout)
+                    .topic_options(self.topic_options(QueueBackend::Rabbitmq))
                     .build()
                     .await?,
             )),

@@ -301,6 +301,10 @@ impl Broker for KafkaBroker {
         "kafka"
     }
 
+    fn topic_options(&self) -> TopicOptions {
+        self.inner.builder.topic_options.clone()
+    }
+
     fn publish<'a>(&'a self, topic: &'a str, message: Message) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             self.ensure_default(topic).await?;

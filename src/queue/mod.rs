@@ -70,6 +70,7 @@
 //! | `QUEUE_RETENTION` | *(no limit)* | how long topics corekit creates keep messages (`7d`); Kafka `retention.ms`, NATS `max_age` ([`TopicOptions`]) |
 //! | `QUEUE_RETENTION_BYTES` | *(no limit)* | bytes they keep (`10GiB`); Kafka `retention.bytes` (per partition), NATS `max_bytes` |
 //! | `QUEUE_RETENTION_MESSAGES` | *(no limit)* | messages they keep; NATS `max_msgs` |
+//! | `QUEUE_RABBITMQ_QUEUE_TYPE` | `classic` | `classic` or `quorum`: the type of the queues groups get ([`QueueType`]) |
 //! | `QUEUE_AMQP_URL`, else `AMQP_URL`, else `RABBITMQ_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ URL (`amqps://` with feature `queue-rabbitmq-tls`) |
 //! | `QUEUE_NATS_URL`, else `NATS_URL` | `nats://127.0.0.1:4222` | NATS server(s), comma-separated |
 //! | `QUEUE_NATS_MODE` | `jetstream` | `jetstream` (acknowledged, durable) or `core` (fire-and-forget) |
@@ -171,6 +172,7 @@ pub const DEAD_LETTER_GROUP: &str = "dead-letters";
 /// | `retention` | `retention.ms` | `max_age` | not applied (use a policy) |
 /// | `retention_bytes` | `retention.bytes` (per partition) | `max_bytes` | not applied |
 /// | `retention_messages` | — (Kafka has no such limit) | `max_msgs` | not applied |
+/// | `queue_type` | — | — | RabbitMQ: the type of each group's queue ([`QueueType`]) |
 ///
 /// Without a retention setting a topic keeps everything (Kafka: the broker's default): set one
 /// so a topic cannot grow without bound. Past a limit the oldest messages go first.
@@ -187,6 +189,35 @@ pub struct TopicOptions {
     pub retention_bytes: Option<u64>,
     /// How many messages a topic keeps.
     pub retention_messages: Option<u64>,
+    /// RabbitMQ: the type of the queue each group of the topic gets.
+    pub queue_type: QueueType,
+}
+
+/// The type of the queue a RabbitMQ group reads from; other brokers ignore it.
+///
+/// A queue keeps the type it was created with: declaring an existing queue with another type
+/// is a [`Conflict`](crate::ErrorKind::Conflict) naming both types (delete the queue, or move
+/// its messages, to change it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum QueueType {
+    /// A classic queue (RabbitMQ's default): on one node.
+    #[default]
+    Classic,
+    /// A quorum queue: replicated by Raft over the cluster's nodes, RabbitMQ's recommended
+    /// type for data that must not be lost (3.8+; works on one node too).
+    Quorum,
+}
+
+impl QueueType {
+    /// The `x-queue-type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
 }
 
 impl Default for TopicOptions {
@@ -197,6 +228,7 @@ impl Default for TopicOptions {
             retention: None,
             retention_bytes: None,
             retention_messages: None,
+            queue_type: QueueType::Classic,
         }
     }
 }
@@ -229,6 +261,12 @@ impl TopicOptions {
     /// Keeping at most this many messages.
     pub fn retention_messages(mut self, messages: u64) -> Self {
         self.retention_messages = Some(messages);
+        self
+    }
+
+    /// RabbitMQ: groups of the topic read from queues of this type.
+    pub fn queue_type(mut self, queue_type: QueueType) -> Self {
+        self.queue_type = queue_type;
         self
     }
 }
@@ -265,6 +303,12 @@ pub trait Broker: std::any::Any + Send + Sync {
         group: &'a str,
         prefetch: u32,
     ) -> BoxFuture<'a, Result<IncomingStream>>;
+
+    /// The options of topics created without explicit ones (its builder's; default
+    /// [`TopicOptions::default`]).
+    fn topic_options(&self) -> TopicOptions {
+        TopicOptions::default()
+    }
 
     /// Creates the topic if it does not exist.
     fn ensure_topic<'a>(
@@ -363,7 +407,8 @@ pub(crate) struct Settings {
     pub concurrency: usize,
     pub max_attempts: u32,
     pub backoff: Backoff,
-    pub topic_options: TopicOptions,
+    /// `None`: the broker's own (its builder's) options.
+    pub topic_options: Option<TopicOptions>,
 }
 
 impl Default for Settings {
@@ -382,7 +427,7 @@ impl From<&QueueConfig> for Settings {
             concurrency: c.concurrency,
             max_attempts: c.max_attempts,
             backoff: Backoff::new(c.retry_backoff, c.retry_backoff_max),
-            topic_options: c.topic_options(c.backend()),
+            topic_options: None,
         }
     }
 }
@@ -448,9 +493,10 @@ impl<B: Broker> QueueBuilder<B> {
         self
     }
 
-    /// Settings of topics `ensure_topic` creates without explicit options.
+    /// Settings of topics `ensure_topic` creates without explicit options (default: those
+    /// of the broker's builder).
     pub fn topic_options(mut self, options: TopicOptions) -> Self {
-        self.settings.topic_options = options;
+        self.settings.topic_options = Some(options);
         self
     }
 
@@ -657,7 +703,11 @@ impl Queue {
     /// # Errors
     /// `InvalidInput` for a bad name; the backend's errors.
     pub async fn ensure_topic(&self, topic: &str) -> Result<()> {
-        let options = self.settings.topic_options.clone();
+        let options = self
+            .settings
+            .topic_options
+            .clone()
+            .unwrap_or_else(|| self.broker.topic_options());
         self.ensure_topic_with(topic, &options).await
     }
 

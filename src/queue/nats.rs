@@ -366,6 +366,10 @@ impl Broker for NatsBroker {
         "nats"
     }
 
+    fn topic_options(&self) -> TopicOptions {
+        self.inner.builder.topic_options.clone()
+    }
+
     fn publish<'a>(&'a self, topic: &'a str, message: Message) -> BoxFuture<'a, Result<()>> {
         // The client queues publishes while disconnected and would wait for ever once its
         // queue is full: the bound turns that into a retryable timeout.

@@ -3,7 +3,8 @@
 
 use super::message::{from_wire, wire_headers};
 use super::{
-    BoxFuture, Broker, Headers, Incoming, IncomingStream, Message, Settle, TopicOptions, bounded,
+    BoxFuture, Broker, Headers, Incoming, IncomingStream, Message, QueueType, Settle, TopicOptions,
+    bounded,
 };
 use crate::{Error, ErrorKind, Result};
 use futures_util::StreamExt;
@@ -16,7 +17,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub struct RabbitMqBuilder {
     url: String,
     operation_timeout: Duration,
     connect_timeout: Duration,
+    topic_options: TopicOptions,
 }
 
 impl std::fmt::Debug for RabbitMqBuilder {
@@ -48,6 +50,14 @@ impl RabbitMqBuilder {
     /// Bound on connecting (default 10 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Options for topics without their own ([`Queue::ensure_topic_with`](super::Queue::ensure_topic_with)):
+    /// of these RabbitMQ applies [`queue_type`](TopicOptions::queue_type), the type of the
+    /// queue each group gets (default classic).
+    pub fn topic_options(mut self, options: TopicOptions) -> Self {
+        self.topic_options = options;
         self
     }
 
@@ -99,6 +109,7 @@ impl RabbitMqBuilder {
                 builder: self,
                 exchanges: Mutex::new(HashSet::new()),
                 queues: Mutex::new(HashSet::new()),
+                queue_types: Mutex::new(HashMap::new()),
                 disconnected_at: Mutex::new(None),
             }),
         })
@@ -162,6 +173,8 @@ struct Inner {
     builder: RabbitMqBuilder,
     exchanges: Mutex<HashSet<String>>,
     queues: Mutex<HashSet<(String, String)>>,
+    /// Queue types asked for per topic by `ensure_topic`; others get the builder's.
+    queue_types: Mutex<HashMap<String, QueueType>>,
     /// When a publish last met a lost connection: for a while after, the restarted broker may
     /// still be recovering its queues' bindings.
     disconnected_at: Mutex<Option<std::time::Instant>>,
@@ -251,6 +264,7 @@ impl RabbitMqBroker {
             url: url.into(),
             operation_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            topic_options: TopicOptions::default(),
         }
     }
 
@@ -301,14 +315,25 @@ impl RabbitMqBroker {
     async fn declare_group(&self, channel: &Channel, topic: &str, group: &str) -> Result<String> {
         self.declare_exchange(channel, topic).await?;
         let queue = queue_name(topic, group);
+        let queue_type = lock(&self.inner.queue_types)
+            .get(topic)
+            .copied()
+            .unwrap_or(self.inner.builder.topic_options.queue_type);
+        let mut arguments = FieldTable::default();
+        if queue_type != QueueType::Classic {
+            // Only when asked: a queue declared before this option existed has no argument,
+            // and RabbitMQ refuses a redeclaration whose arguments differ.
+            arguments.insert(
+                ShortString::from("x-queue-type"),
+                AMQPValue::LongString(LongString::from(queue_type.as_str())),
+            );
+        }
         channel
-            .queue_declare(
-                short(&queue)?,
-                QueueDeclareOptions::durable(),
-                FieldTable::default(),
-            )
+            .queue_declare(short(&queue)?, QueueDeclareOptions::durable(), arguments)
             .await
-            .map_err(|e| amqp_error(e, "declaring a queue"))?;
+            .map_err(|e| {
+                amqp_error(e, &format!("declaring queue {queue:?} ({})", queue_type.as_str()))
+            })?;
         channel
             .queue_bind(
                 short(&queue)?,
@@ -446,6 +471,10 @@ impl Broker for RabbitMqBroker {
         "rabbitmq"
     }
 
+    fn topic_options(&self) -> TopicOptions {
+        self.inner.builder.topic_options.clone()
+    }
+
     fn publish<'a>(&'a self, topic: &'a str, message: Message) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             self.ensure_exchange(topic).await?;
@@ -526,12 +555,13 @@ impl Broker for RabbitMqBroker {
     fn ensure_topic<'a>(
         &'a self,
         topic: &'a str,
-        _options: &'a TopicOptions,
+        options: &'a TopicOptions,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(bounded(
             self.timeout(),
             move || format!("declaring {topic:?}"),
             async move {
+                lock(&self.inner.queue_types).insert(topic.to_owned(), options.queue_type);
                 lock(&self.inner.exchanges).remove(topic);
                 self.ensure_exchange(topic).await
             },

@@ -296,6 +296,20 @@ fn retention_and_replicas_reach_the_topic_options_of_each_broker() {
     assert_eq!(c.topic_options(QueueBackend::Kafka).replication, 2);
 }
 
+#[test]
+fn the_rabbitmq_queue_type_is_read_and_checked() {
+    use corekit::queue::QueueType;
+    let c = QueueConfig::from_vars("QUEUE_", vars(&[])).unwrap();
+    assert_eq!(c.topic_options(QueueBackend::Rabbitmq).queue_type, QueueType::Classic);
+    let c = QueueConfig::from_vars("QUEUE_", vars(&[("QUEUE_RABBITMQ_QUEUE_TYPE", "quorum")]))
+        .unwrap();
+    assert_eq!(c.topic_options(QueueBackend::Rabbitmq).queue_type, QueueType::Quorum);
+    let e = QueueConfig::from_vars("QUEUE_", vars(&[("QUEUE_RABBITMQ_QUEUE_TYPE", "stream")]))
+        .expect_err("not a type corekit offers");
+    assert_eq!(e.kind(), corekit::ErrorKind::Config);
+    assert!(e.to_string().contains("QUEUE_RABBITMQ_QUEUE_TYPE"), "{e}");
+}
+
 #[tokio::test]
 async fn a_connect_error_names_the_address_and_its_variable() {
     let dead = format!("nats://u:s3cret@127.0.0.1:{}", crate::support::free_port());

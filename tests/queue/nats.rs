@@ -85,3 +85,38 @@ async fn stream_limits_come_from_the_topic_options() {
         queue.delete_topic(topic).await.unwrap();
     }
 }
+
+/// The whole suite on a three-node JetStream cluster (`scripts/services.sh up nats_cluster`),
+/// every stream with three replicas, so each publish is acknowledged by a quorum.
+mod cluster {
+    use super::*;
+    use corekit::queue::TopicOptions;
+
+    pub(super) async fn queue() -> Queue {
+        let url = support::NATS_CLUSTER.require();
+        Queue::new(
+            NatsBroker::builder(url)
+                .topic_options(TopicOptions::default().replication(3))
+                .build()
+                .await
+                .unwrap(),
+        )
+    }
+
+    crate::queue_suite!();
+
+    /// The streams corekit creates there really have three replicas, each on its own node.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streams_have_three_replicas() {
+        let queue = queue().await;
+        let topic = support::unique("r3");
+        queue.ensure_topic(&topic).await.unwrap();
+        let js = queue.downcast_ref::<NatsBroker>().unwrap().jetstream();
+        let name = js.stream_by_subject(topic.as_str()).await.unwrap();
+        let info = js.get_stream(&name).await.unwrap().info().await.unwrap().clone();
+        assert_eq!(info.config.num_replicas, 3);
+        let cluster = info.cluster.expect("cluster info");
+        assert_eq!(cluster.replicas.len(), 2, "two followers beside the leader");
+        queue.delete_topic(&topic).await.unwrap();
+    }
+}

@@ -181,3 +181,53 @@ async fn a_consumer_started_during_recovery_waits_for_the_connection() {
     assert!(handled.load(Ordering::SeqCst) >= 1, "{report:?}");
     proxy.down();
 }
+
+/// The whole suite again with every group on a quorum queue (RabbitMQ's replicated type; one
+/// node here, as on 3.10 it may be).
+mod quorum {
+    use super::*;
+    use corekit::queue::{QueueType, TopicOptions};
+    use futures_util::StreamExt;
+
+    pub(super) async fn queue() -> Queue {
+        let url = support::RABBITMQ.require();
+        Queue::new(
+            RabbitMqBroker::builder(url)
+                .topic_options(TopicOptions::default().queue_type(QueueType::Quorum))
+                .build()
+                .await
+                .unwrap(),
+        )
+    }
+
+    crate::queue_suite!();
+
+    /// The queue really is a quorum queue: asking for it as classic is a `Conflict` that
+    /// names both types; the quorum handle keeps working.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn groups_get_quorum_queues_and_a_type_clash_is_a_clear_conflict() {
+        let quorum = queue().await;
+        let topic = support::unique("quorum");
+        quorum.ensure_topic(&topic).await.unwrap();
+        quorum.ensure_group(&topic, "g").await.unwrap();
+
+        let classic = super::queue().await;
+        let e = classic
+            .ensure_group(&topic, "g")
+            .await
+            .expect_err("the queue exists as quorum");
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+        assert!(e.to_string().contains("quorum"), "{e}");
+
+        quorum.publish(&topic, Message::new("kept")).await.unwrap();
+        let mut sub = quorum.subscribe(&topic, "g").await.unwrap();
+        let delivery = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next())
+            .await
+            .expect("a delivery within 10 s")
+            .expect("stream open")
+            .unwrap();
+        assert_eq!(delivery.message().text(), Some("kept"));
+        delivery.ack().await.unwrap();
+        quorum.delete_topic(&topic).await.unwrap();
+    }
+}
