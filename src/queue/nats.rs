@@ -10,6 +10,7 @@ use async_nats::jetstream::{self, AckKind, consumer::pull, stream};
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use futures_util::StreamExt;
 use std::collections::HashSet;
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -176,9 +177,16 @@ fn nats_error(e: impl std::error::Error + Send + Sync + 'static, what: &str) -> 
     let lower = text.to_ascii_lowercase();
     let kind = if lower.contains("timed out") || lower.contains("timeout") {
         ErrorKind::Timeout
-    } else if lower.contains("not found") || lower.contains("no responders") {
+    } else if lower.contains("not found")
+        || lower.contains("no responders")
+        || lower.contains("no stream found")
+    {
         ErrorKind::NotFound
-    } else if lower.contains("broken pipe") || lower.contains("disconnect") {
+    } else if lower.contains("broken pipe")
+        || lower.contains("disconnect")
+        // A pull whose server went away (a clustered node died): the client pulls again.
+        || lower.contains("missed idle heartbeat")
+    {
         ErrorKind::Unavailable
     } else {
         ErrorKind::Backend
@@ -353,6 +361,33 @@ impl NatsBroker {
     }
 }
 
+impl NatsBroker {
+    /// Runs `publish` (which stores on `topic`'s stream), again while JetStream answers that no
+    /// stream takes the subject: on a cluster that is a stream whose leader is being elected
+    /// after a node died (seen in the cluster fault test), and a stream deleted meanwhile is
+    /// created again. The caller's bound ends the retries; message ids make them harmless.
+    async fn storing<F, Fut>(&self, topic: &str, publish: F) -> Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        loop {
+            let attempt = async {
+                self.ensure_known(topic).await?;
+                publish().await
+            };
+            match attempt.await {
+                Err(e) if e.kind() == ErrorKind::NotFound && self.jetstream_mode() => {
+                    tracing::debug!(%topic, error = %e, "nats: no stream answered; retrying");
+                    self.streams().remove(topic);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 async fn await_ack(ack: Option<jetstream::context::PublishAckFuture>) -> Result<()> {
     if let Some(ack) = ack {
         ack.await
@@ -377,8 +412,11 @@ impl Broker for NatsBroker {
             self.timeout(),
             move || format!("publishing to {topic:?}"),
             async move {
-                self.ensure_known(topic).await?;
-                await_ack(self.enqueue(topic, &message).await?).await
+                let message = &message;
+                self.storing(topic, || async {
+                    await_ack(self.enqueue(topic, message).await?).await
+                })
+                .await
             },
         ))
     }
@@ -392,14 +430,17 @@ impl Broker for NatsBroker {
             self.timeout(),
             move || format!("publishing a batch to {topic:?}"),
             async move {
-                self.ensure_known(topic).await?;
-                let mut acks = Vec::with_capacity(messages.len());
-                for m in &messages {
-                    acks.push(self.enqueue(topic, m).await?);
-                }
-                futures_util::future::try_join_all(acks.into_iter().map(await_ack))
-                    .await
-                    .map(drop)
+                let messages = &messages;
+                self.storing(topic, || async {
+                    let mut acks = Vec::with_capacity(messages.len());
+                    for m in messages {
+                        acks.push(self.enqueue(topic, m).await?);
+                    }
+                    futures_util::future::try_join_all(acks.into_iter().map(await_ack))
+                        .await
+                        .map(drop)
+                })
+                .await
             },
         ))
     }

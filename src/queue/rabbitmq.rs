@@ -332,7 +332,10 @@ impl RabbitMqBroker {
             .queue_declare(short(&queue)?, QueueDeclareOptions::durable(), arguments)
             .await
             .map_err(|e| {
-                amqp_error(e, &format!("declaring queue {queue:?} ({})", queue_type.as_str()))
+                amqp_error(
+                    e,
+                    &format!("declaring queue {queue:?} ({})", queue_type.as_str()),
+                )
             })?;
         channel
             .queue_bind(

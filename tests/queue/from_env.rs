@@ -300,10 +300,16 @@ fn retention_and_replicas_reach_the_topic_options_of_each_broker() {
 fn the_rabbitmq_queue_type_is_read_and_checked() {
     use corekit::queue::QueueType;
     let c = QueueConfig::from_vars("QUEUE_", vars(&[])).unwrap();
-    assert_eq!(c.topic_options(QueueBackend::Rabbitmq).queue_type, QueueType::Classic);
-    let c = QueueConfig::from_vars("QUEUE_", vars(&[("QUEUE_RABBITMQ_QUEUE_TYPE", "quorum")]))
-        .unwrap();
-    assert_eq!(c.topic_options(QueueBackend::Rabbitmq).queue_type, QueueType::Quorum);
+    assert_eq!(
+        c.topic_options(QueueBackend::Rabbitmq).queue_type,
+        QueueType::Classic
+    );
+    let c =
+        QueueConfig::from_vars("QUEUE_", vars(&[("QUEUE_RABBITMQ_QUEUE_TYPE", "quorum")])).unwrap();
+    assert_eq!(
+        c.topic_options(QueueBackend::Rabbitmq).queue_type,
+        QueueType::Quorum
+    );
     let e = QueueConfig::from_vars("QUEUE_", vars(&[("QUEUE_RABBITMQ_QUEUE_TYPE", "stream")]))
         .expect_err("not a type corekit offers");
     assert_eq!(e.kind(), corekit::ErrorKind::Config);

@@ -113,7 +113,14 @@ mod cluster {
         queue.ensure_topic(&topic).await.unwrap();
         let js = queue.downcast_ref::<NatsBroker>().unwrap().jetstream();
         let name = js.stream_by_subject(topic.as_str()).await.unwrap();
-        let info = js.get_stream(&name).await.unwrap().info().await.unwrap().clone();
+        let info = js
+            .get_stream(&name)
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .clone();
         assert_eq!(info.config.num_replicas, 3);
         let cluster = info.cluster.expect("cluster info");
         assert_eq!(cluster.replicas.len(), 2, "two followers beside the leader");
