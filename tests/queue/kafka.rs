@@ -15,6 +15,27 @@ async fn queue() -> Queue {
 
 crate::queue_suite!();
 
+/// The whole suite again with every topic on 6 partitions: per-key order, group sharing and
+/// redelivery must hold across partitions, not only on one.
+mod partitioned {
+    use super::*;
+    use corekit::queue::TopicOptions;
+
+    pub(super) async fn queue() -> Queue {
+        let brokers = support::KAFKA.require();
+        Queue::new(
+            KafkaBroker::builder(brokers)
+                .session_timeout(std::time::Duration::from_secs(6))
+                .topic_options(TopicOptions::default().partitions(6))
+                .build()
+                .await
+                .unwrap(),
+        )
+    }
+
+    crate::queue_suite!();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_with_retention_is_created_and_used() {
     use corekit::queue::{Message, TopicOptions};

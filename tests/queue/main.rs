@@ -8,6 +8,7 @@ mod conformance;
 mod faults;
 mod from_env;
 mod kafka;
+mod kafka_durable;
 mod memory;
 mod nats;
 mod outage;

