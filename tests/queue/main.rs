@@ -5,6 +5,7 @@
 mod support;
 
 mod conformance;
+mod consumer_kill;
 mod faults;
 mod from_env;
 mod kafka;
