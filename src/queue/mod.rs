@@ -54,6 +54,20 @@
 //!   reserved: they carry [`Message::id`], the attempt and (where the broker has no message key)
 //!   [`Message::key`].
 //!
+//! # Deployments
+//!
+//! Each broker's conformance suite also runs on the deployments services grow into, and the
+//! fault tests count what is lost (always 0 acknowledged messages):
+//!
+//! | broker | deployments tested | faults counted |
+//! |---|---|---|
+//! | Kafka | Tansu 0.6, topics of 1 and 6 partitions; Tansu with durable S3 storage (SeaweedFS) | the durable broker SIGKILLed twice under 5,000 batch publishes and a consuming group; a consumer process SIGKILLed mid-batch (Kafka redelivers what it had not committed) |
+//! | RabbitMQ | 3.10, classic and quorum queues ([`QueueType`]) | a node SIGKILLed and restarted during publishing, classic and quorum; a consumer process SIGKILLed mid-batch |
+//! | NATS JetStream | 2.9 single server; a three-node cluster with R3 streams (`QUEUE_NATS_REPLICAS=3`) | the server restarted; the cluster node the client is connected to SIGKILLed (the client moves on, publishes retried within the bound); a consumer process SIGKILLed mid-batch |
+//!
+//! Not tested here: Kafka with several brokers (replication factor above 1), a RabbitMQ cluster
+//! of several nodes.
+//!
 //! # Configuration
 //!
 //! [`Queue::from_env`] reads [`QueueConfig`] from `QUEUE_*` variables:

@@ -58,6 +58,11 @@
 //!
 //! Fleet-wide single runs: [`Job::single_instance`] with a [`TickLock`] such as
 //! `RedisTickLock` (feature `scheduler-redis`).
+//!
+//! The Redis store and tick lock work on one server and on a Redis Cluster
+//! (`redis-cluster://`): a queue's keys share the hash tag `{queue}`, so each of the store's
+//! scripts touches one slot, and different queues spread over the cluster. The job-store
+//! conformance suite runs on both.
 
 mod config;
 mod driver;
