@@ -50,7 +50,8 @@ pub(crate) async fn connect(mut config: Config, how: Connect, address: &str) -> 
     // A cluster client that lost the node named in its URL must still find the cluster: ask
     // the nodes it last knew as well (fred's default asks only the URL's nodes, so a dead
     // first node left the client reconnecting for ever, seen in the failover test).
-    if config.server.is_clustered() {
+    let clustered = config.server.is_clustered();
+    if clustered {
         let _ = config
             .server
             .set_cluster_discovery_policy(fred::types::config::ClusterDiscoveryPolicy::UseCache);
@@ -70,8 +71,11 @@ pub(crate) async fn connect(mut config: Config, how: Connect, address: &str) -> 
                 .max(command_timeout)
                 .max(Duration::from_secs(1));
             // A command written to a connection that then dies fails instead of being
-            // replayed after the reconnect (possibly after the caller gave up on it).
-            c.max_command_attempts = 1;
+            // replayed after the reconnect (possibly after the caller gave up on it). On a
+            // cluster, fred counts following a MOVED/ASK redirection as another attempt: one
+            // attempt failed every command caught in a resharding ("Too many failed write
+            // attempts", seen in the resharding test), so a cluster allows two redirections.
+            c.max_command_attempts = if clustered { 3 } else { 1 };
         })
         .with_performance_config(|p| {
             if bound_in_client {
@@ -177,6 +181,10 @@ pub(crate) fn map_err(e: fred::error::Error, op: &'static str) -> Error {
             ErrorKind::PermissionDenied
         }
         F::Timeout => ErrorKind::Timeout,
+        // A cluster still forming (or re-forming) has no complete slot map yet.
+        _ if details.contains("cluster state") || details.starts_with("CLUSTERDOWN") => {
+            ErrorKind::Unavailable
+        }
         F::IO | F::Canceled | F::Backpressure | F::Routing | F::Cluster | F::Sentinel => {
             ErrorKind::Unavailable
         }
@@ -227,6 +235,8 @@ mod tests {
                 false,
             ),
             (F::Url, "bad url", false),
+            (F::Protocol, "Invalid or missing cluster state.", true),
+            (F::Unknown, "CLUSTERDOWN The cluster is down", true),
         ];
         for (kind, details, retryable) in cases {
             let e = map_err(FredError::new(kind, details), "get");

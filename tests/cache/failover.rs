@@ -13,8 +13,8 @@ type Call = (Instant, Duration, Option<corekit::Error>);
 /// Runs 8 tasks of sets and gets on `url` for a second, then `fault` (blocking: it kills the
 /// primary and returns once a replica was promoted), then 6 s more. Asserts that every failure
 /// was retryable and bounded by the command timeout, that none came 5 s or more after the
-/// promotion, and that the same handle then serves every key.
-pub async fn load_through(url: &str, fault: impl FnOnce()) {
+/// promotion, and that the same handle then serves every key. Returns how many calls failed.
+pub async fn load_through(url: &str, fault: impl FnOnce()) -> usize {
     let timeout = Duration::from_millis(500);
     let store = RedisStore::builder(url)
         .connect_timeout(Duration::from_secs(2))
@@ -26,7 +26,7 @@ pub async fn load_through(url: &str, fault: impl FnOnce()) {
         .prefix(support::unique("failover"))
         .build()
         .unwrap();
-    let keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    let keys: Vec<String> = (0..2000).map(|i| format!("k{i}")).collect();
 
     let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -100,8 +100,8 @@ pub async fn load_through(url: &str, fault: impl FnOnce()) {
         .count();
     assert!(after > 0, "calls ran after the recovery window");
     eprintln!(
-        "failover: {} calls, {} failed (all retryable), promoted {:?} after the kill, \
-         last failure {:?} after the kill",
+        "under load: {} calls, {} failed (all retryable), fault over {:?} after it began, \
+         last failure {:?} after it began",
         calls.len(),
         failed.len(),
         promoted_at - killed_at,
@@ -113,4 +113,5 @@ pub async fn load_through(url: &str, fault: impl FnOnce()) {
         cache.set(key, &1u8).await.unwrap();
         assert_eq!(cache.get::<u8>(key).await.unwrap(), Some(1), "{key}");
     }
+    failed.len()
 }

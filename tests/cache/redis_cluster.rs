@@ -102,3 +102,17 @@ async fn a_killed_primary_fails_over_and_the_handle_carries_on() {
     })
     .await;
 }
+
+/// A resharding under load: 2,000 slots (keys included) move from one primary to another
+/// while 8 tasks read and write. The client follows the MOVED and ASK redirections: not one
+/// call fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resharding_under_load_fails_no_call() {
+    let cluster = support::RedisCluster::start(0);
+    let failed = crate::failover::load_through(&cluster.url(), || {
+        let primaries = cluster.primaries();
+        cluster.reshard(&primaries[0].0, &primaries[1].0, 2000);
+    })
+    .await;
+    assert_eq!(failed, 0, "calls failed during the resharding");
+}

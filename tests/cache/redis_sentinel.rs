@@ -1,20 +1,39 @@
 //! The cache behind Redis Sentinel (a primary, a replica and three sentinels from
-//! `scripts/services.sh up redis_sentinel`): the conformance suite through the sentinels. The
+//! `scripts/services.sh up redis_sentinel`): the conformance suite, plain and two-tier,
+//! through the sentinels. The
 //! failover case (primary killed, replica promoted, same handle carries on) is in
 //! `redis_faults`, on a deployment of its own.
 
 use crate::support;
-use corekit::cache::RedisStore;
+use corekit::cache::{MemoryStore, RedisStore, TieredStore};
 
-type Store = RedisStore;
-
-async fn new_store() -> Store {
+async fn sentinel_store() -> RedisStore {
     RedisStore::connect(&support::REDIS_SENTINEL.require())
         .await
         .unwrap()
 }
 
-crate::cache_suite!(keeps_expired: false);
+mod plain {
+    use super::*;
+    type Store = RedisStore;
+    async fn new_store() -> Store {
+        sentinel_store().await
+    }
+    crate::cache_suite!(keeps_expired: false);
+}
+
+mod tiered {
+    use super::*;
+    type Store = TieredStore;
+    async fn new_store() -> Store {
+        TieredStore::builder(MemoryStore::new(10_000), sentinel_store().await)
+            .channel(support::unique("chan"))
+            .build()
+            .await
+            .unwrap()
+    }
+    crate::cache_suite!(keeps_expired: true);
+}
 
 /// The primary SIGKILLed while 8 tasks read and write (a deployment of the test's own): the
 /// sentinels promote the replica, and within 5 s of that the same handle serves every key,

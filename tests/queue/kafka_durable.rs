@@ -89,19 +89,16 @@ async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
     let seen: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
     let consumer = {
         let seen = seen.clone();
-        queue
-            .consumer(&topic, "readers")
-            .concurrency(4)
-            .run(
-                move |m: Message| {
-                    let seen = seen.clone();
-                    async move {
-                        *seen.lock().unwrap().entry(m.id.clone()).or_default() += 1;
-                        Ok::<(), std::io::Error>(())
-                    }
-                },
-                std::future::pending::<()>(),
-            )
+        queue.consumer(&topic, "readers").concurrency(4).run(
+            move |m: Message| {
+                let seen = seen.clone();
+                async move {
+                    *seen.lock().unwrap().entry(m.id.clone()).or_default() += 1;
+                    Ok::<(), std::io::Error>(())
+                }
+            },
+            std::future::pending::<()>(),
+        )
     };
     let consumer = tokio::spawn(consumer);
 

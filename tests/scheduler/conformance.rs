@@ -1,5 +1,6 @@
 //! The job-store conformance suite (`corekit::scheduler::conformance`), on every store: each
-//! check is its own test, on a fresh memory store or a Redis store under a unique prefix.
+//! check is its own test, on a fresh memory store or a Redis store under a unique prefix (one
+//! server, a Redis Cluster, behind Sentinel).
 
 use corekit::scheduler::{JobStore, MemoryJobStore, RedisJobStore, conformance};
 use std::sync::Arc;
@@ -16,6 +17,12 @@ async fn redis() -> Arc<dyn JobStore> {
 
 async fn redis_cluster() -> Arc<dyn JobStore> {
     let url = crate::single_instance::support::REDIS_CLUSTER.require();
+    let prefix = crate::single_instance::support::unique("jobs-conformance");
+    Arc::new(RedisJobStore::connect(&url, &prefix).await.unwrap())
+}
+
+async fn redis_sentinel() -> Arc<dyn JobStore> {
+    let url = crate::single_instance::support::REDIS_SENTINEL.require();
     let prefix = crate::single_instance::support::unique("jobs-conformance");
     Arc::new(RedisJobStore::connect(&url, &prefix).await.unwrap())
 }
@@ -48,6 +55,10 @@ suite!(redis: ping_answers, jobs_run_once, retries_count_attempts, dead_after_ma
     handler_panics_and_timeouts_are_isolated, expired_lease_is_reclaimed,
     stale_lease_cannot_settle, enqueue_validates);
 suite!(redis_cluster: ping_answers, jobs_run_once, retries_count_attempts, dead_after_max_attempts,
+    dead_lists_are_per_queue, dead_jobs_can_be_retried_and_deleted,
+    handler_panics_and_timeouts_are_isolated, expired_lease_is_reclaimed,
+    stale_lease_cannot_settle, enqueue_validates);
+suite!(redis_sentinel: ping_answers, jobs_run_once, retries_count_attempts, dead_after_max_attempts,
     dead_lists_are_per_queue, dead_jobs_can_be_retried_and_deleted,
     handler_panics_and_timeouts_are_isolated, expired_lease_is_reclaimed,
     stale_lease_cannot_settle, enqueue_validates);

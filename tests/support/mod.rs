@@ -519,6 +519,46 @@ impl RedisCluster {
         None
     }
 
+    /// The node ids of the live primaries, with their ports.
+    pub fn primaries(&self) -> Vec<(String, u16)> {
+        let nodes = Self::cli(self.live_port(), &["cluster", "nodes"]);
+        nodes
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (fields.len() >= 3 && fields[2].contains("master") && !fields[2].contains("fail"))
+                    .then(|| {
+                        let port = fields[1].split(['@', ':']).nth(1).expect("host:port@bus");
+                        (fields[0].to_owned(), port.parse().expect("port"))
+                    })
+            })
+            .collect()
+    }
+
+    /// Moves `slots` hash slots from primary `from` to primary `to` (node ids) with
+    /// `redis-cli --cluster reshard`, keys included, while clients keep running.
+    pub fn reshard(&self, from: &str, to: &str, slots: u32) {
+        let seed = format!("127.0.0.1:{}", self.live_port());
+        let out = std::process::Command::new("redis-cli")
+            .args([
+                "--cluster",
+                "reshard",
+                &seed,
+                "--cluster-from",
+                from,
+                "--cluster-to",
+                to,
+            ])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .output()
+            .expect("redis-cli");
+        assert!(
+            out.status.success(),
+            "reshard failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
     /// SIGKILLs the node on `port`.
     pub fn kill(&mut self, port: u16) {
         let node = self
@@ -539,16 +579,17 @@ impl RedisCluster {
             .0
     }
 
-    /// Waits until a live node reports `cluster_state:ok`.
+    /// Waits until every live node reports `cluster_state:ok`.
     pub fn wait_ok(&self, within: std::time::Duration) {
         let deadline = std::time::Instant::now() + within;
-        let port = self.live_port();
-        while !Self::cli(port, &["cluster", "info"]).contains("cluster_state:ok") {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "cluster not ok within {within:?}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
+        for (port, _) in self.nodes.iter().filter(|(_, p)| p.is_some()) {
+            while !Self::cli(*port, &["cluster", "info"]).contains("cluster_state:ok") {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "cluster not ok within {within:?}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
         }
     }
 }
