@@ -274,7 +274,7 @@ impl fmt::Display for Error {
         if let Some(source) = &self.inner.source {
             // Messages often quote their cause already; say it once.
             let cause = source.to_string();
-            if !self.inner.message.ends_with(&cause) {
+            if !self.inner.message.contains(&cause) {
                 write!(f, ": {cause}")?;
             }
         }
@@ -474,6 +474,21 @@ mod tests {
         assert_eq!(e.backend(), Some("redis"));
         assert_eq!(e.operation(), Some("ping"));
         assert!(format!("{e:?}").contains("Unavailable"));
+    }
+
+    #[test]
+    fn a_cause_the_message_quotes_is_not_repeated() {
+        // A message that quotes its cause's chain (cause first, then deeper causes).
+        let io = std::io::Error::other("error sending request");
+        let e = Error::new(
+            ErrorKind::Unavailable,
+            "head of x: error sending request: connection refused",
+        )
+        .with_source(io);
+        assert_eq!(
+            e.to_string(),
+            "unavailable: head of x: error sending request: connection refused"
+        );
     }
 
     #[test]

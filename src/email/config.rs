@@ -70,6 +70,9 @@ pub struct EmailConfig {
     pub retry_backoff_max: Duration,
     /// `EMAIL_TEMPLATES_DIR`.
     pub templates_dir: Option<String>,
+    /// Which variable each setting came from (filled by the loader), for errors.
+    #[serde(skip)]
+    pub sources: cfg::Sources,
 }
 
 impl Default for EmailConfig {
@@ -92,12 +95,16 @@ impl Default for EmailConfig {
             retry_backoff: Duration::from_millis(500),
             retry_backoff_max: Duration::from_secs(30),
             templates_dir: None,
+            sources: cfg::Sources::default(),
         }
     }
 }
 
 impl EnvConfig for EmailConfig {
     const PREFIX: &'static str = "EMAIL_";
+    fn sources_mut(&mut self) -> Option<&mut cfg::Sources> {
+        Some(&mut self.sources)
+    }
     const SECRETS: &'static [&'static str] = &["url", "smtp_url", "sendgrid_api_key"];
     const FALLBACKS: &'static [(&'static str, &'static [&'static str])] = &[
         ("smtp_url", &["SMTP_URL"]),
@@ -291,6 +298,28 @@ impl EmailConfig {
             Retry::new(self.max_attempts, self.retry_backoff)
                 .backoff(self.retry_backoff, self.retry_backoff_max),
         );
+        // Where the server is and which variable said so, for errors about reaching it.
+        let field = match backend {
+            EmailBackend::Smtp if self.url_backend() == Ok(Some(EmailBackend::Smtp)) => Some("url"),
+            EmailBackend::Smtp => Some("smtp_url"),
+            EmailBackend::Sendgrid => Some("sendgrid_url"),
+            EmailBackend::Ses => Some("ses_endpoint"),
+            EmailBackend::Memory | EmailBackend::File => None,
+        };
+        if let Some(field) = field {
+            let at = match backend {
+                EmailBackend::Ses => self
+                    .ses_endpoint
+                    .clone()
+                    .unwrap_or_else(|| "the AWS endpoint of the region".to_owned()),
+                _ => address,
+            };
+            builder = builder.origin(format!(
+                "{} server {at} ({})",
+                backend.as_str(),
+                self.sources.describe(field)
+            ));
+        }
         if let Some(from) = &self.from {
             builder = builder.default_from(from)?;
         }

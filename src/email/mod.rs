@@ -226,6 +226,8 @@ pub struct Mailer {
 
 struct Inner {
     primary: Arc<dyn Transport>,
+    /// Where the primary transport's server is (from `from_env`), for errors reaching it.
+    origin: Option<Arc<str>>,
     fallback: Option<Arc<dyn Transport>>,
     default_from: Option<Address>,
     retry: Retry,
@@ -248,6 +250,7 @@ impl std::fmt::Debug for Mailer {
 #[must_use]
 pub struct MailerBuilder {
     primary: Arc<dyn Transport>,
+    origin: Option<Arc<str>>,
     fallback: Option<Arc<dyn Transport>>,
     default_from: Option<Address>,
     retry: Retry,
@@ -294,11 +297,18 @@ impl MailerBuilder {
         self
     }
 
+    /// Notes where the primary transport's server is, for errors about reaching it.
+    pub(crate) fn origin(mut self, origin: String) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
     /// The mailer.
     pub fn build(self) -> Mailer {
         Mailer {
             inner: Arc::new(Inner {
                 primary: self.primary,
+                origin: self.origin,
                 fallback: self.fallback,
                 default_from: self.default_from,
                 retry: self.retry,
@@ -319,6 +329,7 @@ impl Mailer {
     pub fn builder(transport: impl Transport) -> MailerBuilder {
         MailerBuilder {
             primary: Arc::new(transport),
+            origin: None,
             fallback: None,
             default_from: None,
             retry: Retry::default(),
@@ -473,7 +484,8 @@ impl Mailer {
             };
             let result =
                 crate::instrument::call(call, tracing::Level::INFO, span, transport.send(email))
-                    .await;
+                    .await
+                    .map_err(|e| self.located(transport, e));
             match result {
                 Ok(id) => return Ok(id),
                 Err(e) => {
@@ -522,7 +534,24 @@ impl Mailer {
         let system = transport.name();
         let call = crate::instrument::Call::new(crate::instrument::Module::Email, system, "ping");
         let span = || tracing::debug_span!("email", otel.name = "ping", email.transport = system);
-        crate::instrument::call(call, tracing::Level::DEBUG, span, transport.ping()).await
+        crate::instrument::call(call, tracing::Level::DEBUG, span, transport.ping())
+            .await
+            .map_err(|e| self.located(transport.as_ref(), e))
+    }
+
+    /// `e`, naming where the primary transport's server is when reaching it failed.
+    fn located(&self, transport: &dyn Transport, e: Error) -> Error {
+        use crate::ErrorKind as K;
+        let primary = std::ptr::addr_eq(transport, Arc::as_ptr(&self.inner.primary));
+        match &self.inner.origin {
+            Some(origin)
+                if primary
+                    && matches!(e.kind(), K::Unavailable | K::Timeout | K::PermissionDenied) =>
+            {
+                e.with_context(origin)
+            }
+            _ => e,
+        }
     }
 
     /// Releases what the transports hold open; sends made afterwards may fail. Clones share

@@ -94,6 +94,9 @@ pub struct StorageConfig {
     pub part_size: u64,
     /// `STORAGE_UPLOAD_CONCURRENCY`: parts in flight per upload.
     pub upload_concurrency: usize,
+    /// Which variable each setting came from (filled by the loader), for errors.
+    #[serde(skip)]
+    pub sources: cfg::Sources,
 }
 
 impl Default for StorageConfig {
@@ -121,6 +124,7 @@ impl Default for StorageConfig {
             retry_backoff_max: policy.backoff.max,
             part_size: super::DEFAULT_PART_SIZE as u64,
             upload_concurrency: 4,
+            sources: cfg::Sources::default(),
         }
     }
 }
@@ -184,6 +188,9 @@ fn parse_url(url: &str) -> std::result::Result<Target, ConfigIssue> {
 
 impl EnvConfig for StorageConfig {
     const PREFIX: &'static str = "STORAGE_";
+    fn sources_mut(&mut self) -> Option<&mut cfg::Sources> {
+        Some(&mut self.sources)
+    }
     const SECRETS: &'static [&'static str] = &[
         "azure_access_key",
         "azure_sas_token",
@@ -287,12 +294,6 @@ impl StorageConfig {
     }
 
     /// Bucket, container or root from the URL, else the named field.
-    #[cfg(any(
-        feature = "storage-local",
-        feature = "storage-s3",
-        feature = "storage-gcs",
-        feature = "storage-azure"
-    ))]
     fn location(&self, field: Option<&String>) -> Option<String> {
         self.url
             .as_deref()
@@ -332,6 +333,10 @@ impl StorageConfig {
         self.validate()
             .map_err(|issue| issue.into_error(Self::PREFIX, Self::SECRETS))?;
         let storage = self.backend_storage().await?;
+        let storage = match self.origin() {
+            Some(origin) => storage.with_origin(origin),
+            None => storage,
+        };
         let mut storage = storage
             .with_retry(self.retry_policy())
             .with_part_size(self.part_size as usize)?
@@ -340,6 +345,57 @@ impl StorageConfig {
             storage = storage.scoped(&prefix)?;
         }
         Ok(storage)
+    }
+
+    /// Where a networked store is and which variables said so, for errors about reaching it:
+    /// `S3 bucket "b" at http://host:8333 (address from STORAGE_ENDPOINT; bucket from
+    /// STORAGE_URL)`. `None` for in-process stores.
+    fn origin(&self) -> Option<String> {
+        let backend = self.resolved_backend();
+        let (what, field, named) = match backend {
+            StorageBackend::Memory => return None,
+            StorageBackend::Local => (
+                "local root",
+                "local_root",
+                self.location(None)
+                    .unwrap_or_else(|| self.local_root.clone()),
+            ),
+            StorageBackend::S3 => (
+                "S3 bucket",
+                "bucket",
+                self.location(self.bucket.as_ref()).unwrap_or_default(),
+            ),
+            StorageBackend::Gcs => (
+                "GCS bucket",
+                "bucket",
+                self.location(self.bucket.as_ref()).unwrap_or_default(),
+            ),
+            StorageBackend::Azure => (
+                "Azure container",
+                "container",
+                self.location(self.container.as_ref()).unwrap_or_default(),
+            ),
+        };
+        // The variable that named the bucket (or root): the URL when it carries one.
+        let url_names_it = self
+            .url
+            .as_deref()
+            .and_then(|u| parse_url(u).ok())
+            .is_some_and(|t| t.location.is_some());
+        let field = if url_names_it { "url" } else { field };
+        let from = match self.sources.variable(field) {
+            Some(var) => format!("from {var}"),
+            None => "set in code or defaulted".to_owned(),
+        };
+        let endpoint = match &self.endpoint {
+            Some(e) if backend != StorageBackend::Local => format!(
+                " at {} ({})",
+                crate::config::redact_url(e),
+                self.sources.describe("endpoint")
+            ),
+            _ => String::new(),
+        };
+        Some(format!("{what} {named:?}{endpoint}, {from}"))
     }
 
     #[allow(clippy::unused_async)]

@@ -36,6 +36,9 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Storage {
     backend: Arc<dyn Backend>,
+    /// Where the store is and which variables said so (from `from_env`), added to errors
+    /// about reaching it.
+    origin: Option<Arc<str>>,
     prefix: Option<ObjectPath>,
     retry: RetryPolicy,
     part_size: usize,
@@ -57,6 +60,7 @@ impl Storage {
     /// Over `backend`, with the default [`RetryPolicy`] and part size.
     pub fn new<B: Backend>(backend: B) -> Self {
         Self {
+            origin: None,
             backend: Arc::new(backend),
             prefix: None,
             retry: RetryPolicy::default(),
@@ -200,7 +204,28 @@ impl Storage {
             )
         };
         let attempts = self.retry.run(idempotent, attempt);
-        crate::instrument::call(call, tracing::Level::DEBUG, span, attempts).await
+        crate::instrument::call(call, tracing::Level::DEBUG, span, attempts)
+            .await
+            .map_err(|e| self.located(e))
+    }
+
+    /// Notes where the store is (and which variables said so) for errors about reaching it.
+    pub(crate) fn with_origin(mut self, origin: String) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// `e`, naming the store's origin when reaching the store is what failed.
+    fn located(&self, e: Error) -> Error {
+        use crate::ErrorKind as K;
+        match &self.origin {
+            Some(origin)
+                if matches!(e.kind(), K::Unavailable | K::Timeout | K::PermissionDenied) =>
+            {
+                e.with_context(origin)
+            }
+            _ => e,
+        }
     }
 
     fn check_put(&self, options: &PutOptions) -> Result<()> {
@@ -413,7 +438,7 @@ impl Storage {
                 .backend
                 .list_stream(full)
                 .map_ok(|m| self.relative_meta(m))
-                .map_err(move |e| e.or_context(system, "list"))
+                .map_err(move |e| self.located(e.or_context(system, "list")))
                 .boxed(),
             Err(e) => futures_util::stream::once(std::future::ready(Err(e))).boxed(),
         }

@@ -485,3 +485,30 @@ fn smtp_url_and_sendgrid_api_key_are_read_when_the_email_ones_are_unset() {
     assert_eq!(c.smtp_address(), "smtps://relay:465");
     assert_eq!(c.sendgrid_api_key.expose(), "SG.key");
 }
+
+/// Issue 15: a mailer that cannot reach its server says which server and which variable named
+/// it, and never prints the password.
+#[tokio::test]
+async fn an_unreachable_server_is_named_with_its_variable() {
+    let port = crate::support::free_port();
+    let url = format!("smtp://user:hunter2@127.0.0.1:{port}");
+    let c = EmailConfig::from_vars(
+        "EMAIL_",
+        vars(&[
+            ("SMTP_URL", &url),
+            ("EMAIL_BACKEND", "smtp"),
+            ("EMAIL_FROM", "app@example.com"),
+            ("EMAIL_TIMEOUT", "2s"),
+            ("EMAIL_MAX_ATTEMPTS", "1"),
+        ]),
+    )
+    .unwrap();
+    let mailer = Mailer::from_config(&c).await.unwrap();
+    let e = mailer.ping().await.expect_err("nothing listens there");
+    let text = format!("{e} {e:?}");
+    eprintln!("{e}");
+    assert!(e.is_retryable(), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(text.contains("from SMTP_URL"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}

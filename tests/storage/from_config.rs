@@ -63,3 +63,36 @@ fn from_env_with_no_variables_warns_that_objects_go_to_a_local_directory() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 15: a store that cannot be reached names the bucket, the endpoint and the variables
+/// they came from.
+#[tokio::test]
+async fn an_unreachable_store_is_named_with_its_variables() {
+    use corekit::storage::ObjectPath;
+    let port = crate::support::free_port();
+    let vars = [
+        ("STORAGE_URL", "gs://reports/daily".to_owned()),
+        ("STORAGE_ENDPOINT", format!("http://127.0.0.1:{port}")),
+        ("STORAGE_MAX_ATTEMPTS", "1".to_owned()),
+        ("STORAGE_ATTEMPT_TIMEOUT", "2s".to_owned()),
+    ];
+    let config = StorageConfig::from_vars(
+        "STORAGE_",
+        vars.iter().map(|(k, v)| (k.to_string(), v.clone())),
+    )
+    .unwrap();
+    let storage = Storage::from_config(&config).await.unwrap();
+    let e = storage
+        .head(&ObjectPath::new("x").unwrap())
+        .await
+        .expect_err("nothing listens there");
+    let text = e.to_string();
+    eprintln!("{e}");
+    assert!(e.is_retryable(), "{text} ({:?})", e.kind());
+    assert!(text.contains("\"reports\""), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(
+        text.contains("from STORAGE_ENDPOINT") && text.contains("from STORAGE_URL"),
+        "{text}"
+    );
+}
