@@ -83,7 +83,7 @@ fn benches(c: &mut Criterion) {
 
     let cache = Cache::builder(MemoryStore::new(10_000)).build().unwrap();
     rt.block_on(cache.set("k", &"v")).unwrap();
-    // A memory-store hit answers without a span by design (see the cache's GetBytes), so the
+    // A memory-store hit answers without a span by design (see `Cache::get_bytes`), so the
     // cost of instrumentation shows on `set`, which runs in a `cache` span.
     let mut g = c.benchmark_group("observability/cache_set");
     g.bench_function("uninstrumented", |b| {

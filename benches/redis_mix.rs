@@ -11,7 +11,7 @@
 //! keeps its default 1 s command timeout, raw fred runs without one.
 
 use bytes::Bytes;
-use corekit::cache::{Cache, RedisStore};
+use corekit::cache::{Cache, CacheStore, RedisStore};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use fred::clients::Pool;
 use fred::interfaces::{ClientLike, KeysInterface};
@@ -33,6 +33,8 @@ fn key(i: u64) -> String {
 async fn connect(url: &str) -> (Cache<RedisStore>, Pool) {
     let store = RedisStore::builder(url).build().await.unwrap();
     let cache = Cache::builder(store).default_ttl(None).build().unwrap();
+    // BENCH_REDIS_ATTRIBUTION=1: also the store alone, with and without its timeout, to see
+    // which layer costs what.
     let config = fred::types::config::Config::from_url(url).unwrap();
     let raw = fred::types::Builder::from_config(config)
         .build_pool(1)
@@ -84,6 +86,32 @@ fn mix(c: &mut Criterion) {
                     }
                 }
             });
+            if std::env::var_os("BENCH_REDIS_ATTRIBUTION").is_some() {
+                for (name, timeout) in [
+                    ("store", Duration::from_secs(1)),
+                    ("store_untimed", Duration::ZERO),
+                ] {
+                    let store = rt
+                        .block_on(
+                            RedisStore::builder(url.clone())
+                                .command_timeout(timeout)
+                                .build(),
+                        )
+                        .unwrap();
+                    let v2 = value.clone();
+                    bench_tasks(&mut group, &rt, name, tasks, move |i| {
+                        let (store, value) = (store.clone(), v2.clone());
+                        async move {
+                            let k = key(i);
+                            if i % 5 == 0 {
+                                store.set(k.as_bytes(), value, None).await.unwrap();
+                            } else {
+                                black_box(store.get(k.as_bytes()).await.unwrap());
+                            }
+                        }
+                    });
+                }
+            }
             let (r2, v2) = (raw.clone(), value.clone());
             bench_tasks(&mut group, &rt, "fred", tasks, move |i| {
                 let (raw, value) = (r2.clone(), v2.clone());

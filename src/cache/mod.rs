@@ -119,7 +119,6 @@ pub use tiered::TieredStore;
 
 pub use any::AnyStore;
 pub use builder::CacheBuilder;
-pub use flight::GetBytes;
 pub use handle::Cache;
 #[allow(unused_imports)]
 pub(crate) use keys::*;
