@@ -10,9 +10,12 @@
 //! timeout) vs a raw `fred` pool of the same size with no timeout (get/set; 1 task and 64
 //! concurrent tasks).
 
+#[path = "common/tasks.rs"]
+mod tasks;
+
 use bytes::Bytes;
 use corekit::cache::{Cache, MemoryStore, RedisStore};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fred::interfaces::{ClientLike, KeysInterface};
 use std::future::Future;
 use std::hint::black_box;
@@ -20,6 +23,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+use tasks::bench_tasks;
 
 const KEYS: usize = 10_000;
 const OPS: usize = 1 << 16;
@@ -327,46 +331,6 @@ fn redis(c: &mut Criterion) {
         });
         group.finish();
     }
-}
-
-/// One benchmark: `op` run over `tasks` concurrent tasks on `rt`.
-fn bench_tasks<F, Fut>(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    rt: &tokio::runtime::Runtime,
-    name: &str,
-    tasks: usize,
-    op: F,
-) where
-    F: Fn(u64) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    group.bench_function(BenchmarkId::from_parameter(name), |b| {
-        b.to_async(rt)
-            .iter_custom(|iters| run_tasks(tasks, iters, op.clone()))
-    });
-}
-
-/// `iters` calls of `op`, spread over `tasks` concurrent tasks; total wall time.
-async fn run_tasks<F, Fut>(tasks: usize, iters: u64, op: F) -> Duration
-where
-    F: Fn(u64) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let per = (iters / tasks as u64).max(1);
-    let start = Instant::now();
-    let mut handles = Vec::with_capacity(tasks);
-    for t in 0..tasks as u64 {
-        let op = op.clone();
-        handles.push(tokio::spawn(async move {
-            for i in 0..per {
-                op(t * per + i).await;
-            }
-        }));
-    }
-    for h in handles {
-        h.await.unwrap();
-    }
-    start.elapsed()
 }
 
 criterion_group! {

@@ -48,3 +48,33 @@ macro_rules! cache_suite {
         )*
     };
 }
+
+/// The suite on a Redis deployment, plain and two-tier: `mod plain` and `mod tiered` over the
+/// store that `$connect()` (an async fn returning a `RedisStore`) gives.
+#[macro_export]
+macro_rules! redis_deployment_suites {
+    ($connect:path) => {
+        mod plain {
+            type Store = corekit::cache::RedisStore;
+            async fn new_store() -> Store {
+                $connect().await
+            }
+            $crate::cache_suite!(keeps_expired: false);
+        }
+
+        mod tiered {
+            type Store = corekit::cache::TieredStore;
+            async fn new_store() -> Store {
+                corekit::cache::TieredStore::builder(
+                    corekit::cache::MemoryStore::new(10_000),
+                    $connect().await,
+                )
+                .channel($crate::support::unique("chan"))
+                .build()
+                .await
+                .unwrap()
+            }
+            $crate::cache_suite!(keeps_expired: true);
+        }
+    };
+}

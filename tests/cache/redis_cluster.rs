@@ -3,7 +3,7 @@
 //! refuses unless the store splits them by slot.
 
 use crate::support;
-use corekit::cache::{Cache, MemoryStore, RedisStore, TieredStore};
+use corekit::cache::{Cache, RedisStore};
 
 async fn cluster_store() -> RedisStore {
     let store = RedisStore::connect(&support::REDIS_CLUSTER.require())
@@ -13,27 +13,7 @@ async fn cluster_store() -> RedisStore {
     store
 }
 
-mod plain {
-    use super::*;
-    type Store = RedisStore;
-    async fn new_store() -> Store {
-        cluster_store().await
-    }
-    crate::cache_suite!(keeps_expired: false);
-}
-
-mod tiered {
-    use super::*;
-    type Store = TieredStore;
-    async fn new_store() -> Store {
-        TieredStore::builder(MemoryStore::new(10_000), cluster_store().await)
-            .channel(support::unique("chan"))
-            .build()
-            .await
-            .unwrap()
-    }
-    crate::cache_suite!(keeps_expired: true);
-}
+crate::redis_deployment_suites!(super::cluster_store);
 
 /// Keys that hash to every primary: the many-key calls and `delete_prefix` must reach them all
 /// and answer in the caller's order.

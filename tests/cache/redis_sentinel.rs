@@ -1,11 +1,9 @@
 //! The cache behind Redis Sentinel (a primary, a replica and three sentinels from
 //! `scripts/services.sh up redis_sentinel`): the conformance suite, plain and two-tier,
-//! through the sentinels. The
-//! failover case (primary killed, replica promoted, same handle carries on) is in
-//! `redis_faults`, on a deployment of its own.
+//! through the sentinels; then a failover on a deployment of the test's own.
 
 use crate::support;
-use corekit::cache::{MemoryStore, RedisStore, TieredStore};
+use corekit::cache::RedisStore;
 
 async fn sentinel_store() -> RedisStore {
     RedisStore::connect(&support::REDIS_SENTINEL.require())
@@ -13,27 +11,7 @@ async fn sentinel_store() -> RedisStore {
         .unwrap()
 }
 
-mod plain {
-    use super::*;
-    type Store = RedisStore;
-    async fn new_store() -> Store {
-        sentinel_store().await
-    }
-    crate::cache_suite!(keeps_expired: false);
-}
-
-mod tiered {
-    use super::*;
-    type Store = TieredStore;
-    async fn new_store() -> Store {
-        TieredStore::builder(MemoryStore::new(10_000), sentinel_store().await)
-            .channel(support::unique("chan"))
-            .build()
-            .await
-            .unwrap()
-    }
-    crate::cache_suite!(keeps_expired: true);
-}
+crate::redis_deployment_suites!(super::sentinel_store);
 
 /// The primary SIGKILLed while 8 tasks read and write (a deployment of the test's own): the
 /// sentinels promote the replica, and within 5 s of that the same handle serves every key,

@@ -145,8 +145,7 @@ async fn kill_mid_batch(url: String) {
     }
     let _ = stop.send(());
     finisher.await.unwrap().unwrap();
-    let handled = handled.lock().unwrap();
-    let twice: u32 = handled.values().map(|n| n - 1).sum();
+    let twice: u32 = handled.lock().unwrap().values().map(|n| n - 1).sum();
     eprintln!(
         "{}: {TOTAL} published, lost 0, {} handled before the SIGKILL, {twice} handled twice",
         queue.backend_name(),

@@ -399,43 +399,35 @@ async fn nats_restart_loses_no_acknowledged_publish() {
     publish_through_restart(Queue::new(broker), Box::new(server)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rabbitmq_restart_loses_no_acknowledged_publish() {
+/// A RabbitMQ node of the test's own, killed and restarted during a publish loop, with group
+/// queues of `queue_type`; the first kill at least `settle` after the queue was declared.
+async fn rabbitmq_restart(queue_type: corekit::queue::QueueType, settle: Duration) {
+    use corekit::queue::TopicOptions;
     support::RABBITMQ.require();
     let mut server = Rabbit::new();
     server.start();
     let broker =
         RabbitMqBroker::builder(format!("amqp://guest:guest@127.0.0.1:{}/%2f", server.port))
             .operation_timeout(OP_TIMEOUT)
+            .topic_options(TopicOptions::default().queue_type(queue_type))
             .build()
             .await
             .unwrap();
-    publish_through_restart(Queue::new(broker), Box::new(server)).await;
+    publish_through_restart_after(Queue::new(broker), Box::new(server), settle).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_restart_loses_no_acknowledged_publish() {
+    rabbitmq_restart(corekit::queue::QueueType::Classic, Duration::ZERO).await;
 }
 
 /// The same on a quorum queue: what RabbitMQ confirmed survives the node's SIGKILL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_quorum_restart_loses_no_acknowledged_publish() {
-    use corekit::queue::{QueueType, TopicOptions};
-    support::RABBITMQ.require();
-    let mut server = Rabbit::new();
-    server.start();
-    let broker =
-        RabbitMqBroker::builder(format!("amqp://guest:guest@127.0.0.1:{}/%2f", server.port))
-            .operation_timeout(OP_TIMEOUT)
-            .topic_options(TopicOptions::default().queue_type(QueueType::Quorum))
-            .build()
-            .await
-            .unwrap();
     // RabbitMQ 3.10 registers a new quorum queue's Raft member on disk a few seconds after
     // declaring it: a SIGKILL 3 s after the declaration left the queue without a leader for
     // good after the restart (seen here), one 15 s after it recovered every time.
-    publish_through_restart_after(
-        Queue::new(broker),
-        Box::new(server),
-        Duration::from_secs(15),
-    )
-    .await;
+    rabbitmq_restart(corekit::queue::QueueType::Quorum, Duration::from_secs(15)).await;
 }
 
 /// The node the client is connected to, in a three-node JetStream cluster, SIGKILLed and

@@ -9,22 +9,22 @@ async fn memory() -> Arc<dyn JobStore> {
     Arc::new(MemoryJobStore::new())
 }
 
-async fn redis() -> Arc<dyn JobStore> {
-    let url = crate::single_instance::support::REDIS.require();
+async fn redis_at(server: crate::single_instance::support::Server) -> Arc<dyn JobStore> {
+    let url = server.require();
     let prefix = crate::single_instance::support::unique("jobs-conformance");
     Arc::new(RedisJobStore::connect(&url, &prefix).await.unwrap())
+}
+
+async fn redis() -> Arc<dyn JobStore> {
+    redis_at(crate::single_instance::support::REDIS).await
 }
 
 async fn redis_cluster() -> Arc<dyn JobStore> {
-    let url = crate::single_instance::support::REDIS_CLUSTER.require();
-    let prefix = crate::single_instance::support::unique("jobs-conformance");
-    Arc::new(RedisJobStore::connect(&url, &prefix).await.unwrap())
+    redis_at(crate::single_instance::support::REDIS_CLUSTER).await
 }
 
 async fn redis_sentinel() -> Arc<dyn JobStore> {
-    let url = crate::single_instance::support::REDIS_SENTINEL.require();
-    let prefix = crate::single_instance::support::unique("jobs-conformance");
-    Arc::new(RedisJobStore::connect(&url, &prefix).await.unwrap())
+    redis_at(crate::single_instance::support::REDIS_SENTINEL).await
 }
 
 macro_rules! suite {
