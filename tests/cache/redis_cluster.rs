@@ -96,3 +96,69 @@ async fn a_resharding_under_load_fails_no_call() {
     .await;
     assert_eq!(failed, 0, "calls failed during the resharding");
 }
+
+/// The node holding the two-tier store's invalidation subscription SIGKILLed (a cluster with
+/// replicas): invalidations sent meanwhile are lost, so the store must forget its near copies
+/// once the subscription is back. A write made behind its back (a plain client, which sends no
+/// invalidation) is seen afterwards, where the near copy would otherwise serve the old value
+/// for its whole 60 s near TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_copies_are_dropped_when_the_subscription_node_dies() {
+    use corekit::cache::{CacheStore, MemoryStore, TieredStore};
+    use fred::interfaces::KeysInterface;
+    use std::time::{Duration, Instant};
+
+    let mut cluster = support::RedisCluster::start(1);
+    let far = RedisStore::builder(cluster.url())
+        .command_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let tiered = TieredStore::builder(MemoryStore::new(1_000), far.clone())
+        .channel(support::unique("chan"))
+        .near_ttl(Duration::from_secs(60))
+        .build()
+        .await
+        .unwrap();
+    tiered.set(b"k", "1".into(), None).await.unwrap();
+    assert_eq!(tiered.get(b"k").await.unwrap().as_deref(), Some(&b"1"[..]));
+
+    // The node the subscription lives on: the one with a client in subscribe mode.
+    let victim = tokio::task::block_in_place(|| {
+        cluster
+            .primaries()
+            .into_iter()
+            .map(|(_, port)| port)
+            .find(|port| {
+                support::RedisCluster::cli(*port, &["client", "list"])
+                    .lines()
+                    .any(|l| l.contains(" sub=1 "))
+            })
+            .expect("a primary holds the subscription")
+    });
+    // Written behind the tiered store's back: no invalidation is ever sent for it.
+    let _: () = far.pool().set("k", "2", None, None, false).await.unwrap();
+    assert_eq!(
+        tiered.get(b"k").await.unwrap().as_deref(),
+        Some(&b"1"[..]),
+        "the near copy still answers before the fault"
+    );
+
+    tokio::task::block_in_place(|| {
+        cluster.kill(victim);
+        cluster.wait_ok(Duration::from_secs(30));
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(v)) = tiered.get(b"k").await
+            && &v[..] == b"2"
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the near copy survived the loss of the subscription"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
