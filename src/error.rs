@@ -194,6 +194,24 @@ impl Error {
         self
     }
 
+    /// Puts `origin` (where the server is and which variable named it) in front of the
+    /// message when reaching the server is what failed (`Unavailable`, `Timeout`,
+    /// `PermissionDenied`); other errors are about the request and stay as they are.
+    #[cfg(any(feature = "_storage", feature = "_email"))]
+    pub(crate) fn at_origin(self, origin: Option<&str>) -> Self {
+        match origin {
+            Some(origin)
+                if matches!(
+                    self.kind(),
+                    ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::PermissionDenied
+                ) =>
+            {
+                self.with_context(origin)
+            }
+            _ => self,
+        }
+    }
+
     /// Keeps `source` as the underlying cause.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.inner.source = Some(source.into());
@@ -474,6 +492,18 @@ mod tests {
         assert_eq!(e.backend(), Some("redis"));
         assert_eq!(e.operation(), Some("ping"));
         assert!(format!("{e:?}").contains("Unavailable"));
+    }
+
+    #[cfg(any(feature = "_storage", feature = "_email"))]
+    #[test]
+    fn the_origin_is_named_only_when_reaching_the_server_failed() {
+        let at = Some("S3 bucket \"b\" at http://h:1");
+        let e = Error::new(ErrorKind::Unavailable, "refused").at_origin(at);
+        assert_eq!(e.message(), "S3 bucket \"b\" at http://h:1: refused");
+        let e = Error::new(ErrorKind::NotFound, "no such key").at_origin(at);
+        assert_eq!(e.message(), "no such key");
+        let e = Error::new(ErrorKind::Timeout, "slow").at_origin(None);
+        assert_eq!(e.message(), "slow");
     }
 
     #[test]

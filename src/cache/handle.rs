@@ -310,8 +310,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///
     /// An in-process answer (the memory store, the tiered store's near tier) completes on the
     /// first poll, with no span; other lookups go to the backend. The future holds the store's
-    /// own inline (not boxed: for Redis, boxing and moving its 5 KB future cost a tenth of the
-    /// throughput at 64 tasks, measured in benches/redis_mix.rs).
+    /// own inline rather than boxed (one allocation and one copy of a 5 KB future less per
+    /// Redis call; see BENCHMARKS.md, Redis under concurrency).
     ///
     /// # Errors
     /// As [`get`](Self::get), without decoding.

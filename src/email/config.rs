@@ -238,6 +238,14 @@ impl EmailConfig {
         }
     }
 
+    /// `what at ADDRESS`, with the variable that set the address when one did.
+    fn named(&self, what: &str, address: &str, field: &str) -> String {
+        match self.sources.variable(field) {
+            Some(var) => format!("{what} at {address} (from {var})"),
+            None => format!("{what} at {address}"),
+        }
+    }
+
     fn missing(&self, feature: &str) -> Error {
         Error::config(format!(
             "EMAIL_BACKEND={} needs the cargo feature {feature}",
@@ -250,7 +258,7 @@ impl EmailConfig {
         let backend = self.backend();
         let address = match backend {
             EmailBackend::Smtp => crate::config::redact_url(self.smtp_address()),
-            EmailBackend::Sendgrid => self.sendgrid_url.clone(),
+            EmailBackend::Sendgrid => crate::config::redact_url(&self.sendgrid_url),
             EmailBackend::File => self.file_directory(),
             EmailBackend::Memory | EmailBackend::Ses => String::new(),
         };
@@ -298,27 +306,29 @@ impl EmailConfig {
             Retry::new(self.max_attempts, self.retry_backoff)
                 .backoff(self.retry_backoff, self.retry_backoff_max),
         );
-        // Where the server is and which variable said so, for errors about reaching it.
-        let field = match backend {
-            EmailBackend::Smtp if self.url_backend() == Ok(Some(EmailBackend::Smtp)) => Some("url"),
-            EmailBackend::Smtp => Some("smtp_url"),
-            EmailBackend::Sendgrid => Some("sendgrid_url"),
-            EmailBackend::Ses => Some("ses_endpoint"),
+        // Where the server is and which variable said so, for errors about reaching it. An
+        // SMTP address left at its default is worth a hint (127.0.0.1:25 is rarely meant);
+        // SendGrid's and SES's defaults are the real services.
+        let origin = match backend {
+            EmailBackend::Smtp => {
+                let field = match self.url_backend() {
+                    Ok(Some(EmailBackend::Smtp)) => "url",
+                    _ => "smtp_url",
+                };
+                Some(format!(
+                    "smtp server {address} ({})",
+                    self.sources.describe(field)
+                ))
+            }
+            EmailBackend::Sendgrid => Some(self.named("SendGrid API", &address, "sendgrid_url")),
+            EmailBackend::Ses => Some(match &self.ses_endpoint {
+                Some(e) => self.named("SES", &crate::config::redact_url(e), "ses_endpoint"),
+                None => "SES (the region's AWS endpoint)".to_owned(),
+            }),
             EmailBackend::Memory | EmailBackend::File => None,
         };
-        if let Some(field) = field {
-            let at = match backend {
-                EmailBackend::Ses => self
-                    .ses_endpoint
-                    .clone()
-                    .unwrap_or_else(|| "the AWS endpoint of the region".to_owned()),
-                _ => address,
-            };
-            builder = builder.origin(format!(
-                "{} server {at} ({})",
-                backend.as_str(),
-                self.sources.describe(field)
-            ));
+        if let Some(origin) = origin {
+            builder = builder.origin(origin);
         }
         if let Some(from) = &self.from {
             builder = builder.default_from(from)?;

@@ -541,17 +541,8 @@ impl Mailer {
 
     /// `e`, naming where the primary transport's server is when reaching it failed.
     fn located(&self, transport: &dyn Transport, e: Error) -> Error {
-        use crate::ErrorKind as K;
         let primary = std::ptr::addr_eq(transport, Arc::as_ptr(&self.inner.primary));
-        match &self.inner.origin {
-            Some(origin)
-                if primary
-                    && matches!(e.kind(), K::Unavailable | K::Timeout | K::PermissionDenied) =>
-            {
-                e.with_context(origin)
-            }
-            _ => e,
-        }
+        e.at_origin(self.inner.origin.as_deref().filter(|_| primary))
     }
 
     /// Releases what the transports hold open; sends made afterwards may fail. Clones share

@@ -347,9 +347,9 @@ impl StorageConfig {
         Ok(storage)
     }
 
-    /// Where a networked store is and which variables said so, for errors about reaching it:
-    /// `S3 bucket "b" at http://host:8333 (address from STORAGE_ENDPOINT; bucket from
-    /// STORAGE_URL)`. `None` for in-process stores.
+    /// Where a store outside the process is and which variables said so, for errors about
+    /// reaching it: `S3 bucket "b" at http://host:8333 (address from STORAGE_ENDPOINT), from
+    /// STORAGE_URL`. `None` for the memory store.
     fn origin(&self) -> Option<String> {
         let backend = self.resolved_backend();
         let (what, field, named) = match backend {

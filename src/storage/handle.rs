@@ -206,26 +206,13 @@ impl Storage {
         let attempts = self.retry.run(idempotent, attempt);
         crate::instrument::call(call, tracing::Level::DEBUG, span, attempts)
             .await
-            .map_err(|e| self.located(e))
+            .map_err(|e| e.at_origin(self.origin.as_deref()))
     }
 
     /// Notes where the store is (and which variables said so) for errors about reaching it.
     pub(crate) fn with_origin(mut self, origin: String) -> Self {
         self.origin = Some(origin.into());
         self
-    }
-
-    /// `e`, naming the store's origin when reaching the store is what failed.
-    fn located(&self, e: Error) -> Error {
-        use crate::ErrorKind as K;
-        match &self.origin {
-            Some(origin)
-                if matches!(e.kind(), K::Unavailable | K::Timeout | K::PermissionDenied) =>
-            {
-                e.with_context(origin)
-            }
-            _ => e,
-        }
     }
 
     fn check_put(&self, options: &PutOptions) -> Result<()> {
@@ -306,7 +293,9 @@ impl Storage {
                 retry.run(true, || upload.put_part(part.clone())).await
             },
         );
-        let body = crate::instrument::call(call, tracing::Level::DEBUG, span, upload).await?;
+        let body = crate::instrument::call(call, tracing::Level::DEBUG, span, upload)
+            .await
+            .map_err(|e| e.at_origin(self.origin.as_deref()))?;
         match body {
             upload::Body::Whole(bytes) => self.put(path, bytes, options).await,
             upload::Body::Uploaded(meta) => Ok(self.relative_meta(meta)),
@@ -438,7 +427,10 @@ impl Storage {
                 .backend
                 .list_stream(full)
                 .map_ok(|m| self.relative_meta(m))
-                .map_err(move |e| self.located(e.or_context(system, "list")))
+                .map_err(move |e| {
+                    e.or_context(system, "list")
+                        .at_origin(self.origin.as_deref())
+                })
                 .boxed(),
             Err(e) => futures_util::stream::once(std::future::ready(Err(e))).boxed(),
         }

@@ -230,8 +230,7 @@ async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     consumer.abort();
-    let seen = seen.lock().unwrap();
-    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
+    let duplicates: u32 = seen.lock().unwrap().values().map(|n| n - 1).sum();
     eprintln!(
         "durable kafka: {total} acknowledged, lost 0, {duplicates} delivered more than once, \
          {failures} publish batches failed (retryably) and were sent again across 2 kills"
