@@ -23,11 +23,13 @@
 //! [`Broker`]: super::Broker
 
 mod consumer;
+mod rebalance;
 
 pub use consumer::{
     consumer_keeps_per_key_order, consumer_retries_then_dead_letters,
     consumer_survives_panics_and_bad_payloads, graceful_shutdown_finishes_in_flight,
 };
+pub use rebalance::group_rebalances_without_overlap;
 
 use super::{
     DEAD_LETTER_GROUP, DLQ_ATTEMPTS_HEADER, DLQ_GROUP_HEADER, DLQ_REASON_HEADER, DLQ_TOPIC_HEADER,

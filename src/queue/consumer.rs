@@ -99,6 +99,9 @@ pub struct ConsumeReport {
     /// Attempts that met an [`Unavailable`](crate::ErrorKind::Unavailable) dependency and
     /// paused the consumer (the message kept its attempt and was tried again).
     pub paused: u64,
+    /// Deliveries let go unhandled because a rebalance moved them to another consumer of the
+    /// group before a handler started them (Kafka), which handles them instead.
+    pub handed_back: u64,
 }
 
 #[derive(Default)]
@@ -110,6 +113,7 @@ struct Counters {
     panicked: AtomicU64,
     settle_errors: AtomicU64,
     paused: AtomicU64,
+    handed_back: AtomicU64,
 }
 
 impl Counters {
@@ -123,6 +127,7 @@ impl Counters {
             panicked: get(&self.panicked),
             settle_errors: get(&self.settle_errors),
             paused: get(&self.paused),
+            handed_back: get(&self.handed_back),
         }
     }
 }
@@ -309,6 +314,11 @@ where
                     return;
                 }
                 continue;
+            }
+            if !delivery.start() {
+                // Its partition moved to another consumer in a rebalance, which handles it.
+                bump(&self.counters.handed_back);
+                return;
             }
             let (failure, span) = self.attempt(delivery.message().clone()).await;
             match failure {

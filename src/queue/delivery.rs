@@ -31,6 +31,15 @@ pub trait Settle: Send + 'static {
     fn keep_alive(&mut self) -> BoxFuture<'_, Result<()>> {
         Box::pin(std::future::ready(Ok(())))
     }
+    /// The message waits for a handler (a consumer's prefetch): the backend need not treat it
+    /// as being worked on (Kafka: a rebalance does not wait for it). Nothing by default.
+    fn park(&mut self) {}
+    /// A handler is about to start the message: false when it is no longer this consumer's to
+    /// handle (Kafka: its partition moved to another consumer, which reads it again); the
+    /// caller then drops it unhandled. Always true by default.
+    fn start(&mut self) -> bool {
+        true
+    }
 }
 
 /// What a backend's subscription yields: the message (with its attempt) and how to settle it.
@@ -127,6 +136,16 @@ impl Delivery {
     /// `None` when the broker does not need it.
     pub fn keep_alive_every(&self) -> Option<Duration> {
         self.settle.keep_alive_every()
+    }
+
+    /// See [`Settle::park`].
+    pub(crate) fn park(&mut self) {
+        self.settle.park();
+    }
+
+    /// See [`Settle::start`].
+    pub(crate) fn start(&mut self) -> bool {
+        self.settle.start()
     }
 
     /// Acknowledges: the message was handled.

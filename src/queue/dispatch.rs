@@ -45,7 +45,8 @@ impl Dispatcher {
         self.parked.len() < self.capacity
     }
 
-    pub(super) fn park(&mut self, delivery: Delivery) {
+    pub(super) fn park(&mut self, mut delivery: Delivery) {
+        delivery.park();
         let lane = delivery.message().key.as_ref().map(|key| {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             key.hash(&mut h);

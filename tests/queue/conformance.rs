@@ -22,6 +22,7 @@ macro_rules! queue_suite {
             consumer_survives_panics_and_bad_payloads,
             consumer_keeps_per_key_order,
             graceful_shutdown_finishes_in_flight,
+            group_rebalances_without_overlap,
             bad_input_is_rejected_before_the_broker,
             delete_topic_or_unsupported
         );

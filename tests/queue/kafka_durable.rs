@@ -1,4 +1,4 @@
-//! Kafka with durable storage: a Tansu broker of the test's own keeping its log in the
+//! Kafka with durable storage: Tansu brokers of the test's own keeping their log in the
 //! project's SeaweedFS (`--storage-engine s3://BUCKET/`), SIGKILLed twice while 5,000 messages
 //! are published to a 3-partition topic and a consumer group reads them. Counted: every
 //! acknowledged publish is consumed (lost = 0); duplicates are reported. On a failure a new
@@ -93,8 +93,8 @@ async fn audit(queue: &Queue, topic: &str) -> std::collections::BTreeSet<String>
     ids
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
+/// A bucket of the test's own and `n` brokers keeping their log in it, started.
+async fn brokers_on_one_log(n: usize) -> Vec<DurableTansu> {
     let bucket = support::unique("tansu");
     let s3 = S3Storage::builder(&bucket)
         .endpoint(support::S3.require())
@@ -103,15 +103,42 @@ async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
         .await
         .unwrap();
     s3.ensure_bucket().await.unwrap();
-    let mut broker = DurableTansu {
-        port: support::free_port(),
-        bucket: bucket.clone(),
-        log: std::env::temp_dir().join(format!("{bucket}.log")),
-        child: None,
-    };
-    tokio::task::block_in_place(|| broker.start());
+    (0..n)
+        .map(|i| {
+            let mut broker = DurableTansu {
+                port: support::free_port(),
+                bucket: bucket.clone(),
+                log: std::env::temp_dir().join(format!("{bucket}-{i}.log")),
+                child: None,
+            };
+            tokio::task::block_in_place(|| broker.start());
+            broker
+        })
+        .collect()
+}
+
+/// Whether a broker meant to be running exited by itself.
+fn exited(brokers: &mut [DurableTansu]) -> Option<String> {
+    brokers
+        .iter_mut()
+        .filter(|b| b.child.is_some())
+        .find_map(DurableTansu::exited)
+}
+
+/// 5,000 messages published in batches of 50 (each batch retried until acknowledged) to a
+/// 3-partition topic while a group of 4 lanes consumes; `fault(step, brokers)` runs once 1,500
+/// (step 0) and once 3,500 (step 1) are acknowledged. Asserts every acknowledged publish is
+/// consumed; returns (duplicates, failed batches).
+async fn publish_through_faults(
+    brokers: &mut [DurableTansu],
+    fault: impl Fn(usize, &mut [DurableTansu]),
+) -> (u32, u32) {
+    let bootstrap: Vec<String> = brokers
+        .iter()
+        .map(|b| format!("127.0.0.1:{}", b.port))
+        .collect();
     let queue = Queue::new(
-        KafkaBroker::builder(format!("127.0.0.1:{}", broker.port))
+        KafkaBroker::builder(bootstrap.join(","))
             .session_timeout(Duration::from_secs(6))
             .operation_timeout(Duration::from_secs(5))
             .topic_options(TopicOptions::default().partitions(3))
@@ -146,9 +173,6 @@ async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
     };
     let consumer = tokio::spawn(consumer);
 
-    // 5,000 messages in batches of 50, each batch retried until acknowledged, from a task of
-    // its own; meanwhile the broker is SIGKILLed (and restarted a second later) once 1,500 and
-    // once 3,500 are acknowledged.
     let total = 5_000;
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let publisher = {
@@ -179,23 +203,19 @@ async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
             failures
         })
     };
-    for at in [1_500, 3_500] {
+    for (step, at) in [1_500, 3_500].into_iter().enumerate() {
         while acked.lock().unwrap().len() < at {
-            if let Some(how) = broker.exited() {
-                panic!("the broker exited by itself ({how}); not a corekit loss");
+            if let Some(how) = exited(brokers) {
+                panic!("a broker exited by itself ({how}); not a corekit loss");
             }
             assert!(!publisher.is_finished(), "the publisher stopped early");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::task::block_in_place(|| {
-            broker.kill();
-            std::thread::sleep(Duration::from_secs(1));
-            broker.start();
-        });
+        tokio::task::block_in_place(|| fault(step, brokers));
     }
     while !publisher.is_finished() {
-        if let Some(how) = broker.exited() {
-            panic!("the broker exited by itself after its restart ({how}); not a corekit loss");
+        if let Some(how) = exited(brokers) {
+            panic!("a broker exited by itself after a restart ({how}); not a corekit loss");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -231,8 +251,41 @@ async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
     }
     consumer.abort();
     let duplicates: u32 = seen.lock().unwrap().values().map(|n| n - 1).sum();
+    (duplicates, failures)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
+    let mut brokers = brokers_on_one_log(1).await;
+    // SIGKILLed and restarted a second later, twice.
+    let (duplicates, failures) = publish_through_faults(&mut brokers, |_, brokers| {
+        brokers[0].kill();
+        std::thread::sleep(Duration::from_secs(1));
+        brokers[0].start();
+    })
+    .await;
     eprintln!(
-        "durable kafka: {total} acknowledged, lost 0, {duplicates} delivered more than once, \
+        "durable kafka: 5000 acknowledged, lost 0, {duplicates} delivered more than once, \
          {failures} publish batches failed (retryably) and were sent again across 2 kills"
+    );
+}
+
+/// Two Tansu brokers on one log (Tansu's multi-broker deployment: no inter-broker protocol,
+/// every broker serves every partition from the shared storage, all under one node id), the
+/// client bootstrapped with both: the first is SIGKILLed and stays down while the second
+/// carries on; then it comes back and the second is SIGKILLed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brokers_on_one_log_lose_nothing_when_either_dies() {
+    let mut brokers = brokers_on_one_log(2).await;
+    let (duplicates, failures) = publish_through_faults(&mut brokers, |step, brokers| {
+        if step == 1 {
+            brokers[0].start();
+        }
+        brokers[step].kill();
+    })
+    .await;
+    eprintln!(
+        "two kafka brokers: 5000 acknowledged, lost 0, {duplicates} delivered more than once, \
+         {failures} publish batches failed (retryably) and were sent again"
     );
 }

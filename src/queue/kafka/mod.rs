@@ -11,9 +11,12 @@ use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers as _, Message as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+mod offsets;
+use offsets::{Offsets, Position, Rebalancing};
 
 /// Builds a [`KafkaBroker`]; from [`KafkaBroker::builder`].
 #[derive(Debug, Clone)]
@@ -114,7 +117,14 @@ impl KafkaBuilder {
 /// - Each subscription is a consumer in the group, with `enable.auto.offset.store=false`: an
 ///   offset is stored for commit only once it and every earlier offset of its partition were
 ///   settled, so a crash never commits an unprocessed message. Stored offsets are committed
-///   every second and when the subscription is dropped (on a blocking thread).
+///   every second, before a rebalance moves partitions, and when the subscription is dropped
+///   (on a blocking thread).
+/// - A rebalance that takes partitions away first lets go of their messages no handler has
+///   started (a [`Consumer`](super::Consumer)'s prefetch; counted in
+///   [`ConsumeReport::handed_back`](super::ConsumeReport::handed_back)) and waits up to a third
+///   of the session timeout for the started ones to settle, so the next owner does not handle
+///   a message this consumer still holds. A handler slower than that may overlap with the next
+///   owner's run of the same message (at-least-once).
 /// - Group `g` of topic `t` is Kafka consumer group `t.g` (groups are per topic on every
 ///   backend).
 /// - Retries go to `<topic>.retry.<group>`, which the group's consumers also read.
@@ -356,13 +366,20 @@ impl Broker for KafkaBroker {
             for (k, v) in &self.inner.builder.overrides {
                 config.set(k, v);
             }
-            let consumer: StreamConsumer = config.create().map_err(config_error)?;
+            let offsets = Arc::new(Offsets::default());
+            let context = Rebalancing {
+                offsets: offsets.clone(),
+                // Well inside the session timeout, so the group does not give up on this member.
+                wait: builder.session_timeout / 3,
+            };
+            let consumer: StreamConsumer<Rebalancing> =
+                config.create_with_context(context).map_err(config_error)?;
             consumer
                 .subscribe(&[topic, retry.as_str()])
                 .map_err(|e| kafka_error(e, "subscribing"))?;
             let shared = Arc::new(ConsumerShared {
                 consumer: Some(consumer),
-                offsets: Mutex::new(HashMap::new()),
+                offsets,
             });
             let producer = self.clone();
             let stream = futures_util::stream::unfold(
@@ -432,30 +449,17 @@ impl Broker for KafkaBroker {
     }
 }
 
-type Position = (Arc<str>, i32, i64);
-
-#[derive(Default)]
-struct PartitionOffsets {
-    pending: BTreeSet<i64>,
-    next: i64,
-    stored: i64,
-}
-
 struct ConsumerShared {
     // Only `None` inside `drop`.
-    consumer: Option<StreamConsumer>,
-    offsets: Mutex<HashMap<(Arc<str>, i32), PartitionOffsets>>,
+    consumer: Option<StreamConsumer<Rebalancing>>,
+    offsets: Arc<Offsets>,
 }
 
 impl ConsumerShared {
-    fn consumer(&self) -> Result<&StreamConsumer> {
+    fn consumer(&self) -> Result<&StreamConsumer<Rebalancing>> {
         self.consumer
             .as_ref()
             .ok_or_else(|| Error::new(ErrorKind::Unavailable, "kafka consumer closed"))
-    }
-
-    fn offsets(&self) -> MutexGuard<'_, HashMap<(Arc<str>, i32), PartitionOffsets>> {
-        self.offsets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn recv(&self) -> Result<(Message, Position)> {
@@ -479,37 +483,23 @@ impl ConsumerShared {
         let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
         let payload = bytes::Bytes::copy_from_slice(m.payload().unwrap_or_default());
         drop(m);
-        {
-            let mut offsets = self.offsets();
-            let p = offsets.entry((topic.clone(), partition)).or_default();
-            p.pending.insert(offset);
-            p.next = p.next.max(offset + 1);
-        }
-        Ok((from_wire(payload, key, headers), (topic, partition, offset)))
+        let position = self.offsets.received(topic, partition, offset);
+        Ok((from_wire(payload, key, headers), position))
     }
 
     /// Marks an offset settled and stores, for the next commit, the first offset of its
     /// partition that is not.
-    fn settled(&self, (topic, partition, offset): &Position) {
-        let store = {
-            let mut offsets = self.offsets();
-            let Some(p) = offsets.get_mut(&(topic.clone(), *partition)) else {
-                return;
-            };
-            p.pending.remove(offset);
-            let upto = p.pending.first().copied().unwrap_or(p.next);
-            (upto > p.stored).then(|| {
-                p.stored = upto;
-                upto
-            })
+    fn settled(&self, at: &Position) {
+        let Ok(consumer) = self.consumer() else {
+            return;
         };
-        if let (Some(upto), Ok(consumer)) = (store, self.consumer()) {
+        self.offsets.settled(at, |upto| {
             // store_offset records offset + 1 as the position to resume from.
-            if let Err(e) = consumer.store_offset(topic, *partition, upto - 1) {
+            if let Err(e) = consumer.store_offset(&at.topic, at.partition, upto - 1) {
                 // The partition was revoked: its next owner re-reads from the last commit.
-                tracing::debug!(%topic, partition, error = %e, "kafka: offset not stored");
+                tracing::debug!(topic = %at.topic, partition = at.partition, error = %e, "kafka: offset not stored");
             }
-        }
+        });
     }
 }
 
@@ -534,6 +524,14 @@ struct KafkaSettle {
 }
 
 impl Settle for KafkaSettle {
+    fn park(&mut self) {
+        self.shared.offsets.idle(&self.position);
+    }
+
+    fn start(&mut self) -> bool {
+        self.shared.offsets.start(&self.position)
+    }
+
     fn ack(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
         self.shared.settled(&self.position);
         Box::pin(std::future::ready(Ok(())))
@@ -549,5 +547,13 @@ impl Settle for KafkaSettle {
             self.shared.settled(&self.position);
             Ok(())
         })
+    }
+}
+
+impl Drop for KafkaSettle {
+    /// Unsettled (a settled offset is no longer pending, so this is then a no-op): no handler
+    /// holds it any more, a rebalance need not wait for it.
+    fn drop(&mut self) {
+        self.shared.offsets.idle(&self.position);
     }
 }
