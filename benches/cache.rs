@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Memory: `Cache<MemoryStore>` vs raw `quick_cache` vs `moka` (get-hit, set, a Zipf-skewed
-//! 90/10 read/write mix; 1 and 2 threads). Redis: `Cache<RedisStore>` (its defaults: 1 s command
+//! 90/10 read/write mix; 1 and 2 threads; get-hit over 1,000,000 entries). Redis: `Cache<RedisStore>` (its defaults: 1 s command
 //! timeout) vs a raw `fred` pool of the same size with no timeout (get/set; 1 task and 64
 //! concurrent tasks).
 
@@ -333,9 +333,47 @@ fn redis(c: &mut Criterion) {
     }
 }
 
+/// Get hits over 1,000,000 entries (keys visited in a fixed stride, so most miss the CPU
+/// caches): whether corekit's cost per hit grows with the store.
+fn memory_large(c: &mut Criterion) {
+    const LARGE: usize = 1_000_000;
+    let keys: Vec<String> = (0..LARGE).map(|i| format!("user:{i:07}")).collect();
+    let corekit = filled(
+        Corekit(
+            Cache::builder(MemoryStore::new(LARGE as u64 * 2))
+                .default_ttl(None)
+                .build()
+                .unwrap(),
+        ),
+        &keys,
+    );
+    let quick_ttl = filled(
+        QuickTtl(Arc::new(quick_cache::sync::Cache::new(LARGE * 2))),
+        &keys,
+    );
+    let moka = filled(Moka(moka::sync::Cache::new(LARGE as u64 * 2)), &keys);
+    let mut group = c.benchmark_group("memory_get_hit_1m/1t");
+    group.throughput(Throughput::Elements(1));
+    macro_rules! bench {
+        ($name:literal, $t:expr) => {
+            group.bench_function($name, |b| {
+                b.iter_custom(|iters| {
+                    on_threads(&$t, 1, iters, |t, i| {
+                        black_box(t.get(&keys[(i as usize * 7919) % LARGE]));
+                    })
+                })
+            });
+        };
+    }
+    bench!("corekit", corekit);
+    bench!("quick_cache_ttl_entry", quick_ttl);
+    bench!("moka", moka);
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = memory, redis
+    targets = memory, memory_large, redis
 }
 criterion_main!(benches);

@@ -1,5 +1,6 @@
 //! Instructions per memory-cache hit, corekit `Cache<MemoryStore>::get_bytes` vs raw
-//! `quick_cache` `get` of the same entry (value and expiry, checked), for `valgrind
+//! `quick_cache` `get` of the same entry (value and expiry, checked), and per overwrite
+//! (`corekit-set` / `raw-set`: `set_bytes` vs `insert`), for `valgrind
 //! --tool=callgrind` (instruction counts are repeatable on this noisy machine where times are
 //! not). Not a criterion bench: a plain `main` doing N lookups.
 //!
@@ -66,7 +67,26 @@ fn main() {
                 black_box(hit);
             }
         }
-        other => panic!("unknown target {other:?}: corekit or raw"),
+        // Overwrites of the same 10,000 keys (no TTL): one `set` each.
+        "corekit-set" => {
+            let cache = Cache::builder(MemoryStore::new(20_000))
+                .default_ttl(None)
+                .build()
+                .expect("cache");
+            for i in 0..n {
+                let key = keys[(i * 7919) % keys.len()].as_str();
+                now(cache.set_bytes(key, value.clone(), None)).expect("set");
+            }
+        }
+        "raw-set" => {
+            type Entry = (Bytes, Option<std::time::Instant>);
+            let q = quick_cache::sync::Cache::<String, Entry>::new(20_000);
+            for i in 0..n {
+                let key = &keys[(i * 7919) % keys.len()];
+                q.insert(key.clone(), (value.clone(), None));
+            }
+        }
+        other => panic!("unknown target {other:?}: corekit, raw, corekit-set or raw-set"),
     }
-    println!("{which}: {n} hits");
+    println!("{which}: {n} operations");
 }

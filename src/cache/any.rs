@@ -50,6 +50,14 @@ impl CacheStore for AnyStore {
     fn get_local(&self, key: &[u8]) -> Option<Option<Bytes>> {
         dispatch!(self, s => s.get_local(key))
     }
+    fn set_local(
+        &self,
+        key: &[u8],
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> std::result::Result<(), Bytes> {
+        dispatch!(self, s => s.set_local(key, value, ttl))
+    }
     async fn set(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<()> {
         dispatch!(self, s => s.set(key, value, ttl).await)
     }

@@ -383,8 +383,10 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         let full = self.key(key, "set")?;
         self.check_size(value.len(), key, "set")?;
         let ttl = self.effective_ttl(ttl);
-        self.call("set", self.inner.store.set(&full, value, ttl))
-            .await?;
+        if let Err(value) = self.inner.store.set_local(&full, value, ttl) {
+            self.call("set", self.inner.store.set(&full, value, ttl))
+                .await?;
+        }
         self.inner.counters.set();
         Ok(())
     }

@@ -54,14 +54,6 @@ struct Writing {
     key_hash: Option<u64>,
 }
 
-impl Evictions {
-    fn writing(&self, key: &[u8]) -> Writing {
-        Writing {
-            key_hash: Some(self.hasher.hash_one(key)),
-        }
-    }
-}
-
 impl Lifecycle<Vec<u8>, Entry> for Evictions {
     type RequestState = Writing;
     fn on_evict(&self, state: &mut Writing, key: Vec<u8>, _val: Entry) {
@@ -83,7 +75,13 @@ struct Shared {
     // Writers of one key take its stripe so read-modify-write (incr, set_if_absent, expire)
     // is atomic against other writers; readers never lock.
     locks: Box<[Mutex<()>]>,
-    hasher: DefaultHashBuilder,
+}
+
+/// A writer's hold on its key's stripe, with the key's hash (which also tells an overwrite
+/// from an eviction, so the key is hashed once per write).
+struct Stripe<'a> {
+    _guard: MutexGuard<'a, ()>,
+    hash: u64,
 }
 
 /// An in-process cache store, bounded by entry count or by bytes, with per-entry TTL.
@@ -148,7 +146,6 @@ impl MemoryStore {
                 cache,
                 evictions,
                 locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
-                hasher: DefaultHashBuilder::default(),
             }),
         }
     }
@@ -163,12 +160,16 @@ impl MemoryStore {
         self.shared.cache.is_empty()
     }
 
-    fn lock(&self, key: &[u8]) -> MutexGuard<'_, ()> {
-        let i = (self.shared.hasher.hash_one(key) as usize) % LOCK_STRIPES;
+    fn lock(&self, key: &[u8]) -> Stripe<'_> {
+        let hash = self.shared.evictions.hasher.hash_one(key);
         // A panic while holding a stripe cannot leave the cache inconsistent: take it anyway.
-        self.shared.locks[i]
+        let guard = self.shared.locks[(hash as usize) % LOCK_STRIPES]
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Stripe {
+            _guard: guard,
+            hash,
+        }
     }
 
     #[inline]
@@ -190,13 +191,15 @@ impl MemoryStore {
         }
     }
 
-    fn insert(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) {
+    fn insert(&self, stripe: &Stripe<'_>, key: &[u8], value: Bytes, ttl: Option<Duration>) {
         let expires_at = ttl.map(|t| Instant::now() + t);
-        self.put(key, Entry { value, expires_at });
+        self.put(stripe, key, Entry { value, expires_at });
     }
 
-    fn put(&self, key: &[u8], entry: Entry) {
-        let mut writing = self.shared.evictions.writing(key);
+    fn put(&self, stripe: &Stripe<'_>, key: &[u8], entry: Entry) {
+        let mut writing = Writing {
+            key_hash: Some(stripe.hash),
+        };
         self.shared
             .cache
             .insert_with_lifecycle(key.to_vec(), entry, &mut writing);
@@ -217,23 +220,35 @@ impl CacheStore for MemoryStore {
         Some(self.live(key).map(|e| e.value))
     }
 
+    #[inline]
+    fn set_local(
+        &self,
+        key: &[u8],
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> std::result::Result<(), Bytes> {
+        let stripe = self.lock(key);
+        self.insert(&stripe, key, value, ttl);
+        Ok(())
+    }
+
     async fn set(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        let _guard = self.lock(key);
-        self.insert(key, value, ttl);
+        let stripe = self.lock(key);
+        self.insert(&stripe, key, value, ttl);
         Ok(())
     }
 
     async fn set_if_absent(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<bool> {
-        let _guard = self.lock(key);
+        let stripe = self.lock(key);
         if self.live(key).is_some() {
             return Ok(false);
         }
-        self.insert(key, value, ttl);
+        self.insert(&stripe, key, value, ttl);
         Ok(true)
     }
 
     async fn delete(&self, key: &[u8]) -> Result<bool> {
-        let _guard = self.lock(key);
+        let _stripe = self.lock(key);
         let was_live = self.live(key).is_some();
         self.shared.cache.remove(key);
         Ok(was_live)
@@ -251,10 +266,10 @@ impl CacheStore for MemoryStore {
     }
 
     async fn expire(&self, key: &[u8], ttl: Option<Duration>) -> Result<bool> {
-        let _guard = self.lock(key);
+        let stripe = self.lock(key);
         match self.live(key) {
             Some(entry) => {
-                self.insert(key, entry.value, ttl);
+                self.insert(&stripe, key, entry.value, ttl);
                 Ok(true)
             }
             None => Ok(false),
@@ -262,7 +277,7 @@ impl CacheStore for MemoryStore {
     }
 
     async fn incr(&self, key: &[u8], delta: i64, ttl: Option<Duration>) -> Result<i64> {
-        let _guard = self.lock(key);
+        let stripe = self.lock(key);
         let existing = self.live(key);
         let (current, expires_at) = match &existing {
             Some(e) => {
@@ -287,6 +302,7 @@ impl CacheStore for MemoryStore {
         })?;
         let expires_at = expires_at.or_else(|| ttl.map(|t| Instant::now() + t));
         self.put(
+            &stripe,
             key,
             Entry {
                 value: Bytes::from(next.to_string()),
@@ -302,8 +318,8 @@ impl CacheStore for MemoryStore {
 
     async fn set_many(&self, entries: Vec<(Vec<u8>, Bytes)>, ttl: Option<Duration>) -> Result<()> {
         for (key, value) in entries {
-            let _guard = self.lock(&key);
-            self.insert(&key, value, ttl);
+            let stripe = self.lock(&key);
+            self.insert(&stripe, &key, value, ttl);
         }
         Ok(())
     }

@@ -51,6 +51,21 @@ pub trait CacheStore: Send + Sync + 'static {
         None
     }
 
+    /// Stores `value` in process memory without I/O, when the store can: `Ok(())` settles it,
+    /// `Err(value)` hands the value back for [`set`](Self::set). The memory store always
+    /// stores; every other store declines (the default). Like [`get_local`](Self::get_local),
+    /// [`Cache`] tries this first, so in-process writes skip the async call and its span (they
+    /// are still counted in [`CacheStats`]).
+    fn set_local(
+        &self,
+        key: &[u8],
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> std::result::Result<(), Bytes> {
+        let _ = (key, ttl);
+        Err(value)
+    }
+
     /// Stores `value` at `key`, expiring after `ttl` (`None`: never).
     fn set(
         &self,

@@ -217,7 +217,40 @@ fn check_name(what: &str, name: &str, max: usize, ok: impl Fn(u8) -> bool) -> Re
     Ok(())
 }
 
-/// corekit's fields as headers, for brokers that carry only headers: what goes on the wire.
+/// corekit's fields as headers, for brokers that carry only headers: what goes on the wire,
+/// as (name, value) pairs without copying the message's own (corekit's names are reserved:
+/// a message header of the same name is left out).
+#[cfg_attr(
+    not(any(
+        feature = "queue-kafka",
+        feature = "queue-rabbitmq",
+        feature = "queue-nats"
+    )),
+    allow(dead_code)
+)]
+pub(crate) fn wire_pairs(
+    message: &Message,
+    attempt: u32,
+    key_in_header: bool,
+) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
+    use std::borrow::Cow;
+    let key = message.key.as_deref().filter(|_| key_in_header);
+    let reserved =
+        move |k: &str| k == ID_HEADER || k == ATTEMPT_HEADER || (key.is_some() && k == KEY_HEADER);
+    message
+        .headers
+        .iter()
+        .filter(move |(k, _)| !reserved(k))
+        .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())))
+        .chain(std::iter::once((
+            ID_HEADER,
+            Cow::Borrowed(message.id.as_str()),
+        )))
+        .chain((attempt > 1).then(|| (ATTEMPT_HEADER, Cow::Owned(attempt.to_string()))))
+        .chain(key.map(|k| (KEY_HEADER, Cow::Borrowed(k))))
+}
+
+/// [`wire_pairs`] as a map.
 #[cfg_attr(
     not(any(
         feature = "queue-kafka",
@@ -227,15 +260,9 @@ fn check_name(what: &str, name: &str, max: usize, ok: impl Fn(u8) -> bool) -> Re
     allow(dead_code)
 )]
 pub(crate) fn wire_headers(message: &Message, attempt: u32, key_in_header: bool) -> Headers {
-    let mut headers = message.headers.clone();
-    headers.insert(ID_HEADER.to_owned(), message.id.clone());
-    if attempt > 1 {
-        headers.insert(ATTEMPT_HEADER.to_owned(), attempt.to_string());
-    }
-    if key_in_header && let Some(key) = &message.key {
-        headers.insert(KEY_HEADER.to_owned(), key.clone());
-    }
-    headers
+    wire_pairs(message, attempt, key_in_header)
+        .map(|(k, v)| (k.to_owned(), v.into_owned()))
+        .collect()
 }
 
 /// The reverse of [`wire_headers`]: a message, and the attempt the headers recorded (1 when

@@ -3,6 +3,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod examples;
+
 use corekit::ErrorKind;
 use corekit::config::{self, EnvConfig, Secret};
 use serde::Deserialize;

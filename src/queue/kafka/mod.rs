@@ -1,7 +1,7 @@
 //! Kafka on rdkafka: idempotent `acks=all` producer, consumer groups that commit only settled
 //! offsets, retries through a per-group retry topic.
 
-use super::message::{from_wire, wire_headers};
+use super::message::{from_wire, wire_pairs};
 use super::{BoxFuture, Broker, Incoming, IncomingStream, Message, Settle, TopicOptions, bounded};
 use crate::{Error, ErrorKind, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -234,6 +234,9 @@ impl KafkaBroker {
         self.create_topic(topic, &options).await
     }
 
+    /// One message to the broker, to its delivery report. librdkafka reports every message
+    /// within `message.timeout.ms` (the operation timeout): no timer of corekit's per message,
+    /// see [`send_bounded`](Self::send_bounded) for the callers that want one anyway.
     async fn send(&self, topic: &str, message: &Message, attempt: u32) -> Result<()> {
         let headers = to_kafka_headers(message, attempt);
         let mut record = FutureRecord::<str, [u8]>::to(topic)
@@ -242,23 +245,30 @@ impl KafkaBroker {
         if let Some(key) = &message.key {
             record = record.key(key.as_str());
         }
+        self.inner
+            .producer
+            .send(record, self.inner.builder.operation_timeout)
+            .await
+            .map(drop)
+            .map_err(|(e, _)| kafka_error(e, "publishing"))
+    }
+
+    /// [`send`](Self::send) within the operation timeout even if `message.timeout.ms` was
+    /// overridden (to 0, "never").
+    async fn send_bounded(&self, topic: &str, message: &Message, attempt: u32) -> Result<()> {
         let timeout = self.inner.builder.operation_timeout;
-        bounded(timeout, || format!("publishing to {topic:?}"), async {
-            self.inner
-                .producer
-                .send(record, timeout)
-                .await
-                .map(drop)
-                .map_err(|(e, _)| kafka_error(e, "publishing"))
-        })
+        bounded(
+            timeout,
+            || format!("publishing to {topic:?}"),
+            self.send(topic, message, attempt),
+        )
         .await
     }
 }
 
 fn to_kafka_headers(message: &Message, attempt: u32) -> OwnedHeaders {
-    let wire = wire_headers(message, attempt, false);
-    let mut headers = OwnedHeaders::new_with_capacity(wire.len());
-    for (k, v) in &wire {
+    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + 2);
+    for (k, v) in wire_pairs(message, attempt, false) {
         headers = headers.insert(Header {
             key: k,
             value: Some(v.as_bytes()),
@@ -318,7 +328,7 @@ impl Broker for KafkaBroker {
     fn publish<'a>(&'a self, topic: &'a str, message: Message) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             self.ensure_default(topic).await?;
-            self.send(topic, &message, 1).await
+            self.send_bounded(topic, &message, 1).await
         })
     }
 
@@ -330,9 +340,16 @@ impl Broker for KafkaBroker {
         Box::pin(async move {
             self.ensure_default(topic).await?;
             // librdkafka batches whatever is queued; awaiting the reports together pipelines.
-            futures_util::future::try_join_all(messages.iter().map(|m| self.send(topic, m, 1)))
-                .await
-                .map(drop)
+            // One bound for the batch, not a timer per message.
+            let timeout = self.inner.builder.operation_timeout;
+            let all =
+                futures_util::future::try_join_all(messages.iter().map(|m| self.send(topic, m, 1)));
+            bounded(
+                timeout,
+                || format!("publishing a batch to {topic:?}"),
+                async { all.await.map(drop) },
+            )
+            .await
         })
     }
 
@@ -542,7 +559,7 @@ impl Settle for KafkaSettle {
             // The offset stays unsettled while waiting: a crash now redelivers the original.
             tokio::time::sleep(delay).await;
             self.broker
-                .send(&self.retry_topic, &message, message.attempt)
+                .send_bounded(&self.retry_topic, &message, message.attempt)
                 .await?;
             self.shared.settled(&self.position);
             Ok(())
