@@ -36,11 +36,18 @@ fn main() {
         .next()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let keys: Vec<String> = (0..10_000).map(|i| format!("user:{i:06}")).collect();
+    // BENCH_KEYS=1000000: a store too large for the CPU caches (run under cachegrind to count
+    // misses).
+    let count: usize = std::env::var("BENCH_KEYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let capacity = count * 2;
+    let keys: Vec<String> = (0..count).map(|i| format!("user:{i:07}")).collect();
     let value = Bytes::from(vec![7u8; 100]);
     match which.as_str() {
         "corekit" => {
-            let cache = Cache::builder(MemoryStore::new(20_000))
+            let cache = Cache::builder(MemoryStore::new(capacity as u64))
                 .default_ttl(None)
                 .build()
                 .expect("cache");
@@ -55,7 +62,7 @@ fn main() {
         "raw" => {
             // The same entry corekit keeps: the value and its expiry, checked on each hit.
             type Entry = (Bytes, Option<std::time::Instant>);
-            let q = quick_cache::sync::Cache::<String, Entry>::new(20_000);
+            let q = quick_cache::sync::Cache::<String, Entry>::new(capacity);
             for k in &keys {
                 q.insert(k.clone(), (value.clone(), None));
             }
@@ -69,7 +76,7 @@ fn main() {
         }
         // Overwrites of the same 10,000 keys (no TTL): one `set` each.
         "corekit-set" => {
-            let cache = Cache::builder(MemoryStore::new(20_000))
+            let cache = Cache::builder(MemoryStore::new(capacity as u64))
                 .default_ttl(None)
                 .build()
                 .expect("cache");
@@ -80,11 +87,21 @@ fn main() {
         }
         "raw-set" => {
             type Entry = (Bytes, Option<std::time::Instant>);
-            let q = quick_cache::sync::Cache::<String, Entry>::new(20_000);
+            let q = quick_cache::sync::Cache::<String, Entry>::new(capacity);
             for i in 0..n {
                 let key = &keys[(i * 7919) % keys.len()];
                 q.insert(key.clone(), (value.clone(), None));
             }
+        }
+        "sizes" => {
+            let cache = Cache::builder(MemoryStore::new(16)).build().expect("cache");
+            let set = cache.set_bytes("k", value.clone(), None);
+            let get = cache.get_bytes("k");
+            println!(
+                "future sizes: set_bytes {} bytes, get_bytes {} bytes",
+                std::mem::size_of_val(&set),
+                std::mem::size_of_val(&get)
+            );
         }
         other => panic!("unknown target {other:?}: corekit, raw, corekit-set or raw-set"),
     }

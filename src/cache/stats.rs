@@ -30,7 +30,8 @@ impl CacheStats {
     }
 }
 
-const STRIPES: usize = 8;
+/// Threads that get a stripe of their own; later ones share one more.
+const OWN: usize = 16;
 
 #[derive(Default)]
 #[repr(align(64))]
@@ -43,9 +44,12 @@ struct Stripe {
 
 #[derive(Default)]
 pub(super) struct Counters {
-    stripes: [Stripe; STRIPES],
+    /// `OWN` stripes each written by one thread only, then the shared one.
+    stripes: [Stripe; OWN + 1],
 }
 
+/// This thread's stripe: its own for the first `OWN` threads that count (in any cache), the
+/// shared last one after that.
 fn stripe_index() -> usize {
     use std::cell::Cell;
     use std::sync::atomic::AtomicUsize;
@@ -53,30 +57,39 @@ fn stripe_index() -> usize {
     thread_local!(static INDEX: Cell<usize> = const { Cell::new(usize::MAX) });
     INDEX.with(|i| {
         if i.get() == usize::MAX {
-            i.set(NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES);
+            i.set(NEXT.fetch_add(1, Ordering::Relaxed).min(OWN));
         }
         i.get()
     })
 }
 
 impl Counters {
-    fn stripe(&self) -> &Stripe {
-        &self.stripes[stripe_index()]
+    #[inline]
+    fn add(&self, counter: fn(&Stripe) -> &AtomicU64, n: u64) {
+        let i = stripe_index();
+        let c = counter(&self.stripes[i]);
+        if i < OWN {
+            // Only this thread writes this stripe: a plain add, not a locked read-modify-write
+            // (which cost ~20 ns per memory-store hit, a third of the hit).
+            c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        } else {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
     }
     pub(super) fn hit(&self) {
-        self.stripe().hits.fetch_add(1, Ordering::Relaxed);
+        self.add(|s| &s.hits, 1);
     }
     pub(super) fn miss(&self) {
-        self.stripe().misses.fetch_add(1, Ordering::Relaxed);
+        self.add(|s| &s.misses, 1);
     }
     pub(super) fn set(&self) {
         self.sets(1);
     }
     pub(super) fn sets(&self, n: u64) {
-        self.stripe().sets.fetch_add(n, Ordering::Relaxed);
+        self.add(|s| &s.sets, n);
     }
     pub(super) fn error(&self) {
-        self.stripe().errors.fetch_add(1, Ordering::Relaxed);
+        self.add(|s| &s.errors, 1);
     }
     pub(super) fn snapshot(&self, evictions: u64) -> CacheStats {
         let sum = |f: fn(&Stripe) -> &AtomicU64| -> u64 {

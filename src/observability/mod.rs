@@ -96,8 +96,9 @@
 //! | email | `corekit.email.send.duration` (each attempt) | `corekit.email.errors` | `email.system`, `email.operation.name` |
 //! | scheduler | `corekit.scheduler.operation.duration` | `corekit.scheduler.errors` | `scheduler.system`, `scheduler.operation.name` |
 //!
-//! Errors carry `error.type`, the [`ErrorKind`](crate::ErrorKind). Memory-cache hits are not
-//! measured (they answer without a backend call).
+//! Errors carry `error.type`, the [`ErrorKind`](crate::ErrorKind). Gets and sets the memory
+//! store (or the two-tier store's near tier, for hits) answers in process are not measured:
+//! they make no backend call (they are counted in `CacheStats`).
 //!
 //! # Export problems
 //!

@@ -359,8 +359,10 @@ async fn module_calls_are_measured_without_code() {
             .unwrap();
     }
     let cache = corekit::cache::Cache::new(corekit::cache::MemoryStore::new(10));
+    // Memory-store gets and sets answer in process, unmeasured; incr is a store call.
     cache.set("a", &1).await.unwrap();
-    cache.set("b", &2).await.unwrap();
+    cache.incr("n", 1).await.unwrap();
+    cache.incr("n", 1).await.unwrap();
     let outbox = corekit::email::MemoryTransport::new();
     outbox.fail_next(1, true);
     let mailer = corekit::email::Mailer::builder(outbox)
@@ -406,8 +408,13 @@ async fn module_calls_are_measured_without_code() {
         3
     );
     assert_eq!(
-        histogram_count("db.client.operation.duration", "db.operation.name", "set"),
+        histogram_count("db.client.operation.duration", "db.operation.name", "incr"),
         2
+    );
+    assert_eq!(
+        histogram_count("db.client.operation.duration", "db.operation.name", "set"),
+        0,
+        "in-process writes are not measured"
     );
     assert_eq!(
         histogram_count(

@@ -27,11 +27,12 @@ where
     scheduler
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_instances_run_each_tick_once_over_20_ticks() {
-    let url = support::REDIS.require();
-    let name = support::unique("fleet-job");
-    let runs: Arc<Mutex<HashMap<i64, Vec<usize>>>> = Arc::default();
+/// Which instances ran each second's tick.
+type Runs = Arc<Mutex<HashMap<i64, Vec<usize>>>>;
+
+/// Three instances running job `name` every second as single-instance, recording their runs.
+async fn every_second_fleet(url: &str, name: &str) -> (Vec<Scheduler>, Runs) {
+    let runs: Runs = Arc::default();
     let mut schedulers = Vec::new();
     for instance in 0..3 {
         let runs = runs.clone();
@@ -47,8 +48,16 @@ async fn three_instances_run_each_tick_once_over_20_ticks() {
             std::future::ready(())
         };
         let schedule = Schedule::cron("* * * * * *").unwrap();
-        schedulers.push(fleet_member(&url, &name, schedule, run).await);
+        schedulers.push(fleet_member(url, name, schedule, run).await);
     }
+    (schedulers, runs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_run_each_tick_once_over_20_ticks() {
+    let url = support::REDIS.require();
+    let name = support::unique("fleet-job");
+    let (schedulers, runs) = every_second_fleet(&url, &name).await;
     tokio::time::sleep(Duration::from_millis(20_500)).await;
     for s in &schedulers {
         s.shutdown(Duration::from_secs(2)).await.unwrap();
@@ -188,38 +197,12 @@ async fn ticks_run_once_through_a_cluster_failover() {
     let mut cluster = support::RedisCluster::start(1);
     let url = cluster.url();
     let name = support::unique("failover-job");
-    let runs: Arc<Mutex<HashMap<i64, Vec<usize>>>> = Arc::default();
-    let mut schedulers = Vec::new();
-    for instance in 0..3 {
-        let runs = runs.clone();
-        let run = move || {
-            let now = Utc::now();
-            let second = now.timestamp() - i64::from(now.nanosecond() > 900_000_000);
-            runs.lock()
-                .unwrap()
-                .entry(second)
-                .or_default()
-                .push(instance);
-            std::future::ready(())
-        };
-        let schedule = Schedule::cron("* * * * * *").unwrap();
-        schedulers.push(fleet_member(&url, &name, schedule, run).await);
-    }
+    let (schedulers, runs) = every_second_fleet(&url, &name).await;
     let started = Utc::now().timestamp();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let killed = Instant::now();
     let cluster = tokio::task::spawn_blocking(move || {
-        let victim = cluster.primary_of(0);
-        cluster.kill(victim);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while cluster.try_primary_of(0).is_none_or(|p| p == victim) {
-            assert!(
-                Instant::now() < deadline,
-                "no replica took over within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        cluster.wait_ok(Duration::from_secs(20));
+        cluster.fail_over(0);
         cluster
     })
     .await

@@ -571,6 +571,23 @@ impl RedisCluster {
         }
     }
 
+    /// SIGKILLs the primary serving `slot` and waits (blocking, up to 20 s) until a replica
+    /// took the slot over and the cluster is ok again.
+    pub fn fail_over(&mut self, slot: u16) {
+        use std::time::{Duration, Instant};
+        let victim = self.primary_of(slot);
+        self.kill(victim);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.try_primary_of(slot).is_none_or(|p| p == victim) {
+            assert!(
+                Instant::now() < deadline,
+                "no replica took over slot {slot} within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.wait_ok(Duration::from_secs(20));
+    }
+
     fn live_port(&self) -> u16 {
         self.nodes
             .iter()
