@@ -252,11 +252,7 @@ pub(crate) fn wire_pairs(
 
 /// [`wire_pairs`] as a map.
 #[cfg_attr(
-    not(any(
-        feature = "queue-kafka",
-        feature = "queue-rabbitmq",
-        feature = "queue-nats"
-    )),
+    not(any(feature = "queue-rabbitmq", feature = "queue-nats")),
     allow(dead_code)
 )]
 pub(crate) fn wire_headers(message: &Message, attempt: u32, key_in_header: bool) -> Headers {
