@@ -522,12 +522,17 @@ impl ConsumerShared {
 
 impl Drop for ConsumerShared {
     fn drop(&mut self) {
-        // Closing commits the stored offsets and leaves the group; it blocks for a while, so
-        // not on an async worker when there is a runtime.
+        // Closing commits the stored offsets and leaves the group. It blocks until the group
+        // coordinator answers, for ever if the broker is gone (seen: a test runtime's shutdown
+        // waited on a blocking-pool close after its broker was killed), so it runs on a thread
+        // of its own that neither an async worker nor a runtime's shutdown waits for.
         if let Some(consumer) = self.consumer.take() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => drop(rt.spawn_blocking(move || drop(consumer))),
-                Err(_) => drop(consumer),
+            let closing = std::thread::Builder::new()
+                .name("corekit-kafka-close".into())
+                .spawn(move || drop(consumer));
+            if let Err(e) = closing {
+                // The consumer went down with the closure: it was closed here, inline.
+                tracing::warn!(error = %e, "kafka: no thread for closing a consumer; closed inline");
             }
         }
     }
