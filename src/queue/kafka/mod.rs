@@ -118,7 +118,8 @@ impl KafkaBuilder {
 ///   offset is stored for commit only once it and every earlier offset of its partition were
 ///   settled, so a crash never commits an unprocessed message. Stored offsets are committed
 ///   every second, before a rebalance moves partitions, and when the subscription is dropped
-///   (on a blocking thread).
+///   (on a thread of its own, which nothing waits for: a close blocks until the group
+///   coordinator answers).
 /// - A rebalance that takes partitions away first lets go of their messages no handler has
 ///   started (a [`Consumer`](super::Consumer)'s prefetch; counted in
 ///   [`ConsumeReport::handed_back`](super::ConsumeReport::handed_back)) and waits up to a third
