@@ -76,7 +76,7 @@ pub(crate) async fn connect(mut config: Config, how: Connect, address: &str) -> 
             // attempt failed every command caught in a resharding ("Too many failed write
             // attempts", seen in the resharding test). Two redirections were not always enough
             // either (ASK during a slot's move, then MOVED, then MOVED again while the slot map
-            // caught up: once in nine runs), so a cluster allows four.
+            // caught up: once in about ten runs), so a cluster allows four.
             c.max_command_attempts = if clustered { 5 } else { 1 };
         })
         .with_performance_config(|p| {

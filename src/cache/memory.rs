@@ -233,8 +233,8 @@ impl CacheStore for MemoryStore {
     }
 
     async fn set(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        let stripe = self.lock(key);
-        self.insert(&stripe, key, value, ttl);
+        // Always stored in process.
+        let _ = self.set_local(key, value, ttl);
         Ok(())
     }
 

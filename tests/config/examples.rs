@@ -1,5 +1,7 @@
 //! Every example, as built by `cargo test --all-features`, run as a user would on each backend
 //! it names: only the environment changes. The README's snippets are excerpts of these.
+//! It runs the binaries as last built: `cargo test --all-features` (scripts/test.sh, CI)
+//! rebuilds them first; `cargo test --test config` alone may run older ones.
 
 use crate::support;
 use std::path::PathBuf;
@@ -53,9 +55,14 @@ fn run(name: &str, env: &[(&str, String)]) {
         let lines: Vec<&str> = s.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     };
+    // Passwords in the URLs are the test servers' own, but a failure report shows none.
+    let shown: Vec<(&str, String)> = env
+        .iter()
+        .map(|(k, v)| (*k, corekit::config::redact_url(v)))
+        .collect();
     assert!(
         out.status.success(),
-        "example {name} with {env:?}: {}\n--- stdout\n{}\n--- stderr\n{}",
+        "example {name} with {shown:?}: {}\n--- stdout\n{}\n--- stderr\n{}",
         out.status,
         tail(&out.stdout),
         tail(&out.stderr)
