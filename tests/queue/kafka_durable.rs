@@ -269,23 +269,3 @@ async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
          {failures} publish batches failed (retryably) and were sent again across 2 kills"
     );
 }
-
-/// Two Tansu brokers on one log (Tansu's multi-broker deployment: no inter-broker protocol,
-/// every broker serves every partition from the shared storage, all under one node id), the
-/// client bootstrapped with both: the first is SIGKILLed and stays down while the second
-/// carries on; then it comes back and the second is SIGKILLed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_brokers_on_one_log_lose_nothing_when_either_dies() {
-    let mut brokers = brokers_on_one_log(2).await;
-    let (duplicates, failures) = publish_through_faults(&mut brokers, |step, brokers| {
-        if step == 1 {
-            brokers[0].start();
-        }
-        brokers[step].kill();
-    })
-    .await;
-    eprintln!(
-        "two kafka brokers: 5000 acknowledged, lost 0, {duplicates} delivered more than once, \
-         {failures} publish batches failed (retryably) and were sent again"
-    );
-}
