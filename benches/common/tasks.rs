@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// One benchmark: `op` run over `tasks` concurrent tasks on `rt`.
+#[allow(dead_code)] // not every bench including this file uses it
 pub fn bench_tasks<F, Fut>(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     rt: &tokio::runtime::Runtime,

@@ -54,15 +54,19 @@ pub struct RedisStore {
 /// so on a connected client the command is bounded by a plain `tokio::time::timeout` instead.
 /// While the client is reconnecting, fred's timeout is used, which also marks the command so it
 /// is never sent late.
+///
+/// fred's command future is about 5 KB: it is boxed where it is made, so the store's future and
+/// every layer above it (instrumentation, `Cache`, the caller's own future) move a pointer
+/// instead of copying 5 KB at each layer (callgrind, benches/redis_mix.rs: see BENCHMARKS.md).
 macro_rules! cmd {
     ($self:ident, $client:expr, $op:literal, |$c:ident| $call:expr) => {{
         let client = $client;
         if $self.timeout.is_zero() {
             let $c = client;
-            $call.await.map_err(|e| map_err(e, $op))
+            Box::pin($call).await.map_err(|e| map_err(e, $op))
         } else if client.is_connected() {
             let $c = client;
-            match tokio::time::timeout($self.timeout, $call).await {
+            match tokio::time::timeout($self.timeout, Box::pin($call)).await {
                 Ok(r) => r.map_err(|e| map_err(e, $op)),
                 Err(_) => Err(crate::redis::unless_connected(
                     timed_out($op, $self.timeout),
@@ -72,7 +76,7 @@ macro_rules! cmd {
             }
         } else {
             let $c = &client.with_options(&$self.queued);
-            $call.await.map_err(|e| {
+            Box::pin($call).await.map_err(|e| {
                 crate::redis::unless_connected(map_err(e, $op), client.is_connected(), $op)
             })
         }
