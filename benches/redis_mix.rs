@@ -134,7 +134,9 @@ async fn sides(url: &str, value: &Bytes) -> Vec<Side> {
 }
 
 /// `op` as the plain closure `run_tasks` takes.
-fn call(op: &Op) -> impl Fn(u64) -> Pin<Box<dyn Future<Output = ()> + Send>> + Clone + Send + 'static {
+fn call(
+    op: &Op,
+) -> impl Fn(u64) -> Pin<Box<dyn Future<Output = ()> + Send>> + Clone + Send + 'static {
     let op = op.clone();
     move |i| op(i)
 }
@@ -150,7 +152,10 @@ fn median(v: &mut [f64]) -> f64 {
 fn count_one_side(rt: &tokio::runtime::Runtime, url: &str, only: &str, value: &Bytes) {
     let ops: u64 = env("BENCH_REDIS_OPS", "20000").parse().unwrap();
     let sides = rt.block_on(sides(url, value));
-    let side = sides.iter().find(|s| s.name == only).expect("a side's name");
+    let side = sides
+        .iter()
+        .find(|s| s.name == only)
+        .expect("a side's name");
     rt.block_on(tasks::run_tasks(64, ops, call(&side.op)));
 }
 
@@ -163,7 +168,10 @@ fn main() {
         .build()
         .unwrap();
     let deployments = [
-        ("single", env("COREKIT_TEST_REDIS_URL", "redis://127.0.0.1:6379")),
+        (
+            "single",
+            env("COREKIT_TEST_REDIS_URL", "redis://127.0.0.1:6379"),
+        ),
         (
             "cluster",
             env(

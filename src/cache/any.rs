@@ -97,6 +97,15 @@ impl CacheStore for AnyStore {
     async fn ping(&self) -> Result<()> {
         dispatch!(self, s => s.ping().await)
     }
+    async fn lock_acquire(&self, key: &[u8], fence: &[u8], ttl: Duration) -> Result<Option<u64>> {
+        dispatch!(self, s => s.lock_acquire(key, fence, ttl).await)
+    }
+    async fn lock_extend(&self, key: &[u8], token: u64, ttl: Duration) -> Result<bool> {
+        dispatch!(self, s => s.lock_extend(key, token, ttl).await)
+    }
+    async fn lock_release(&self, key: &[u8], token: u64) -> Result<bool> {
+        dispatch!(self, s => s.lock_release(key, token).await)
+    }
     fn evictions(&self) -> u64 {
         dispatch!(self, s => s.evictions())
     }

@@ -20,10 +20,14 @@
 //! (one test each) names the failing behaviour in the test report.
 
 mod expiry;
+mod lock;
 
 pub use expiry::{
     default_ttl_applies, expire_changes_lifetime, ping_and_purge, rate_limiter,
     set_if_absent_is_create_only, ttl_expiry, ttl_jitter_spreads_expiry,
+};
+pub use lock::{
+    lock_is_exclusive_and_fenced, lock_keep_alive_and_drop, lock_only_its_holder_releases,
 };
 
 use super::{Cache, CacheStore, Json};
@@ -85,6 +89,9 @@ pub async fn run_all<S: CacheStore + Clone>(store: S, keeps_expired: bool) {
     Box::pin(stats_count(store.clone())).await;
     Box::pin(ping_and_purge(store.clone(), keeps_expired)).await;
     Box::pin(rate_limiter(store.clone())).await;
+    Box::pin(lock_is_exclusive_and_fenced(store.clone())).await;
+    Box::pin(lock_only_its_holder_releases(store.clone())).await;
+    Box::pin(lock_keep_alive_and_drop(store.clone())).await;
     Box::pin(ttl_jitter_spreads_expiry(store)).await;
 }
 

@@ -69,12 +69,69 @@ impl Lifecycle<Vec<u8>, Entry> for Evictions {
 
 const LOCK_STRIPES: usize = 64;
 
+/// The store's locks ([`CacheStore::lock_acquire`]), apart from the entries so that eviction
+/// never drops a held lock. Tokens come from one counter per store, so they grow per lock too.
+#[derive(Default)]
+struct Locks {
+    held: Mutex<std::collections::HashMap<Vec<u8>, (u64, Instant)>>,
+    last_token: AtomicU64,
+}
+
+/// Held locks above which an acquire first drops the expired ones.
+const LOCKS_BEFORE_PURGE: usize = 1024;
+
+impl Locks {
+    fn held(&self) -> MutexGuard<'_, std::collections::HashMap<Vec<u8>, (u64, Instant)>> {
+        // No code path can panic while holding it; take it anyway if one did.
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn acquire(&self, key: &[u8], ttl: Duration) -> Option<u64> {
+        let now = Instant::now();
+        let mut held = self.held();
+        if held.len() >= LOCKS_BEFORE_PURGE {
+            held.retain(|_, (_, until)| *until > now);
+        }
+        if held.get(key).is_some_and(|(_, until)| *until > now) {
+            return None;
+        }
+        let token = self.last_token.fetch_add(1, Ordering::Relaxed) + 1;
+        held.insert(key.to_vec(), (token, now + ttl));
+        Some(token)
+    }
+
+    /// Whether `token` holds the lock at `key` now.
+    fn holds(entry: Option<&(u64, Instant)>, token: u64, now: Instant) -> bool {
+        entry.is_some_and(|&(t, until)| t == token && until > now)
+    }
+
+    fn extend(&self, key: &[u8], token: u64, ttl: Duration) -> bool {
+        let now = Instant::now();
+        let mut held = self.held();
+        let holds = Self::holds(held.get(key), token, now);
+        if let (true, Some(entry)) = (holds, held.get_mut(key)) {
+            entry.1 = now + ttl;
+        }
+        holds
+    }
+
+    fn release(&self, key: &[u8], token: u64) -> bool {
+        let mut held = self.held();
+        let holds = Self::holds(held.get(key), token, Instant::now());
+        if holds {
+            held.remove(key);
+        }
+        holds
+    }
+}
+
 struct Shared {
     cache: Qc<Vec<u8>, Entry, EntryWeighter, DefaultHashBuilder, Evictions>,
     evictions: Evictions,
     // Writers of one key take its stripe so read-modify-write (incr, set_if_absent, expire)
     // is atomic against other writers; readers never lock.
     locks: Box<[Mutex<()>]>,
+    held_locks: Locks,
 }
 
 /// A writer's hold on its key's stripe, with the key's hash (which also tells an overwrite
@@ -146,6 +203,7 @@ impl MemoryStore {
                 cache,
                 evictions,
                 locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+                held_locks: Locks::default(),
             }),
         }
     }
@@ -365,6 +423,18 @@ impl CacheStore for MemoryStore {
 
     async fn ping(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn lock_acquire(&self, key: &[u8], _fence: &[u8], ttl: Duration) -> Result<Option<u64>> {
+        Ok(self.shared.held_locks.acquire(key, ttl))
+    }
+
+    async fn lock_extend(&self, key: &[u8], token: u64, ttl: Duration) -> Result<bool> {
+        Ok(self.shared.held_locks.extend(key, token, ttl))
+    }
+
+    async fn lock_release(&self, key: &[u8], token: u64) -> Result<bool> {
+        Ok(self.shared.held_locks.release(key, token))
     }
 
     fn evictions(&self) -> u64 {

@@ -39,6 +39,24 @@
 //! # }).unwrap();
 //! ```
 //!
+//! # Locks
+//!
+//! [`Cache::lock`] takes a named lock with a TTL on the same store and returns a [`CacheLock`]
+//! guard: a fencing token that grows with every holder, [`extend`](CacheLock::extend) and a
+//! background [`keep_alive`](CacheLock::keep_alive), and a release that only removes the
+//! holder's own lock (compare and delete), so an expired holder cannot free someone else's.
+//!
+//! | store | scope | how |
+//! |---|---|---|
+//! | [`MemoryStore`] | the process only | a map apart from the entries (eviction never drops a lock) |
+//! | [`RedisStore`] (one server, Cluster, Sentinel) | every instance | Lua scripts; lock and fence in one Cluster slot; token ≥ the server's clock in µs |
+//! | [`TieredStore`] | every instance | in Redis only, never in the near tier |
+//!
+//! A single Redis is not Redlock: a lock can be lost if the primary dies before its replica
+//! copied it, or evicted under an `allkeys-*` `maxmemory` policy. The fencing token is what
+//! keeps a protected resource safe then: after a failover the new holder's token is still the
+//! larger one (it is at least the promoted server's clock).
+//!
 //! # Configuration
 //!
 //! [`Cache::from_env`] reads [`CacheConfig`] from `CACHE_*` variables:
@@ -92,6 +110,7 @@ mod flight;
 mod handle;
 mod keys;
 mod limiter;
+mod lock;
 #[cfg(feature = "cache-memory")]
 mod memory;
 #[cfg(feature = "cache-redis")]
@@ -104,6 +123,7 @@ mod tiered;
 pub use codec::{Codec, Json, Postcard};
 pub use config::{CacheBackend, CacheConfig};
 pub use limiter::{RateLimit, RateLimiter};
+pub use lock::CacheLock;
 #[cfg(feature = "cache-memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache-memory")))]
 pub use memory::MemoryStore;

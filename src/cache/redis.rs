@@ -17,6 +17,36 @@ if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) == -1 then
 end
 return v";
 
+/// Takes a lock if free. The token is the last one plus one, and at least the server's clock in
+/// microseconds, so tokens keep growing even when the fence key was lost (expired after a day
+/// unused, evicted, or not yet replicated when a replica was promoted).
+const LOCK_ACQUIRE_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+local token = string.format('%.0f', math.max(last + 1, now))
+redis.call('SET', KEYS[2], token, 'PX', ARGV[2])
+redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
+return token";
+
+/// Extends a lock if `ARGV[1]` still holds it.
+const LOCK_EXTEND_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0";
+
+/// Releases a lock if `ARGV[1]` still holds it (compare and delete).
+const LOCK_RELEASE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// How long a lock's fence key outlives its last acquisition.
+const FENCE_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// The keys at `indices` as fred's multi-key argument.
 fn keys_at(keys: &[Vec<u8>], indices: &[usize]) -> Vec<Key> {
     indices
@@ -452,6 +482,43 @@ impl CacheStore for RedisStore {
 
     async fn delete_expired(&self) -> Result<Purge> {
         Ok(Purge::NotNeeded)
+    }
+
+    async fn lock_acquire(&self, key: &[u8], fence: &[u8], ttl: Duration) -> Result<Option<u64>> {
+        let call = self.pool.eval::<Option<String>, _, _, _>(
+            LOCK_ACQUIRE_SCRIPT,
+            vec![Key::from(key), Key::from(fence)],
+            vec![millis(ttl), millis(FENCE_TTL.max(ttl))],
+        );
+        match crate::redis::bounded(self.timeout, "lock", call).await? {
+            None => Ok(None),
+            Some(token) => token.parse().map(Some).map_err(|_| {
+                crate::Error::new(
+                    crate::ErrorKind::Backend,
+                    format!("the lock script answered {token:?}, not a token"),
+                )
+                .with_backend("redis")
+                .with_operation("lock")
+            }),
+        }
+    }
+
+    async fn lock_extend(&self, key: &[u8], token: u64, ttl: Duration) -> Result<bool> {
+        let call = self.pool.eval::<i64, _, _, _>(
+            LOCK_EXTEND_SCRIPT,
+            vec![Key::from(key)],
+            vec![token.to_string(), millis(ttl).to_string()],
+        );
+        Ok(crate::redis::bounded(self.timeout, "lock_extend", call).await? == 1)
+    }
+
+    async fn lock_release(&self, key: &[u8], token: u64) -> Result<bool> {
+        let call = self.pool.eval::<i64, _, _, _>(
+            LOCK_RELEASE_SCRIPT,
+            vec![Key::from(key)],
+            vec![token.to_string()],
+        );
+        Ok(crate::redis::bounded(self.timeout, "unlock", call).await? == 1)
     }
 
     async fn ping(&self) -> Result<()> {

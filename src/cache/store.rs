@@ -133,6 +133,48 @@ pub trait CacheStore: Send + Sync + 'static {
     /// Checks that the backend answers (for readiness probes).
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;
 
+    /// Takes the lock at `key` for `ttl` if nobody holds it: `Some(token)` when taken, the
+    /// token being greater than every token handed out before for that lock (`fence` names
+    /// where the store may keep its last token). Atomic. [`Cache::lock`] is the API to use.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) from stores without locks
+    /// (the default).
+    fn lock_acquire(
+        &self,
+        key: &[u8],
+        fence: &[u8],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<u64>>> + Send {
+        let _ = (key, fence, ttl);
+        std::future::ready(Err(unsupported_lock(self.name())))
+    }
+
+    /// Sets the lock at `key` to expire after `ttl` if `token` still holds it; false when it
+    /// does not (it expired, or another holder took it since). Atomic.
+    ///
+    /// # Errors
+    /// As [`lock_acquire`](Self::lock_acquire).
+    fn lock_extend(
+        &self,
+        key: &[u8],
+        token: u64,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        let _ = (key, token, ttl);
+        std::future::ready(Err(unsupported_lock(self.name())))
+    }
+
+    /// Releases the lock at `key` if `token` still holds it; false when it does not.
+    /// Atomic (compare and delete).
+    ///
+    /// # Errors
+    /// As [`lock_acquire`](Self::lock_acquire).
+    fn lock_release(&self, key: &[u8], token: u64) -> impl Future<Output = Result<bool>> + Send {
+        let _ = (key, token);
+        std::future::ready(Err(unsupported_lock(self.name())))
+    }
+
     /// Entries the backend evicted to stay within its bounds, since it was created.
     fn evictions(&self) -> u64 {
         0
@@ -152,4 +194,14 @@ pub trait CacheStore: Send + Sync + 'static {
     {
         self
     }
+}
+
+/// What a store without locks answers to the lock calls.
+fn unsupported_lock(store: &'static str) -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::Unsupported,
+        "this cache store has no locks",
+    )
+    .with_backend(store)
+    .with_operation("lock")
 }

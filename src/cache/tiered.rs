@@ -349,6 +349,19 @@ impl CacheStore for TieredStore {
         self.inner.far.close().await
     }
 
+    // Locks live in Redis only: a near copy of a lock would be another instance's stale view.
+    async fn lock_acquire(&self, key: &[u8], fence: &[u8], ttl: Duration) -> Result<Option<u64>> {
+        self.inner.far.lock_acquire(key, fence, ttl).await
+    }
+
+    async fn lock_extend(&self, key: &[u8], token: u64, ttl: Duration) -> Result<bool> {
+        self.inner.far.lock_extend(key, token, ttl).await
+    }
+
+    async fn lock_release(&self, key: &[u8], token: u64) -> Result<bool> {
+        self.inner.far.lock_release(key, token).await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.inner.far.ping().await?;
         if !self.inner.subscriber.is_connected() {

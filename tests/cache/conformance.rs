@@ -26,7 +26,10 @@ macro_rules! cache_suite {
             single_flight,
             stats_count,
             rate_limiter,
-            ttl_jitter_spreads_expiry
+            ttl_jitter_spreads_expiry,
+            lock_is_exclusive_and_fenced,
+            lock_only_its_holder_releases,
+            lock_keep_alive_and_drop
         );
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
