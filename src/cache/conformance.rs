@@ -21,6 +21,7 @@
 
 mod expiry;
 mod lock;
+mod tags;
 
 pub use expiry::{
     default_ttl_applies, expire_changes_lifetime, ping_and_purge, rate_limiter,
@@ -29,6 +30,7 @@ pub use expiry::{
 pub use lock::{
     lock_is_exclusive_and_fenced, lock_keep_alive_and_drop, lock_only_its_holder_releases,
 };
+pub use tags::{bad_tags_are_refused, tags_invalidate_their_entries};
 
 use super::{Cache, CacheStore, Json};
 use crate::ErrorKind;
@@ -92,6 +94,8 @@ pub async fn run_all<S: CacheStore + Clone>(store: S, keeps_expired: bool) {
     Box::pin(lock_is_exclusive_and_fenced(store.clone())).await;
     Box::pin(lock_only_its_holder_releases(store.clone())).await;
     Box::pin(lock_keep_alive_and_drop(store.clone())).await;
+    Box::pin(tags_invalidate_their_entries(store.clone())).await;
+    Box::pin(bad_tags_are_refused(store.clone())).await;
     Box::pin(ttl_jitter_spreads_expiry(store)).await;
 }
 

@@ -57,6 +57,18 @@
 //! keeps a protected resource safe then: after a failover the new holder's token is still the
 //! larger one (it is at least the promoted server's clock).
 //!
+//! # Tags
+//!
+//! [`Cache::set_tagged`] stores an entry carrying tags; [`Cache::invalidate_tag`] makes every
+//! entry carrying a tag a miss, with one write whatever their number, on every store (memory,
+//! Redis on each deployment, tiered). Each tag has a version in the store; a tagged entry keeps
+//! the versions it was written with, a read compares them with the current ones (one more
+//! round trip on Redis, `MGET` per Cluster slot) and invalidating writes a new version. A write
+//! racing an invalidation therefore never survives it, and nothing needs cleaning up. On the
+//! tiered store the versions are read from Redis, so another instance's invalidation is seen at
+//! once. Tags are 1-200 printable ASCII characters without spaces, at most 32 per entry,
+//! checked before any call.
+//!
 //! # Configuration
 //!
 //! [`Cache::from_env`] reads [`CacheConfig`] from `CACHE_*` variables:
@@ -117,6 +129,7 @@ mod memory;
 mod redis;
 mod stats;
 mod store;
+mod tags;
 #[cfg(all(feature = "cache-memory", feature = "cache-redis"))]
 mod tiered;
 

@@ -29,7 +29,9 @@ macro_rules! cache_suite {
             ttl_jitter_spreads_expiry,
             lock_is_exclusive_and_fenced,
             lock_only_its_holder_releases,
-            lock_keep_alive_and_drop
+            lock_keep_alive_and_drop,
+            tags_invalidate_their_entries,
+            bad_tags_are_refused
         );
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,3 +95,33 @@ async fn near_copy_never_outlives_the_redis_key() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(cache.get::<i32>("short").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_tag_invalidated_on_one_instance_misses_on_another() {
+    let channel = support::unique("chan");
+    let prefix = support::unique("tier");
+    let a = Cache::builder(tiered(&channel).await)
+        .prefix(&prefix)
+        .build()
+        .unwrap();
+    let b = Cache::builder(tiered(&channel).await)
+        .prefix(&prefix)
+        .build()
+        .unwrap();
+    a.set_tagged("k", &1, &["org:7"]).await.unwrap();
+    // b now holds a near copy of the entry.
+    assert_eq!(b.get::<i32>("k").await.unwrap(), Some(1));
+    assert!(
+        b.store()
+            .near()
+            .exists(format!("{prefix}:k").as_bytes())
+            .await
+            .unwrap(),
+        "b holds the entry near"
+    );
+    a.invalidate_tag("org:7").await.unwrap();
+    eventually("b misses the entry after a invalidated its tag", || async {
+        b.get::<i32>("k").await.unwrap().is_none()
+    })
+    .await;
+}
