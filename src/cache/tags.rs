@@ -60,8 +60,11 @@ fn wrap(tags: &[(&str, u64)], value: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// A tagged value's tags, each with the version it was written with.
+type Versions<'a> = Vec<(&'a [u8], u64)>;
+
 /// The tags and versions of a tagged value, and the value; `None` when it is malformed.
-fn unwrap(bytes: &Bytes) -> Option<(Vec<(&[u8], u64)>, Bytes)> {
+fn unwrap(bytes: &Bytes) -> Option<(Versions<'_>, Bytes)> {
     let rest = bytes.strip_prefix(MAGIC.as_slice())?;
     let (&n, mut rest) = rest.split_first()?;
     let mut tags = Vec::with_capacity(n as usize);
