@@ -37,18 +37,22 @@ where
     panic!("{what}: not within 2 s");
 }
 
-#[tokio::test]
-async fn writes_on_one_instance_invalidate_the_near_copy_on_another() {
+/// Two instances of one cache (same Redis, channel and prefix), and the prefix.
+async fn two_instances() -> (Cache<TieredStore>, Cache<TieredStore>, String) {
     let channel = support::unique("chan");
     let prefix = support::unique("tier");
-    let a = Cache::builder(tiered(&channel).await)
-        .prefix(&prefix)
-        .build()
-        .unwrap();
-    let b = Cache::builder(tiered(&channel).await)
-        .prefix(&prefix)
-        .build()
-        .unwrap();
+    let instance = async || {
+        Cache::builder(tiered(&channel).await)
+            .prefix(&prefix)
+            .build()
+            .unwrap()
+    };
+    (instance().await, instance().await, prefix)
+}
+
+#[tokio::test]
+async fn writes_on_one_instance_invalidate_the_near_copy_on_another() {
+    let (a, b, prefix) = two_instances().await;
     let key = format!("{prefix}:k");
 
     a.set("k", &1).await.unwrap();
@@ -98,16 +102,7 @@ async fn near_copy_never_outlives_the_redis_key() {
 
 #[tokio::test]
 async fn a_tag_invalidated_on_one_instance_misses_on_another() {
-    let channel = support::unique("chan");
-    let prefix = support::unique("tier");
-    let a = Cache::builder(tiered(&channel).await)
-        .prefix(&prefix)
-        .build()
-        .unwrap();
-    let b = Cache::builder(tiered(&channel).await)
-        .prefix(&prefix)
-        .build()
-        .unwrap();
+    let (a, b, prefix) = two_instances().await;
     a.set_tagged("k", &1, &["org:7"]).await.unwrap();
     // b now holds a near copy of the entry.
     assert_eq!(b.get::<i32>("k").await.unwrap(), Some(1));
