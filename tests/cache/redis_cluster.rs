@@ -148,3 +148,59 @@ async fn near_copies_are_dropped_when_the_subscription_node_dies() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A lock through a failover of the primary holding it (a cluster of the test's own, each
+/// primary with a replica): calls fail retryably while no primary serves the slot, and the next
+/// holder's fencing token is larger than the one taken before the kill, whether or not the
+/// replica had received the lock and its fence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_keeps_its_fencing_order_through_a_failover() {
+    let mut cluster = support::RedisCluster::start(1);
+    let store = RedisStore::builder(cluster.url())
+        .command_timeout(std::time::Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let cache = Cache::builder(store)
+        .prefix(support::unique("lockfo"))
+        .build()
+        .unwrap();
+    let ttl = std::time::Duration::from_secs(3);
+    let before = cache.lock("L", ttl).await.unwrap().expect("free");
+    // The slot of the lock's keys: the hash tag `{:<namespace>L}` (see `Cache::lock`).
+    let slot = fred::util::redis_keyslot(format!(":{}L", cache.namespace()).as_bytes());
+    tokio::task::block_in_place(|| cluster.fail_over(slot));
+
+    // Taken again once the promoted replica serves the slot: at once if the lock was lost
+    // with the primary, after its TTL if the replica had it.
+    let promoted = std::time::Instant::now();
+    let deadline = promoted + std::time::Duration::from_secs(15);
+    let after = loop {
+        match cache.lock("L", ttl).await {
+            Ok(Some(lock)) => break lock,
+            Ok(None) => {}
+            Err(e) => assert!(e.is_retryable(), "a failure during the failover: {e}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    // Which case this run saw: taken at once (lost with the primary) or after the TTL.
+    eprintln!(
+        "lock taken again {:?} after the promotion",
+        promoted.elapsed()
+    );
+    assert!(
+        after.token() > before.token(),
+        "fencing order kept: {} then {}",
+        before.token(),
+        after.token()
+    );
+    assert!(
+        !before.release().await.unwrap(),
+        "the old holder cannot release the new holder's lock"
+    );
+    assert!(after.release().await.unwrap());
+}
