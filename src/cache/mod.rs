@@ -55,7 +55,10 @@
 //! A single Redis is not Redlock: a lock can be lost if the primary dies before its replica
 //! copied it, or evicted under an `allkeys-*` `maxmemory` policy. The fencing token is what
 //! keeps a protected resource safe then: after a failover the new holder's token is still the
-//! larger one (it is at least the promoted server's clock).
+//! larger one (it is at least the promoted server's clock). `tests/cache/redis_cluster.rs`
+//! SIGKILLs the primary holding a lock: calls fail retryably until the replica takes over, and
+//! the next holder's token is larger (in the runs seen the replica had the lock and its fence;
+//! the case where both were lost rests on the clock floor, not on a test).
 //!
 //! # Tags
 //!
