@@ -1,6 +1,7 @@
 //! Instructions per memory-cache hit, corekit `Cache<MemoryStore>::get_bytes` vs raw
 //! `quick_cache` `get` of the same entry (value and expiry, checked), and per overwrite
-//! (`corekit-set` / `raw-set`: `set_bytes` vs `insert`), for `valgrind
+//! (`corekit-set` / `raw-set`: `set_bytes` vs `insert`), and per near hit of the two-tier store
+//! (`tiered`, with `--features cache-redis` and a Redis to build it on), for `valgrind
 //! --tool=callgrind` (instruction counts are repeatable on this noisy machine where times are
 //! not). Not a criterion bench: a plain `main` doing N lookups.
 //!
@@ -74,6 +75,46 @@ fn main() {
                 black_box(hit);
             }
         }
+        // Near-tier hits of the two-tier store (issue 18: within 10% of a memory hit). Needs
+        // the Redis of `COREKIT_TEST_REDIS_URL` (default local) to build the store; the hits
+        // themselves never leave the process.
+        #[cfg(feature = "cache-redis")]
+        "tiered" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let url = std::env::var("COREKIT_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            let cache = rt.block_on(async {
+                let far = corekit::cache::RedisStore::connect(&url)
+                    .await
+                    .expect("redis");
+                let store =
+                    corekit::cache::TieredStore::builder(MemoryStore::new(capacity as u64), far)
+                        .build()
+                        .await
+                        .expect("tiered");
+                // No prefix, as the memory run (a prefix costs an allocation per call); the
+                // keys are removed one by one at the end.
+                let cache = Cache::builder(store)
+                    .default_ttl(None)
+                    .build()
+                    .expect("cache");
+                for k in &keys {
+                    cache
+                        .set_bytes(k.as_str(), value.clone(), None)
+                        .await
+                        .expect("set");
+                }
+                cache
+            });
+            for i in 0..n {
+                let key = keys[(i * 7919) % keys.len()].as_str();
+                black_box(now(cache.get_bytes(key)).expect("get"));
+            }
+            rt.block_on(async { cache.delete_many(&keys).await.expect("delete the keys") });
+        }
         // Overwrites of the same 10,000 keys (no TTL): one `set` each.
         "corekit-set" => {
             let cache = Cache::builder(MemoryStore::new(capacity as u64))
@@ -103,7 +144,7 @@ fn main() {
                 std::mem::size_of_val(&get)
             );
         }
-        other => panic!("unknown target {other:?}: corekit, raw, corekit-set or raw-set"),
+        other => panic!("unknown target {other:?}: corekit, raw, tiered, corekit-set or raw-set"),
     }
     println!("{which}: {n} operations");
 }

@@ -234,19 +234,20 @@ impl MemoryStore {
     fn live(&self, key: &[u8]) -> Option<Entry> {
         let entry = self.shared.cache.get(key)?;
         match entry.expires_at {
-            None => Some(entry),
-            Some(_) => self.check_expiry(key, entry),
+            // Compared here, inline: a near copy of the tiered store always has an expiry, and
+            // an out-of-line check cost its hits 37 instructions (callgrind).
+            Some(at) if at <= Instant::now() => self.drop_expired(key, at),
+            _ => Some(entry),
         }
     }
 
-    fn check_expiry(&self, key: &[u8], entry: Entry) -> Option<Entry> {
-        if entry.live(Instant::now) {
-            Some(entry)
-        } else {
-            let at = entry.expires_at;
-            self.shared.cache.remove_if(key, |e| e.expires_at == at);
-            None
-        }
+    #[cold]
+    #[inline(never)]
+    fn drop_expired(&self, key: &[u8], at: Instant) -> Option<Entry> {
+        self.shared
+            .cache
+            .remove_if(key, |e| e.expires_at == Some(at));
+        None
     }
 
     fn insert(&self, stripe: &Stripe<'_>, key: &[u8], value: Bytes, ttl: Option<Duration>) {

@@ -251,6 +251,7 @@ impl CacheStore for TieredStore {
         Ok(value)
     }
 
+    #[inline]
     fn get_local(&self, key: &[u8]) -> Option<Option<Bytes>> {
         // A near miss is not an answer: Redis may hold the key.
         self.inner.near.get_local(key).flatten().map(Some)
