@@ -508,7 +508,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             .await
     }
 
-    /// The values at `keys`, in order; one round trip on Redis.
+    /// The values at `keys`, in order; one round trip on Redis (plus one per tagged entry
+    /// found, to check its tags).
     ///
     /// # Errors
     /// As [`get`](Self::get), for any of the keys.

@@ -63,7 +63,8 @@ impl<S: CacheStore, C: Codec> std::fmt::Debug for CacheLock<S, C> {
 /// `corekit-lock{:<namespace><key>}` and `corekit-fence{:...}`. A Redis Cluster hashes only the
 /// part between the first `{` and the next `}`: that part is the same in both keys and never
 /// empty, so they share a slot (one script touches both) whatever braces the namespace or the
-/// key contain. They sit outside the namespace's prefix, so `clear` leaves held locks alone.
+/// key contain. They sit outside the namespace's prefix, so `clear` leaves held locks alone
+/// (unless the namespace is empty: then `clear` removes every key of the database).
 fn lock_keys(namespace: &str, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let named = |kind: &[u8]| {
         let mut k = Vec::with_capacity(kind.len() + namespace.len() + key.len() + 3);
@@ -80,8 +81,8 @@ fn lock_keys(namespace: &str, key: &[u8]) -> (Vec<u8>, Vec<u8>) {
 impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// Takes the lock named `key` for `ttl` if nobody holds it (one attempt): `None` when it
     /// is held. Lock names live apart from the cache's values (a lock named `x` does not touch
-    /// the value at `x`, and [`clear`](Self::clear) leaves locks alone); the namespace still
-    /// separates them.
+    /// the value at `x`, and [`clear`](Self::clear) leaves locks alone unless the cache has no
+    /// namespace, when it clears the whole database); the namespace still separates them.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad key or a zero
@@ -192,20 +193,24 @@ impl<S: CacheStore, C: Codec> CacheLock<S, C> {
     /// # Errors
     /// Timeouts and unavailability from the backend (the lock then expires after its TTL).
     pub async fn release(mut self) -> Result<bool> {
-        self.released = true;
         if let Some(keeper) = self.keeper.take() {
             keeper.abort();
         }
         let store = &self.cache.inner.store;
-        self.cache
+        let released = self
+            .cache
             .call("unlock", store.lock_release(&self.key, self.token))
-            .await
+            .await;
+        // Only now: a release cancelled mid-call (a caller's timeout) is retried by the drop.
+        self.released = true;
+        released
     }
 }
 
 impl<S: CacheStore, C: Codec> CacheLock<S, C> {
-    /// Extends the lock in the background every third of its TTL until the guard is released
-    /// or dropped, so work longer than the TTL keeps it while the process lives (a process that
+    /// Extends the lock in the background every third of its TTL (the TTL it has when this is
+    /// called; a later [`extend`](Self::extend) does not change what the task renews with)
+    /// until the guard is released or dropped, so work longer than the TTL keeps it while the process lives (a process that
     /// dies stops extending, and the lock expires a TTL later). When an extension finds the
     /// lock gone, the task stops and [`is_held`](Self::is_held) turns false; a failed
     /// extension (Redis unreachable) is tried again at the next tick.

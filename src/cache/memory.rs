@@ -77,6 +77,13 @@ struct Locks {
     last_token: AtomicU64,
 }
 
+/// `now + ttl`, or about a century from now for a TTL too long to add (`Duration::MAX`).
+fn until(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 /// Held locks above which an acquire first drops the expired ones.
 const LOCKS_BEFORE_PURGE: usize = 1024;
 
@@ -96,7 +103,7 @@ impl Locks {
             return None;
         }
         let token = self.last_token.fetch_add(1, Ordering::Relaxed) + 1;
-        held.insert(key.to_vec(), (token, now + ttl));
+        held.insert(key.to_vec(), (token, until(now, ttl)));
         Some(token)
     }
 
@@ -110,7 +117,7 @@ impl Locks {
         let mut held = self.held();
         let holds = Self::holds(held.get(key), token, now);
         if let (true, Some(entry)) = (holds, held.get_mut(key)) {
-            entry.1 = now + ttl;
+            entry.1 = until(now, ttl);
         }
         holds
     }
@@ -251,7 +258,7 @@ impl MemoryStore {
     }
 
     fn insert(&self, stripe: &Stripe<'_>, key: &[u8], value: Bytes, ttl: Option<Duration>) {
-        let expires_at = ttl.map(|t| Instant::now() + t);
+        let expires_at = ttl.map(|t| until(Instant::now(), t));
         self.put(stripe, key, Entry { value, expires_at });
     }
 
@@ -359,7 +366,7 @@ impl CacheStore for MemoryStore {
                 super::show_key(key)
             ))
         })?;
-        let expires_at = expires_at.or_else(|| ttl.map(|t| Instant::now() + t));
+        let expires_at = expires_at.or_else(|| ttl.map(|t| until(Instant::now(), t)));
         self.put(
             &stripe,
             key,

@@ -67,10 +67,14 @@
 //! Redis on each deployment, tiered). Each tag has a version in the store; a tagged entry keeps
 //! the versions it was written with, a read compares them with the current ones (one more
 //! round trip on Redis, `MGET` per Cluster slot) and invalidating writes a new version. A write
-//! racing an invalidation therefore never survives it, and nothing needs cleaning up. On the
-//! tiered store the versions are read from Redis, so another instance's invalidation is seen at
-//! once. Tags are 1-200 printable ASCII characters without spaces, at most 32 per entry,
-//! checked before any call.
+//! racing an invalidation therefore never survives it. An invalidated entry is a miss for the
+//! reads, but it stays in the store until it expires or is overwritten (`exists` and
+//! `set_if_absent` still see it). On the tiered store the versions are only ever read from and
+//! written to Redis, so another instance's invalidation is seen at once. Tags are 1-200
+//! printable ASCII characters without spaces, at most 32 per entry, checked before any call. A
+//! tagged entry is stored as an envelope whose first byte is `0xFF` (never the start of JSON): a
+//! raw [`set_bytes`](Cache::set_bytes) value starting with the same 8 bytes would be read as
+//! one.
 //!
 //! # Configuration
 //!

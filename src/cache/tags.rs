@@ -136,10 +136,11 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             check_tag(tag, "set_tagged")?;
         }
         let value = self.encode(key, value, "set_tagged")?;
+        let envelope: usize = tags.iter().map(|t| 1 + t.len() + 8).sum();
+        self.check_size(MAGIC.len() + 1 + envelope + value.len(), key, "set_tagged")?;
         let versions = self.tag_versions(&tags).await?;
         let tagged: Vec<(&str, u64)> = tags.iter().copied().zip(versions).collect();
         let bytes = wrap(&tagged, &value);
-        self.check_size(bytes.len(), key, "set_tagged")?;
         let ttl = self.effective_ttl(ttl);
         self.call("set", self.inner.store.set(&full, bytes, ttl))
             .await?;
@@ -147,9 +148,12 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         Ok(())
     }
 
-    /// Makes every entry carrying `tag` a miss, on every instance sharing the store: one write
-    /// (a new version for the tag), whatever the number of entries. On the tiered store other
-    /// instances' near copies of the version are dropped like any other write's.
+    /// Makes every entry carrying `tag` a miss for `get`, `get_bytes`, `get_many` and
+    /// `get_or_set`, on every instance sharing the store: one write (a new version for the
+    /// tag), whatever the number of entries. The entries themselves stay until they expire or
+    /// are overwritten, so `exists`, `ttl` and `set_if_absent` still see them (give tagged
+    /// entries a TTL, or write them with `set`/`set_tagged`, which overwrite). The tag's version
+    /// key has no TTL: one small key per tag ever invalidated or written, in the namespace.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad tag, before any
@@ -158,8 +162,13 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         check_tag(tag, "invalidate_tag")?;
         let version = Bytes::from(fastrand::u64(..).to_string());
         let key = self.tag_key(tag.as_bytes());
-        self.call("invalidate_tag", self.inner.store.set(&key, version, None))
-            .await
+        // `set_many`, not `set`: the tiered store writes it to Redis without a near copy, so
+        // every instance reads versions from Redis and sees an invalidation at once.
+        self.call(
+            "invalidate_tag",
+            self.inner.store.set_many(vec![(key, version)], None),
+        )
+        .await
     }
 
     /// The current version of each tag, creating the missing ones.

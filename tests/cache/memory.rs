@@ -1,4 +1,5 @@
 use corekit::cache::{Cache, CacheStore, MemoryStore};
+use std::time::Duration;
 
 type Store = MemoryStore;
 
@@ -49,4 +50,19 @@ async fn overwrites_and_counters_are_not_evictions() {
         .unwrap();
     cache.expire("t", None).await.unwrap();
     assert_eq!(cache.stats().evictions, 0, "{:?}", cache.stats());
+}
+
+/// A TTL too long to add to the clock (`Duration::MAX`, a plausible "forever") is about a
+/// century, not a panic, for entries and for locks.
+#[tokio::test]
+async fn a_ttl_too_long_for_the_clock_does_not_panic() {
+    let cache = Cache::new(MemoryStore::new(100));
+    cache
+        .set_with_ttl("k", &1, Some(Duration::MAX))
+        .await
+        .unwrap();
+    assert_eq!(cache.get::<i32>("k").await.unwrap(), Some(1));
+    let mut lock = cache.lock("l", Duration::MAX).await.unwrap().expect("free");
+    assert!(lock.extend(Duration::MAX).await.unwrap());
+    assert!(lock.release().await.unwrap());
 }
