@@ -20,6 +20,7 @@
 //! (one test each) names the failing behaviour in the test report.
 
 mod expiry;
+mod flight;
 mod lock;
 mod tags;
 
@@ -27,6 +28,7 @@ pub use expiry::{
     default_ttl_applies, expire_changes_lifetime, ping_and_purge, rate_limiter,
     set_if_absent_is_create_only, ttl_expiry, ttl_jitter_spreads_expiry,
 };
+pub use flight::{a_cancelled_leader_hands_over, a_panicking_loader_does_not_poison_the_key};
 pub use lock::{
     lock_is_exclusive_and_fenced, lock_keep_alive_and_drop, lock_only_its_holder_releases,
 };
@@ -88,6 +90,8 @@ pub async fn run_all<S: CacheStore + Clone>(store: S, keeps_expired: bool) {
     Box::pin(invalid_input_is_rejected(store.clone())).await;
     Box::pin(corrupt_value_names_the_key(store.clone())).await;
     Box::pin(single_flight(store.clone())).await;
+    Box::pin(a_panicking_loader_does_not_poison_the_key(store.clone())).await;
+    Box::pin(a_cancelled_leader_hands_over(store.clone())).await;
     Box::pin(stats_count(store.clone())).await;
     Box::pin(ping_and_purge(store.clone(), keeps_expired)).await;
     Box::pin(rate_limiter(store.clone())).await;

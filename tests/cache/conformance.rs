@@ -24,6 +24,8 @@ macro_rules! cache_suite {
             invalid_input_is_rejected,
             corrupt_value_names_the_key,
             single_flight,
+            a_panicking_loader_does_not_poison_the_key,
+            a_cancelled_leader_hands_over,
             stats_count,
             rate_limiter,
             ttl_jitter_spreads_expiry,
