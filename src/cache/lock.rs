@@ -117,7 +117,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         }))
     }
 
-    /// Like [`lock`](Self::lock), trying again (every 10 ms, doubling to 200 ms) until the lock
+    /// Like [`lock`](Self::lock), trying again (after 10 ms, doubling to 200 ms, jittered by up
+    /// to half; the crate's [`Backoff`](crate::retry::Backoff)) until the lock
     /// is free or `wait` has passed: `None` when it stayed held that long.
     ///
     /// # Errors
@@ -129,20 +130,21 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         wait: Duration,
     ) -> Result<Option<CacheLock<S, C>>> {
         let deadline = tokio::time::Instant::now() + wait;
-        let mut pause = Duration::from_millis(10);
-        loop {
+        // Jittered, so contenders that lost together do not retry together.
+        let backoff =
+            crate::retry::Backoff::new(Duration::from_millis(10), Duration::from_millis(200))
+                .jitter(0.5);
+        for retry in 1u32.. {
             if let Some(lock) = self.lock(key, ttl).await? {
                 return Ok(Some(lock));
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Ok(None);
+                break;
             }
-            // Jittered, so contenders that lost together do not retry together.
-            let nap = pause.mul_f64(0.5 + fastrand::f64()).min(deadline - now);
-            tokio::time::sleep(nap).await;
-            pause = (pause * 2).min(Duration::from_millis(200));
+            tokio::time::sleep(backoff.delay(retry).min(deadline - now)).await;
         }
+        Ok(None)
     }
 }
 
