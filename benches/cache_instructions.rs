@@ -107,6 +107,12 @@ fn main() {
                         .await
                         .expect("set");
                 }
+                // Near copies come from reads (Redis tracking would drop one made by the write
+                // when the write's own invalidation arrives): let those arrive, then read.
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                for k in &keys {
+                    cache.get_bytes(k.as_str()).await.expect("fill");
+                }
                 cache
             });
             for i in 0..n {

@@ -112,16 +112,7 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
     }
 
     pub(super) fn build_unchecked(self) -> Cache<S, C> {
-        let mut namespace = String::new();
-        if !self.prefix.is_empty() {
-            namespace.push_str(&self.prefix);
-            namespace.push(':');
-        }
-        if let Some(v) = &self.version {
-            namespace.push('v');
-            namespace.push_str(v);
-            namespace.push(':');
-        }
+        let namespace = namespace(&self.prefix, self.version.as_deref());
         Cache {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -136,4 +127,20 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
             }),
         }
     }
+}
+
+/// The key prefix of a cache with `prefix` and `version`: `prefix:vVERSION:` (each part only
+/// when set).
+pub(super) fn namespace(prefix: &str, version: Option<&str>) -> String {
+    let mut namespace = String::new();
+    if !prefix.is_empty() {
+        namespace.push_str(prefix);
+        namespace.push(':');
+    }
+    if let Some(v) = version {
+        namespace.push('v');
+        namespace.push_str(v);
+        namespace.push(':');
+    }
+    namespace
 }

@@ -71,6 +71,9 @@ pub struct CacheConfig {
     pub near_max_entries: u64,
     /// `CACHE_INVALIDATION_CHANNEL`.
     pub invalidation_channel: String,
+    /// `CACHE_NEAR_TRACKING`: tiered, whether Redis's key tracking invalidates near copies
+    /// where the server offers it (see [`Invalidation`](super::Invalidation)).
+    pub near_tracking: bool,
     /// Which variable each setting came from (filled by the loader), for errors.
     #[serde(skip)]
     pub sources: cfg::Sources,
@@ -108,6 +111,7 @@ impl Default for CacheConfig {
             near_ttl: Duration::from_secs(60),
             near_max_entries: 10_000,
             invalidation_channel: "corekit:cache:invalidate".into(),
+            near_tracking: true,
             sources: cfg::Sources::default(),
         }
     }
@@ -260,11 +264,17 @@ impl CacheConfig {
             CacheBackend::Tiered => {
                 let near = super::MemoryStore::new(self.near_max_entries);
                 let far = self.redis_store().await?;
-                let store = super::TieredStore::builder(near, far)
+                let mut builder = super::TieredStore::builder(near, far)
                     .near_ttl(self.near_ttl)
                     .channel(self.invalidation_channel.clone())
-                    .build()
-                    .await?;
+                    .tracking(self.near_tracking);
+                // Track this cache's keys only, not the whole database.
+                let version = self.version.as_deref().filter(|v| !v.is_empty());
+                let namespace = super::builder::namespace(&self.prefix, version);
+                if !namespace.is_empty() {
+                    builder = builder.tracking_prefix(namespace);
+                }
+                let store = builder.build().await?;
                 Ok(AnyStore::Tiered(store))
             }
             #[allow(unreachable_patterns)]

@@ -100,6 +100,7 @@
 //! | `CACHE_NEAR_TTL` | `60s` | tiered: longest time a near copy is kept |
 //! | `CACHE_NEAR_MAX_ENTRIES` | `10000` | tiered: near tier bound |
 //! | `CACHE_INVALIDATION_CHANNEL` | `corekit:cache:invalidate` | tiered: Redis pub/sub channel |
+//! | `CACHE_NEAR_TRACKING` | `true` | tiered: Redis's key tracking (`CLIENT TRACKING`, `BCAST` over the namespace) drops near copies whoever changes the key; off, or on Redis Cluster and servers without it, only writes through corekit do (see [`Invalidation`]) |
 //!
 //! # Deployments
 //!
@@ -116,7 +117,9 @@
 //! 500 ms command timeout): every failure retryable and bounded by the timeout, none later
 //! than 1 s after the promotion, on the Cluster and on Sentinel alike. The two-tier store's
 //! invalidation channel and the rate limiter work unchanged on a Cluster; when the node holding
-//! the invalidation subscription dies, the near tier is dropped once it is back (tested).
+//! the invalidation subscription dies, the near tier is dropped and not used again until the
+//! subscription is back (tested). On a Cluster the two-tier store hears only of writes made
+//! through corekit: Redis's key tracking is per node, and is used on one server and Sentinel.
 
 mod any;
 mod builder;
@@ -156,7 +159,7 @@ pub use stats::CacheStats;
     docsrs,
     doc(cfg(all(feature = "cache-memory", feature = "cache-redis")))
 )]
-pub use tiered::TieredStore;
+pub use tiered::{Invalidation, TieredStore};
 
 pub use any::AnyStore;
 pub use builder::CacheBuilder;

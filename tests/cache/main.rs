@@ -14,3 +14,4 @@ mod redis_faults;
 mod redis_sentinel;
 mod redis_tls;
 mod tiered;
+mod tracking;

@@ -1,24 +1,46 @@
-//! Memory in front of Redis, kept correct across instances by pub/sub invalidation.
+//! Memory in front of Redis, kept correct by Redis's key tracking and corekit's own channel.
+
+mod fence;
+mod listener;
 
 use super::{CacheStore, MemoryStore, Purge, RedisStore, Ttl};
 use crate::redis::map_err;
 use crate::{Error, Result};
 use bytes::Bytes;
+use fence::Fence;
 use fred::clients::SubscriberClient;
-use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::interfaces::{ClientLike, PubsubInterface};
 use fred::types::Builder;
+pub use listener::Invalidation;
+use listener::Listener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// A two-tier cache store: reads are served from process memory when possible, writes go to
-/// Redis, and every write or delete is announced on a Redis channel so that the near copies
-/// held by *other* instances are dropped.
+/// Redis, and the near copies are dropped on every instance when the key changes.
+///
+/// How an instance learns of changes ([`invalidation`](Self::invalidation)):
+/// - **Redis tracking** (Redis 6+, one server or Sentinel; the default): the store's
+///   subscriber connection turns on `CLIENT TRACKING` in `BCAST` mode for the
+///   [tracking prefixes](TieredStoreBuilder::tracking_prefix), so a write, delete, expiry or
+///   eviction by *any* client (another service, a script, `redis-cli`) drops the near copy.
+///   `BCAST` rather than the default mode because tracking and its invalidations then live on
+///   that one connection: reads stay on the pipelined pool, and losing the connection loses
+///   both together (the near tier is cleared and tracking re-armed on reconnect). The cost is
+///   a message for every change under the prefixes, held near or not.
+/// - **corekit's channel** (always listened to; alone on Redis Cluster, on servers that
+///   refuse tracking, or with [`tracking(false)`](TieredStoreBuilder::tracking)): every
+///   write or delete made through corekit is announced on a pub/sub channel.
 ///
 /// A near copy lives at most `near_ttl` (default 60 s) and never longer than the Redis key.
-/// While the subscriber connection is down invalidations can be missed, so the whole near tier
-/// is cleared whenever it reconnects. Invalidation is asynchronous: another instance may serve
-/// the old value for the time a pub/sub message takes to arrive (not measured yet; the tests
-/// allow up to two seconds).
+/// Invalidations are at most once: when the subscriber connection drops, near copies stop
+/// being served and filled until it is back and re-armed, and the tier is cleared; messages
+/// lost to a slow listener clear it too ([`near_flushes`](Self::near_flushes) counts both).
+/// A read racing a change never keeps a stale copy: a fill checks, after inserting, that no
+/// invalidation of its key arrived since it started. Invalidation is asynchronous: another
+/// instance may serve the old value for the time a message takes to arrive (BENCHMARKS.md
+/// measures it).
 #[derive(Clone)]
 pub struct TieredStore {
     inner: Arc<TieredInner>,
@@ -31,6 +53,8 @@ struct TieredInner {
     channel: String,
     id: String,
     subscriber: SubscriberClient,
+    fence: Arc<Fence>,
+    tracking: Arc<AtomicBool>,
 }
 
 impl Drop for TieredInner {
@@ -51,6 +75,8 @@ pub struct TieredStoreBuilder {
     far: RedisStore,
     near_ttl: Duration,
     channel: String,
+    tracking: bool,
+    prefixes: Vec<String>,
 }
 
 impl TieredStoreBuilder {
@@ -67,7 +93,23 @@ impl TieredStoreBuilder {
         self
     }
 
-    /// Subscribes to the invalidation channel and returns the store.
+    /// Whether to use Redis's key tracking where the server offers it (default `true`); see
+    /// [`Invalidation`].
+    pub fn tracking(mut self, on: bool) -> Self {
+        self.tracking = on;
+        self
+    }
+
+    /// Tracks only keys starting with `prefix` (may be given several times; prefixes must not
+    /// overlap). Without one every key of the database is tracked, and every change to any
+    /// key sends this instance a message: give the cache's namespace (`"prefix:"`, as
+    /// [`Cache::from_env`](super::Cache::from_env) does from `CACHE_PREFIX`).
+    pub fn tracking_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefixes.push(prefix.into());
+        self
+    }
+
+    /// Subscribes (turning tracking on where offered) and returns the store.
     ///
     /// # Errors
     /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when the subscriber cannot
@@ -78,6 +120,9 @@ impl TieredStoreBuilder {
         let subscriber = Builder::from_config(client.client_config())
             .set_connection_config(client.connection_config().clone())
             .set_performance_config(client.perf_config())
+            // A burst of changes under the prefixes must not overflow the message queue (an
+            // overflow clears the near tier).
+            .with_performance_config(|p| p.broadcast_channel_capacity = 4096)
             .set_policy(client.client_reconnect_policy().unwrap_or_else(|| {
                 fred::types::config::ReconnectPolicy::new_exponential(0, 100, 2_000, 2)
             }))
@@ -87,34 +132,27 @@ impl TieredStoreBuilder {
             .init()
             .await
             .map_err(|e| map_err(e, "subscribe"))?;
-        // Resubscribes after a reconnect.
-        let _resubscriber = subscriber.manage_subscriptions();
         let id = format!("{:x}{:x}", std::process::id(), fastrand::u64(..));
-        let near = self.near.clone();
-        let own = id.clone();
-        let _listener = subscriber.on_message(move |message| {
-            let near = near.clone();
-            let own = own.clone();
-            async move {
-                if let Some(bytes) = message.value.as_bytes() {
-                    apply_invalidation(&near, &own, bytes).await;
-                }
-                Ok(())
-            }
-        });
-        let near = self.near.clone();
-        let _reconnects = subscriber.on_reconnect(move |_| {
-            let near = near.clone();
-            async move {
-                // Messages sent while disconnected are lost: forget everything near.
-                let _ = near.delete_prefix(b"").await;
-                Ok(())
-            }
-        });
-        subscriber
-            .subscribe(self.channel.clone())
-            .await
-            .map_err(|e| map_err(e, "subscribe"))?;
+        let fence = Arc::new(Fence::new());
+        let tracking = Arc::new(AtomicBool::new(false));
+        let listener = Listener {
+            subscriber: subscriber.clone(),
+            near: self.near.clone(),
+            fence: fence.clone(),
+            tracking: tracking.clone(),
+            // A cluster node tracks only its own keys: one connection cannot cover them.
+            track: self.tracking && !self.far.is_clustered(),
+            prefixes: self.prefixes,
+            channel: self.channel.clone(),
+            own: id.clone(),
+            timeout: self.far.command_timeout().max(Duration::from_secs(1)),
+        };
+        let events = listener.events();
+        if let Err(e) = listener.arm().await {
+            let _ = subscriber.quit().await;
+            return Err(e);
+        }
+        tokio::spawn(listener.run(events));
         Ok(TieredStore {
             inner: Arc::new(TieredInner {
                 near: self.near,
@@ -123,26 +161,11 @@ impl TieredStoreBuilder {
                 channel: self.channel,
                 id,
                 subscriber,
+                fence,
+                tracking,
             }),
         })
     }
-}
-
-/// Invalidation messages: `<instance id> K <key>` or `<instance id> P <prefix>`, the key or
-/// prefix as raw bytes (it may hold spaces or be binary: only the first two spaces split).
-async fn apply_invalidation(near: &MemoryStore, own: &str, message: &[u8]) {
-    let mut parts = message.splitn(3, |b| *b == b' ');
-    let (Some(id), Some(kind), Some(target)) = (parts.next(), parts.next(), parts.next()) else {
-        return;
-    };
-    if id == own.as_bytes() {
-        return;
-    }
-    let _ = match kind {
-        b"K" => near.delete(target).await.map(|_| ()),
-        b"P" => near.delete_prefix(target).await.map(|_| ()),
-        _ => Ok(()),
-    };
 }
 
 impl std::fmt::Debug for TieredStore {
@@ -164,7 +187,25 @@ impl TieredStore {
             far,
             near_ttl: Duration::from_secs(60),
             channel: "corekit:cache:invalidate".into(),
+            tracking: true,
+            prefixes: Vec::new(),
         }
+    }
+
+    /// How this instance hears of changes right now: [`Invalidation::Tracking`] once Redis
+    /// tracks keys for it, else [`Invalidation::Channel`].
+    pub fn invalidation(&self) -> Invalidation {
+        if self.inner.tracking.load(Ordering::SeqCst) {
+            Invalidation::Tracking
+        } else {
+            Invalidation::Channel
+        }
+    }
+
+    /// How many times the whole near tier was cleared because invalidations may have been
+    /// missed (a lost subscriber connection, messages lost to a slow listener, `FLUSHALL`).
+    pub fn near_flushes(&self) -> u64 {
+        self.inner.fence.flushes()
     }
 
     /// The near (in-process) tier.
@@ -203,11 +244,34 @@ impl TieredStore {
         invalidated.map(|()| value)
     }
 
+    /// Keeps a near copy read or written under `ticket`, unless an invalidation of the key
+    /// arrived since the ticket was taken (see [`Fence`]).
+    async fn fill(
+        &self,
+        key: &[u8],
+        value: Bytes,
+        ttl: Duration,
+        ticket: fence::Ticket,
+    ) -> Result<()> {
+        self.inner.near.set(key, value, Some(ttl)).await?;
+        if !self.inner.fence.holds(key, ticket) {
+            self.inner.near.delete(key).await?;
+        }
+        Ok(())
+    }
+
     /// Drops the near copy here and announces the change to the other instances.
     async fn invalidate(&self, kind: char, target: &[u8], op: &'static str) -> Result<()> {
+        // Bump first: a fill of this key already under way must not keep what it read.
         match kind {
-            'P' => self.inner.near.delete_prefix(target).await?,
-            _ => u64::from(self.inner.near.delete(target).await?),
+            'P' => {
+                self.inner.fence.flushed();
+                self.inner.near.delete_prefix(target).await?
+            }
+            _ => {
+                self.inner.fence.changed(target);
+                u64::from(self.inner.near.delete(target).await?)
+            }
         };
         // `<id> <kind> ` then the key's bytes as they are: binary keys travel intact.
         let mut message = format!("{} {kind} ", self.inner.id).into_bytes();
@@ -234,6 +298,7 @@ impl CacheStore for TieredStore {
         if let Some(v) = self.inner.near.get(key).await? {
             return Ok(Some(v));
         }
+        let ticket = self.inner.fence.ticket(key);
         let (value, ttl) = tokio::try_join!(self.inner.far.get(key), self.inner.far.ttl(key))?;
         // Copy near only with the far key's lifetime known: a key that expired or was deleted
         // between the two reads (no TTL answer) is not cached near for a whole near TTL.
@@ -242,10 +307,8 @@ impl CacheStore for TieredStore {
             Some(Ttl::Persistent) => Some(None),
             None => None,
         };
-        if let (Some(v), Some(far_ttl)) = (&value, far_ttl) {
-            self.inner
-                .near
-                .set(key, v.clone(), Some(self.near_ttl(far_ttl)))
+        if let (Some(v), Some(far_ttl), Some(ticket)) = (&value, far_ttl, ticket) {
+            self.fill(key, v.clone(), self.near_ttl(far_ttl), ticket)
                 .await?;
         }
         Ok(value)
@@ -260,10 +323,15 @@ impl CacheStore for TieredStore {
     async fn set(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<()> {
         let written = self.inner.far.set(key, value.clone(), ttl).await;
         self.after_write(written, 'K', &[key], "set").await?;
-        self.inner
-            .near
-            .set(key, value, Some(self.near_ttl(ttl)))
-            .await
+        // Under tracking the write's own invalidation would drop a near copy: read it back
+        // from Redis instead. On the channel alone this instance hears nothing of its own
+        // writes, so it keeps the value it wrote.
+        match self.inner.fence.ticket(key) {
+            Some(ticket) if self.invalidation() == Invalidation::Channel => {
+                self.fill(key, value, self.near_ttl(ttl), ticket).await
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn set_if_absent(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<bool> {

@@ -1,0 +1,232 @@
+//! The subscriber connection that tells the near tier what changed in Redis: Redis's own
+//! key tracking where the server offers it, corekit's invalidation channel always.
+
+use super::fence::Fence;
+use crate::Result;
+use crate::cache::{CacheStore, MemoryStore};
+use crate::redis::bounded;
+use fred::clients::SubscriberClient;
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::types::{ClusterHash, CustomCommand, Message, Value};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Where Redis sends the tracking invalidations of a RESP2 connection redirected to itself.
+const TRACKING_CHANNEL: &str = "__redis__:invalidate";
+
+/// How changes made by other writers reach a [`TieredStore`](super::TieredStore)'s near tier;
+/// from [`TieredStore::invalidation`](super::TieredStore::invalidation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Invalidation {
+    /// Redis's server-assisted client-side caching (`CLIENT TRACKING` in `BCAST` mode): a
+    /// write, delete, expiry or eviction of a tracked key by *any* client drops the near
+    /// copy on every instance. corekit's channel is still listened to.
+    Tracking,
+    /// corekit's pub/sub channel only: writes made through corekit drop the near copies;
+    /// other writers' changes are seen once the near copy expires (`near_ttl`). Used on Redis
+    /// Cluster, when tracking is turned off, and when the server refuses `CLIENT TRACKING`
+    /// (Redis before 6, an ACL without `CLIENT`).
+    Channel,
+}
+
+/// The listening side of a tiered store (one task per store).
+pub(super) struct Listener {
+    pub subscriber: SubscriberClient,
+    pub near: MemoryStore,
+    pub fence: Arc<Fence>,
+    /// Whether tracking is on right now (what [`Invalidation`] reports).
+    pub tracking: Arc<AtomicBool>,
+    /// Whether to ask for tracking at all.
+    pub track: bool,
+    pub prefixes: Vec<String>,
+    pub channel: String,
+    /// This instance's id on the channel: its own messages are skipped.
+    pub own: String,
+    pub timeout: Duration,
+}
+
+/// The event streams, taken before the first subscribe so that no message is missed.
+pub(super) struct Events {
+    messages: Receiver<Message>,
+    errors: Receiver<(fred::error::Error, Option<fred::types::config::Server>)>,
+    reconnects: Receiver<fred::types::config::Server>,
+}
+
+impl Listener {
+    pub(super) fn events(&self) -> Events {
+        Events {
+            messages: self.subscriber.message_rx(),
+            errors: self.subscriber.error_rx(),
+            reconnects: self.subscriber.reconnect_rx(),
+        }
+    }
+
+    /// Turns tracking on (when asked and offered), subscribes, then lets fills start. Runs on
+    /// a fresh connection: in RESP2 a subscribed connection takes no `CLIENT` command.
+    pub(super) async fn arm(&self) -> Result<()> {
+        let tracking = self.track && self.start_tracking().await?;
+        let mut channels = vec![self.channel.clone()];
+        if tracking {
+            channels.push(TRACKING_CHANNEL.to_owned());
+        }
+        bounded(
+            self.timeout,
+            "subscribe",
+            self.subscriber.subscribe(channels),
+        )
+        .await?;
+        self.tracking.store(tracking, Ordering::SeqCst);
+        self.fence.set_armed(true);
+        Ok(())
+    }
+
+    /// `CLIENT TRACKING ON REDIRECT <own id> BCAST [PREFIX p]...`: `Ok(false)` when the server
+    /// refuses it (an error a retry cannot fix), an error when it could not be asked.
+    async fn start_tracking(&self) -> Result<bool> {
+        let client = || CustomCommand::new_static("CLIENT", ClusterHash::Random, false);
+        let refused = |e: crate::Error| {
+            if e.is_retryable() {
+                return Err(e);
+            }
+            tracing::warn!(error = %e, "cache: Redis refused CLIENT TRACKING; near copies are invalidated by corekit's channel only");
+            Ok(false)
+        };
+        let id = match bounded(
+            self.timeout,
+            "tracking",
+            self.subscriber.custom::<i64, _>(client(), vec!["ID"]),
+        )
+        .await
+        {
+            Ok(id) => id,
+            Err(e) => return refused(e),
+        };
+        let mut args = vec![
+            "TRACKING".to_owned(),
+            "ON".into(),
+            "REDIRECT".into(),
+            id.to_string(),
+            "BCAST".into(),
+        ];
+        for prefix in &self.prefixes {
+            args.extend(["PREFIX".to_owned(), prefix.clone()]);
+        }
+        match bounded(
+            self.timeout,
+            "tracking",
+            self.subscriber.custom::<Value, _>(client(), args),
+        )
+        .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => refused(e),
+        }
+    }
+
+    /// Applies invalidations until the subscriber is closed. A connection error stops fills
+    /// and clears the tier (what changed meanwhile is unknown); a reconnect re-arms; messages
+    /// lost to a slow listener clear the tier.
+    pub(super) async fn run(self, mut events: Events) {
+        let mut rearm_at: Option<tokio::time::Instant> = None;
+        loop {
+            let rearm = async {
+                match rearm_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                message = events.messages.recv() => match message {
+                    Ok(message) => self.apply(message).await,
+                    Err(RecvError::Lagged(_)) => self.flush().await,
+                    Err(RecvError::Closed) => return,
+                },
+                error = events.errors.recv() => match error {
+                    Err(RecvError::Closed) => return,
+                    _ => self.disarm().await,
+                },
+                reconnect = events.reconnects.recv() => match reconnect {
+                    Err(RecvError::Closed) => return,
+                    _ => {
+                        self.disarm().await;
+                        rearm_at = Some(tokio::time::Instant::now());
+                    }
+                },
+                () = rearm => {
+                    rearm_at = match self.arm().await {
+                        Ok(()) => None,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cache: re-arming near-cache invalidation failed; retrying in 1s");
+                            Some(tokio::time::Instant::now() + Duration::from_secs(1))
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    async fn disarm(&self) {
+        self.fence.set_armed(false);
+        self.flush().await;
+    }
+
+    async fn flush(&self) {
+        self.fence.flushed();
+        let _ = self.near.delete_prefix(b"").await;
+    }
+
+    async fn drop_key(&self, key: &[u8]) {
+        self.fence.changed(key);
+        let _ = self.near.delete(key).await;
+    }
+
+    async fn apply(&self, message: Message) {
+        if message.channel == TRACKING_CHANNEL {
+            match message.value {
+                Value::Array(keys) => {
+                    for key in keys {
+                        if let Some(key) = key.as_bytes() {
+                            self.drop_key(key).await;
+                        }
+                    }
+                }
+                // `FLUSHALL` / `FLUSHDB`.
+                Value::Null => self.flush().await,
+                other => match other.as_bytes() {
+                    Some(key) => self.drop_key(key).await,
+                    None => self.flush().await,
+                },
+            }
+            return;
+        }
+        if let Some(bytes) = message.value.as_bytes() {
+            self.apply_corekit(bytes).await;
+        }
+    }
+
+    /// corekit's messages: `<instance id> K <key>` or `<instance id> P <prefix>`, the key or
+    /// prefix as raw bytes (it may hold spaces or be binary: only the first two spaces split).
+    async fn apply_corekit(&self, message: &[u8]) {
+        let mut parts = message.splitn(3, |b| *b == b' ');
+        let (Some(id), Some(kind), Some(target)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return;
+        };
+        if id == self.own.as_bytes() {
+            return;
+        }
+        match kind {
+            b"K" => self.drop_key(target).await,
+            b"P" => {
+                // Counters are per key, not per prefix: spoil every fill in flight.
+                self.fence.flushed();
+                let _ = self.near.delete_prefix(target).await;
+            }
+            _ => {}
+        }
+    }
+}

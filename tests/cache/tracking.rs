@@ -1,0 +1,291 @@
+//! The two-tier store against writers that are not corekit: with Redis's key tracking, a
+//! write, delete, expiry or eviction by a plain fred client drops the near copy; a killed
+//! subscriber connection or a restarted server leaves no stale read behind.
+
+use crate::support::{self, RedisProcess};
+use corekit::cache::{Cache, CacheStore, Invalidation, MemoryStore, RedisStore, TieredStore};
+use fred::clients::Client;
+use fred::interfaces::{ClientLike, KeysInterface};
+use fred::types::Expiration;
+use fred::types::config::Config;
+use std::time::{Duration, Instant};
+
+/// A tiered cache on `url` with namespace `prefix`, tracking that namespace when `tracking`.
+async fn tiered_at(url: &str, prefix: &str, tracking: bool) -> Cache<TieredStore> {
+    let far = RedisStore::builder(url)
+        .connect_timeout(Duration::from_secs(2))
+        .command_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let store = TieredStore::builder(MemoryStore::new(10_000), far)
+        .channel(support::unique("chan"))
+        .tracking(tracking)
+        .tracking_prefix(format!("{prefix}:"))
+        .build()
+        .await
+        .unwrap();
+    Cache::builder(store).prefix(prefix).build().unwrap()
+}
+
+/// A plain fred client: the "other service" writing to the same Redis.
+async fn other_client(url: &str) -> Client {
+    let client = fred::types::Builder::from_config(Config::from_url(url).unwrap())
+        .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(2))
+        .set_policy(fred::types::config::ReconnectPolicy::new_constant(0, 100))
+        .build()
+        .unwrap();
+    client.init().await.unwrap();
+    client
+}
+
+async fn held_near(cache: &Cache<TieredStore>, key: &str) -> bool {
+    let key = format!("{}{key}", cache.namespace());
+    cache.store().near().exists(key.as_bytes()).await.unwrap()
+}
+
+/// Reads `key` until the near tier holds it (a fill is dropped when an invalidation of the key
+/// arrives while it runs, e.g. the one for the write that created it).
+async fn fill_near(cache: &Cache<TieredStore>, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !held_near(cache, key).await {
+        assert!(Instant::now() < deadline, "{key} never held near");
+        let _ = cache.get::<i64>(key).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Polls until `key` is no longer held near; at most two seconds.
+async fn dropped_near(cache: &Cache<TieredStore>, key: &str, after: &str) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while held_near(cache, key).await {
+        assert!(
+            Instant::now() < deadline,
+            "{key} still held near 2 s after {after}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_write_delete_or_expiry_drops_the_near_copy() {
+    let url = support::REDIS.require();
+    let prefix = support::unique("trk");
+    let cache = tiered_at(&url, &prefix, true).await;
+    assert_eq!(cache.store().invalidation(), Invalidation::Tracking);
+    let other = other_client(&url).await;
+    let raw = format!("{prefix}:k");
+
+    cache.set("k", &1).await.unwrap();
+    fill_near(&cache, "k").await;
+    let () = other.set(&raw, "2", None, None, false).await.unwrap();
+    dropped_near(&cache, "k", "another client's SET").await;
+    assert_eq!(cache.get::<i64>("k").await.unwrap(), Some(2));
+
+    fill_near(&cache, "k").await;
+    let _: i64 = other.del(&raw).await.unwrap();
+    dropped_near(&cache, "k", "another client's DEL").await;
+    assert_eq!(cache.get::<i64>("k").await.unwrap(), None);
+
+    let () = other
+        .set(&raw, "3", Some(Expiration::PX(300)), None, false)
+        .await
+        .unwrap();
+    fill_near(&cache, "k").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        cache.get::<i64>("k").await.unwrap(),
+        None,
+        "expired in Redis, gone near"
+    );
+    let _ = cache.store().close().await;
+    let _ = other.quit().await;
+}
+
+/// The contrast that shows the test above can fail: on corekit's channel alone, another
+/// client's write is not seen until the near copy expires.
+#[tokio::test]
+async fn without_tracking_a_foreign_write_is_unseen_until_the_near_ttl() {
+    let url = support::REDIS.require();
+    let prefix = support::unique("trk");
+    let cache = tiered_at(&url, &prefix, false).await;
+    assert_eq!(cache.store().invalidation(), Invalidation::Channel);
+    let other = other_client(&url).await;
+    cache.set("k", &1).await.unwrap();
+    fill_near(&cache, "k").await;
+    let () = other
+        .set(format!("{prefix}:k"), "2", None, None, false)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        cache.get::<i64>("k").await.unwrap(),
+        Some(1),
+        "stale near copy"
+    );
+    let _ = cache.store().close().await;
+    let _ = other.quit().await;
+}
+
+/// A key evicted by `maxmemory` (a server of the test's own) leaves no near copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_key_drops_the_near_copy() {
+    let port = support::free_port();
+    let _server = RedisProcess::start_with(
+        port,
+        &["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-random"],
+    );
+    let url = format!("redis://127.0.0.1:{port}");
+    let cache = tiered_at(&url, "evict", true).await;
+    assert_eq!(cache.store().invalidation(), Invalidation::Tracking);
+    let other = other_client(&url).await;
+    cache.set("k", &1).await.unwrap();
+    fill_near(&cache, "k").await;
+    // Keys outside the tracked prefix push `evict:k` out.
+    let filler = "x".repeat(1024);
+    let mut written = 0;
+    loop {
+        let exists: i64 = other.exists("evict:k").await.unwrap();
+        if exists == 0 {
+            break;
+        }
+        assert!(written < 200_000, "evict:k never evicted");
+        for _ in 0..100 {
+            let () = other
+                .set(
+                    format!("fill:{written}"),
+                    filler.as_str(),
+                    None,
+                    None,
+                    false,
+                )
+                .await
+                .unwrap();
+            written += 1;
+        }
+    }
+    dropped_near(&cache, "k", "its eviction").await;
+    assert_eq!(cache.get::<i64>("k").await.unwrap(), None);
+    let _ = cache.store().close().await;
+    let _ = other.quit().await;
+}
+
+/// Reads `k` until it answers `want` (errors while the server is away are retried), then
+/// checks for half a second that it never answers anything else.
+async fn settles_on(cache: &Cache<TieredStore>, want: Option<i64>, after: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match cache.get::<i64>("k").await {
+            Ok(got) if got == want => break,
+            Ok(got) if Instant::now() > deadline => panic!("{after}: still {got:?}"),
+            Err(e) if Instant::now() > deadline => panic!("{after}: {e}"),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < until {
+        if let Ok(got) = cache.get::<i64>("k").await {
+            assert_eq!(got, want, "{after}: a stale read after the fresh one");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `CLIENT KILL` of the subscriber connection, then a restart of Redis (a server of the test's
+/// own, nothing on disk): changes made while invalidations could not arrive are never served
+/// from the near tier, and tracking is re-armed afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connection_or_a_restart_leaves_no_stale_read() {
+    let port = support::free_port();
+    let server = RedisProcess::start(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let cache = tiered_at(&url, "kill", true).await;
+    let other = other_client(&url).await;
+    cache.set("k", &1).await.unwrap();
+    fill_near(&cache, "k").await;
+
+    let flushes = cache.store().near_flushes();
+    let _: fred::types::Value = other
+        .custom(
+            fred::types::CustomCommand::new_static(
+                "CLIENT",
+                fred::types::ClusterHash::Random,
+                false,
+            ),
+            vec!["KILL", "TYPE", "pubsub"],
+        )
+        .await
+        .unwrap();
+    let () = other.set("kill:k", "2", None, None, false).await.unwrap();
+    settles_on(&cache, Some(2), "CLIENT KILL then a foreign write").await;
+    assert!(
+        cache.store().near_flushes() > flushes,
+        "the lost connection cleared the near tier"
+    );
+    // Re-armed: copies are held again and a foreign write still drops them.
+    fill_near(&cache, "k").await;
+    assert_eq!(cache.store().invalidation(), Invalidation::Tracking);
+    let () = other.set("kill:k", "3", None, None, false).await.unwrap();
+    dropped_near(&cache, "k", "a foreign write after the re-arm").await;
+    fill_near(&cache, "k").await;
+
+    server.kill();
+    let _server = RedisProcess::start(port);
+    // The restarted server is empty: the near copy of 3 must not be served.
+    settles_on(&cache, None, "a restart").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while other
+        .set::<(), _, _>("kill:k", "4", None, None, false)
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the plain client did not reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    settles_on(&cache, Some(4), "a foreign write after the restart").await;
+    let _ = cache.store().close().await;
+    let _ = other.quit().await;
+}
+
+/// Readers filling the near tier while another client keeps writing: once the writes stop and
+/// their invalidations have arrived, no instance serves anything but the last value (a fill that
+/// read before a write and inserted after its invalidation would keep a stale copy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_racing_foreign_writes_keep_no_stale_copy() {
+    let url = support::REDIS.require();
+    let prefix = support::unique("race");
+    let cache = tiered_at(&url, &prefix, true).await;
+    let other = other_client(&url).await;
+    let raw = format!("{prefix}:k");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let cache = cache.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = cache.get::<i64>("k").await;
+                    // A near hit never waits: let the runtime drive I/O.
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let last = 500;
+    for i in 1..=last {
+        let () = other.set(&raw, i, None, None, false).await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        assert_eq!(cache.get::<i64>("k").await.unwrap(), Some(last));
+    }
+    let _ = cache.store().close().await;
+    let _ = other.quit().await;
+}
