@@ -66,3 +66,17 @@ async fn a_ttl_too_long_for_the_clock_does_not_panic() {
     assert!(lock.extend(Duration::MAX).await.unwrap());
     assert!(lock.release().await.unwrap());
 }
+
+#[tokio::test]
+async fn delete_expired_counts_what_it_removed() {
+    use corekit::cache::Purge;
+    let cache = Cache::new(MemoryStore::new(100));
+    cache
+        .set_with_ttl("gone", &1, Some(Duration::from_millis(30)))
+        .await
+        .unwrap();
+    cache.set_with_ttl("kept", &1, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(cache.delete_expired().await.unwrap(), Purge::Removed(1));
+    assert_eq!(cache.get::<i32>("kept").await.unwrap(), Some(1));
+}

@@ -289,3 +289,78 @@ async fn reads_racing_foreign_writes_keep_no_stale_copy() {
     let _ = cache.store().close().await;
     let _ = other.quit().await;
 }
+
+/// Keys `k0`..`k11` of `cache`: spread over every primary of a three-primary Cluster.
+const SPREAD: usize = 12;
+
+/// On a Cluster each primary tracks its own keys: writes by a plain clustered client on every
+/// primary drop the near copies. Behind Sentinel the one subscriber tracks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_and_sentinel_track_every_key() {
+    for url in [
+        support::REDIS_CLUSTER.require(),
+        support::REDIS_SENTINEL.require(),
+    ] {
+        let prefix = support::unique("trk");
+        let cache = tiered_at(&url, &prefix, true).await;
+        assert_eq!(
+            cache.store().invalidation(),
+            Invalidation::Tracking,
+            "{url}"
+        );
+        let other = other_client(&url).await;
+        for i in 0..SPREAD {
+            cache.set(&format!("k{i}"), &1).await.unwrap();
+            fill_near(&cache, &format!("k{i}")).await;
+        }
+        for i in 0..SPREAD {
+            let () = other
+                .set(format!("{prefix}:k{i}"), "2", None, None, false)
+                .await
+                .unwrap();
+        }
+        for i in 0..SPREAD {
+            dropped_near(&cache, &format!("k{i}"), "a foreign write").await;
+            assert_eq!(cache.get::<i64>(&format!("k{i}")).await.unwrap(), Some(2));
+        }
+        let _ = cache.store().close().await;
+        let _ = other.quit().await;
+    }
+}
+
+/// A Cluster primary SIGKILLed (a cluster of the test's own, each primary with a replica): the
+/// near tier is cleared, and once the replica took over, the store tracks the new primary (a
+/// foreign write there drops the near copy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_cluster_failover_the_new_primary_is_tracked() {
+    let mut cluster = support::RedisCluster::start(1);
+    let url = cluster.url();
+    let cache = tiered_at(&url, "fo", true).await;
+    let other = other_client(&url).await;
+    cache.set("k", &1).await.unwrap();
+    fill_near(&cache, "k").await;
+    let flushes = cache.store().near_flushes();
+
+    let slot = fred::util::redis_keyslot(b"fo:k");
+    tokio::task::block_in_place(|| cluster.fail_over(slot));
+    assert!(
+        cache.store().near_flushes() > flushes,
+        "the tier was cleared"
+    );
+
+    // Served again, held near again, and a write on the new primary drops the copy.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !held_near(&cache, "k").await {
+        assert!(
+            Instant::now() < deadline,
+            "never held near after the failover"
+        );
+        let _ = cache.get::<i64>("k").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let () = other.set("fo:k", "2", None, None, false).await.unwrap();
+    dropped_near(&cache, "k", "a write on the promoted primary").await;
+    assert_eq!(cache.get::<i64>("k").await.unwrap(), Some(2));
+    let _ = cache.store().close().await;
+    let _ = other.quit().await;
+}

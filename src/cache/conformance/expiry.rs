@@ -161,8 +161,10 @@ pub async fn ping_and_purge<S: CacheStore>(store: S, keeps_expired: bool) {
     }
     tokio::time::sleep(Duration::from_millis(250)).await;
     match cache.delete_expired().await.expect("delete_expired") {
+        // Not `n >= 1`: a two-tier store's near copy may already be gone (an invalidation, a
+        // cleared tier); the memory store's own tests count it.
         Purge::Removed(n) => assert!(
-            keeps_expired && n >= 1,
+            keeps_expired,
             "purged {n}; this store keeps expired entries: {keeps_expired}"
         ),
         Purge::NotNeeded => assert!(

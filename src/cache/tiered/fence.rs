@@ -2,6 +2,7 @@
 //! copy only if nothing invalidated the key (or the whole tier) since.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 
 /// Keys hash onto this many change counters: a change to one key only spoils fills of the
 /// keys sharing its stripe.
@@ -83,6 +84,63 @@ impl Fence {
     }
 }
 
+/// Arms the fence once every connection of one set (one per Cluster primary, else one) hears
+/// invalidations; a set replaced after a topology change is retired and arms nothing again.
+pub(super) struct Gate {
+    fence: Arc<Fence>,
+    state: Mutex<GateState>,
+}
+
+struct GateState {
+    armed: Vec<bool>,
+    retired: bool,
+}
+
+impl Gate {
+    pub(super) fn new(fence: Arc<Fence>, parts: usize) -> Arc<Self> {
+        Arc::new(Self {
+            fence,
+            state: Mutex::new(GateState {
+                armed: vec![false; parts],
+                retired: false,
+            }),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Connection `part` hears invalidations.
+    pub(super) fn arm(&self, part: usize) {
+        let mut state = self.state();
+        if let Some(armed) = state.armed.get_mut(part) {
+            *armed = true;
+        }
+        if !state.retired && state.armed.iter().all(|a| *a) {
+            self.fence.set_armed(true);
+        }
+    }
+
+    /// Connection `part` lost its connection (call before clearing the tier).
+    pub(super) fn disarm(&self, part: usize) {
+        let mut state = self.state();
+        if let Some(armed) = state.armed.get_mut(part) {
+            *armed = false;
+        }
+        if !state.retired {
+            self.fence.set_armed(false);
+        }
+    }
+
+    /// The set is being replaced (call before clearing the tier).
+    pub(super) fn retire(&self) {
+        let mut state = self.state();
+        state.retired = true;
+        self.fence.set_armed(false);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +166,27 @@ mod tests {
         let t = fence.ticket(b"k").unwrap();
         fence.set_armed(false);
         assert!(!fence.holds(b"k", t), "a disconnect spoils fills in flight");
+    }
+
+    #[test]
+    fn every_part_must_be_armed_and_a_retired_gate_arms_nothing() {
+        let fence = Arc::new(Fence::new());
+        let gate = Gate::new(fence.clone(), 2);
+        gate.arm(0);
+        assert!(fence.ticket(b"k").is_none(), "one of two parts armed");
+        gate.arm(1);
+        assert!(fence.ticket(b"k").is_some());
+        gate.disarm(1);
+        assert!(fence.ticket(b"k").is_none());
+        gate.retire();
+        gate.arm(1);
+        assert!(fence.ticket(b"k").is_none(), "retired");
+        let next = Gate::new(fence.clone(), 1);
+        next.arm(0);
+        gate.disarm(0);
+        assert!(
+            fence.ticket(b"k").is_some(),
+            "an old set cannot disarm the new one"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The subscriber connection that tells the near tier what changed in Redis: Redis's own
 //! key tracking where the server offers it, corekit's invalidation channel always.
 
-use super::fence::Fence;
+use super::fence::{Fence, Gate};
 use crate::Result;
 use crate::cache::{CacheStore, MemoryStore};
 use crate::redis::bounded;
@@ -27,23 +27,27 @@ pub enum Invalidation {
     /// copy on every instance. corekit's channel is still listened to.
     Tracking,
     /// corekit's pub/sub channel only: writes made through corekit drop the near copies;
-    /// other writers' changes are seen once the near copy expires (`near_ttl`). Used on Redis
-    /// Cluster, when tracking is turned off, and when the server refuses `CLIENT TRACKING`
-    /// (Redis before 6, an ACL without `CLIENT`).
+    /// other writers' changes are seen once the near copy expires (`near_ttl`). Used when
+    /// tracking is turned off, and when the server refuses `CLIENT TRACKING` (Redis before 6,
+    /// an ACL without `CLIENT`).
     Channel,
 }
 
-/// The listening side of a tiered store (one task per store).
+/// One subscriber connection of a tiered store and the task that applies what it hears.
 pub(super) struct Listener {
     pub subscriber: SubscriberClient,
     pub near: MemoryStore,
     pub fence: Arc<Fence>,
+    pub gate: Arc<Gate>,
+    /// This connection's place in `gate`.
+    pub part: usize,
     /// Whether tracking is on right now (what [`Invalidation`] reports).
     pub tracking: Arc<AtomicBool>,
     /// Whether to ask for tracking at all.
     pub track: bool,
     pub prefixes: Vec<String>,
-    pub channel: String,
+    /// corekit's channel, on one connection of a set only (a Cluster publishes everywhere).
+    pub channel: Option<String>,
     /// This instance's id on the channel: its own messages are skipped.
     pub own: String,
     pub timeout: Duration,
@@ -69,18 +73,20 @@ impl Listener {
     /// a fresh connection: in RESP2 a subscribed connection takes no `CLIENT` command.
     pub(super) async fn arm(&self) -> Result<()> {
         let tracking = self.track && self.start_tracking().await?;
-        let mut channels = vec![self.channel.clone()];
+        let mut channels: Vec<String> = self.channel.iter().cloned().collect();
         if tracking {
             channels.push(TRACKING_CHANNEL.to_owned());
         }
-        bounded(
-            self.timeout,
-            "subscribe",
-            self.subscriber.subscribe(channels),
-        )
-        .await?;
+        if !channels.is_empty() {
+            bounded(
+                self.timeout,
+                "subscribe",
+                self.subscriber.subscribe(channels),
+            )
+            .await?;
+        }
         self.tracking.store(tracking, Ordering::SeqCst);
-        self.fence.set_armed(true);
+        self.gate.arm(self.part);
         Ok(())
     }
 
@@ -170,7 +176,7 @@ impl Listener {
     }
 
     async fn disarm(&self) {
-        self.fence.set_armed(false);
+        self.gate.disarm(self.part);
         self.flush().await;
     }
 

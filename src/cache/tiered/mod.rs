@@ -2,20 +2,18 @@
 
 mod fence;
 mod listener;
+mod subscribers;
 
 use super::{CacheStore, MemoryStore, Purge, RedisStore, Ttl};
-use crate::redis::map_err;
 use crate::{Error, Result};
 use bytes::Bytes;
 use fence::Fence;
-use fred::clients::SubscriberClient;
 use fred::interfaces::{ClientLike, PubsubInterface};
-use fred::types::Builder;
 pub use listener::Invalidation;
-use listener::Listener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use subscribers::{Setup, Subscribers};
 
 /// A two-tier cache store: reads are served from process memory when possible, writes go to
 /// Redis, and the near copies are dropped on every instance when the key changes.
@@ -52,17 +50,19 @@ struct TieredInner {
     near_ttl: Duration,
     channel: String,
     id: String,
-    subscriber: SubscriberClient,
+    subscribers: Arc<Subscribers>,
     fence: Arc<Fence>,
     tracking: Arc<AtomicBool>,
 }
 
 impl Drop for TieredInner {
     fn drop(&mut self) {
-        let subscriber = self.subscriber.clone();
+        let clients = self.subscribers.clients();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let _ = subscriber.quit().await;
+                for client in clients {
+                    let _ = client.quit().await;
+                }
             });
         }
     }
@@ -115,44 +115,20 @@ impl TieredStoreBuilder {
     /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) when the subscriber cannot
     /// connect.
     pub async fn build(self) -> Result<TieredStore> {
-        let pool = self.far.pool();
-        let client = pool.next();
-        let subscriber = Builder::from_config(client.client_config())
-            .set_connection_config(client.connection_config().clone())
-            .set_performance_config(client.perf_config())
-            // A burst of changes under the prefixes must not overflow the message queue (an
-            // overflow clears the near tier).
-            .with_performance_config(|p| p.broadcast_channel_capacity = 4096)
-            .set_policy(client.client_reconnect_policy().unwrap_or_else(|| {
-                fred::types::config::ReconnectPolicy::new_exponential(0, 100, 2_000, 2)
-            }))
-            .build_subscriber_client()
-            .map_err(|e| map_err(e, "subscribe"))?;
-        subscriber
-            .init()
-            .await
-            .map_err(|e| map_err(e, "subscribe"))?;
         let id = format!("{:x}{:x}", std::process::id(), fastrand::u64(..));
         let fence = Arc::new(Fence::new());
         let tracking = Arc::new(AtomicBool::new(false));
-        let listener = Listener {
-            subscriber: subscriber.clone(),
+        let setup = Setup {
             near: self.near.clone(),
             fence: fence.clone(),
             tracking: tracking.clone(),
-            // A cluster node tracks only its own keys: one connection cannot cover them.
-            track: self.tracking && !self.far.is_clustered(),
+            track: self.tracking,
             prefixes: self.prefixes,
             channel: self.channel.clone(),
             own: id.clone(),
             timeout: self.far.command_timeout().max(Duration::from_secs(1)),
         };
-        let events = listener.events();
-        if let Err(e) = listener.arm().await {
-            let _ = subscriber.quit().await;
-            return Err(e);
-        }
-        tokio::spawn(listener.run(events));
+        let subscribers = Subscribers::start(setup, self.far.clone()).await?;
         Ok(TieredStore {
             inner: Arc::new(TieredInner {
                 near: self.near,
@@ -160,7 +136,7 @@ impl TieredStoreBuilder {
                 near_ttl: self.near_ttl,
                 channel: self.channel,
                 id,
-                subscriber,
+                subscribers,
                 fence,
                 tracking,
             }),
@@ -414,7 +390,9 @@ impl CacheStore for TieredStore {
     }
 
     async fn close(&self) -> Result<()> {
-        let _ = self.inner.subscriber.quit().await;
+        for client in self.inner.subscribers.clients() {
+            let _ = client.quit().await;
+        }
         self.inner.far.close().await
     }
 
@@ -433,7 +411,7 @@ impl CacheStore for TieredStore {
 
     async fn ping(&self) -> Result<()> {
         self.inner.far.ping().await?;
-        if !self.inner.subscriber.is_connected() {
+        if !self.inner.subscribers.all_connected() {
             return Err(Error::new(
                 crate::ErrorKind::Unavailable,
                 "the invalidation subscriber is not connected",
