@@ -357,8 +357,11 @@ mod tests {
             ("CACHE_MAX_BYTES", "64MiB"),
             ("CACHE_PREFIX", "svc"),
             ("CACHE_VERSION", "3"),
+            ("CACHE_NEAR_TRACKING", "false"),
         ])
         .unwrap();
+        assert!(!c.near_tracking);
+        assert!(load(&[]).unwrap().near_tracking, "on by default");
         assert_eq!(c.backend(), CacheBackend::Redis);
         assert_eq!(c.default_ttl, Some(Duration::from_secs(30)));
         assert_eq!(c.max_bytes, Some(64 << 20));

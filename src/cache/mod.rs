@@ -76,6 +76,24 @@
 //! raw [`set_bytes`](Cache::set_bytes) value starting with the same 8 bytes would be read as
 //! one.
 //!
+//! # Near cache
+//!
+//! [`TieredStore`] serves reads from process memory and keeps those copies honest whoever
+//! writes to Redis: with Redis's key tracking ([`Invalidation::Tracking`], Redis 6+, the
+//! default) a write, delete, expiry or eviction by any client drops the copy on every instance;
+//! corekit's own pub/sub channel is the fallback where the server refuses tracking. On one
+//! server, a Cluster (one tracking connection per primary) and Sentinel alike:
+//! - a copy filled by a read that raced a change is not kept (a fill checks, after inserting,
+//!   that no invalidation of its key arrived since it started);
+//! - while a subscriber connection is down, the near tier is cleared and not used; tracking is
+//!   re-armed when it is back (a killed connection and a Redis restart leave no stale read:
+//!   `tests/cache/tracking.rs`), and messages lost to a slow listener clear the tier too;
+//! - give the store the cache's namespace as its tracking prefix (`CACHE_PREFIX` does it for
+//!   [`Cache::from_env`]): without one, every change in the database sends every instance a
+//!   message.
+//!
+//! How long a copy outlives a change made elsewhere is in BENCHMARKS.md ("Near cache").
+//!
 //! # Configuration
 //!
 //! [`Cache::from_env`] reads [`CacheConfig`] from `CACHE_*` variables:
@@ -100,7 +118,7 @@
 //! | `CACHE_NEAR_TTL` | `60s` | tiered: longest time a near copy is kept |
 //! | `CACHE_NEAR_MAX_ENTRIES` | `10000` | tiered: near tier bound |
 //! | `CACHE_INVALIDATION_CHANNEL` | `corekit:cache:invalidate` | tiered: Redis pub/sub channel |
-//! | `CACHE_NEAR_TRACKING` | `true` | tiered: Redis's key tracking (`CLIENT TRACKING`, `BCAST` over the namespace) drops near copies whoever changes the key; off, or on Redis Cluster and servers without it, only writes through corekit do (see [`Invalidation`]) |
+//! | `CACHE_NEAR_TRACKING` | `true` | tiered: Redis's key tracking (`CLIENT TRACKING`, `BCAST` over the namespace) drops near copies whoever changes the key; off, or on servers without it (Redis < 6), only writes through corekit do (see [`Invalidation`]) |
 //!
 //! # Deployments
 //!
@@ -118,8 +136,9 @@
 //! than 1 s after the promotion, on the Cluster and on Sentinel alike. The two-tier store's
 //! invalidation channel and the rate limiter work unchanged on a Cluster; when the node holding
 //! the invalidation subscription dies, the near tier is dropped and not used again until the
-//! subscription is back (tested). On a Cluster the two-tier store hears only of writes made
-//! through corekit: Redis's key tracking is per node, and is used on one server and Sentinel.
+//! subscription is back (tested). Redis's key tracking is per node, so on a Cluster the
+//! two-tier store keeps one tracking connection per primary and replaces them when the
+//! primaries change (a failover: tested).
 
 mod any;
 mod builder;

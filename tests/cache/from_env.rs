@@ -94,3 +94,51 @@ async fn a_closed_redis_url_fails_and_names_the_address() {
     );
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+/// `CACHE_BACKEND=tiered` tracks the cache's namespace (`CACHE_PREFIX` and `CACHE_VERSION`): a
+/// plain client's write under it drops the near copy; `CACHE_NEAR_TRACKING=false` turns it off.
+#[tokio::test]
+async fn a_tiered_cache_from_env_tracks_its_namespace() {
+    use corekit::cache::{Invalidation, TieredStore};
+    use fred::interfaces::{ClientLike, KeysInterface};
+    use std::time::{Duration, Instant};
+    let url = support::REDIS.require();
+    let prefix = support::unique("env");
+    let tiered = |tracking: &'static str| {
+        config(&[
+            ("CACHE_BACKEND", "tiered"),
+            ("CACHE_REDIS_URL", &url),
+            ("CACHE_PREFIX", &prefix),
+            ("CACHE_VERSION", "2"),
+            ("CACHE_NEAR_TRACKING", tracking),
+        ])
+    };
+    let off = Cache::from_config(&tiered("false")).await.unwrap();
+    let store = off.downcast_ref::<TieredStore>().expect("tiered");
+    assert_eq!(store.invalidation(), Invalidation::Channel);
+
+    let cache = Cache::from_config(&tiered("true")).await.unwrap();
+    let store = cache.downcast_ref::<TieredStore>().expect("tiered");
+    assert_eq!(store.invalidation(), Invalidation::Tracking);
+    let key = format!("{prefix}:v2:k");
+    cache.set("k", &1).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !store.near().exists(key.as_bytes()).await.unwrap() {
+        assert!(Instant::now() < deadline, "never held near");
+        cache.get::<i32>("k").await.unwrap();
+    }
+    let other = fred::types::Builder::from_config(
+        fred::types::config::Config::from_url(&url).unwrap(),
+    )
+    .build()
+    .unwrap();
+    other.init().await.unwrap();
+    let () = other.set(&key, "2", None, None, false).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while store.near().exists(key.as_bytes()).await.unwrap() {
+        assert!(Instant::now() < deadline, "the near copy outlived a write under the namespace");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(cache.get::<i32>("k").await.unwrap(), Some(2));
+    let _ = other.quit().await;
+}

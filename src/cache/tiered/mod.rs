@@ -19,17 +19,20 @@ use subscribers::{Setup, Subscribers};
 /// Redis, and the near copies are dropped on every instance when the key changes.
 ///
 /// How an instance learns of changes ([`invalidation`](Self::invalidation)):
-/// - **Redis tracking** (Redis 6+, one server or Sentinel; the default): the store's
-///   subscriber connection turns on `CLIENT TRACKING` in `BCAST` mode for the
+/// - **Redis tracking** (Redis 6+; the default): the store's subscriber connection turns on
+///   `CLIENT TRACKING` in `BCAST` mode for the
 ///   [tracking prefixes](TieredStoreBuilder::tracking_prefix), so a write, delete, expiry or
 ///   eviction by *any* client (another service, a script, `redis-cli`) drops the near copy.
 ///   `BCAST` rather than the default mode because tracking and its invalidations then live on
 ///   that one connection: reads stay on the pipelined pool, and losing the connection loses
 ///   both together (the near tier is cleared and tracking re-armed on reconnect). The cost is
-///   a message for every change under the prefixes, held near or not.
-/// - **corekit's channel** (always listened to; alone on Redis Cluster, on servers that
-///   refuse tracking, or with [`tracking(false)`](TieredStoreBuilder::tracking)): every
-///   write or delete made through corekit is announced on a pub/sub channel.
+///   a message for every change under the prefixes, held near or not. On a Cluster a node
+///   tracks only its own keys: the store keeps one such connection per primary, and when the
+///   far pool sees other primaries (a failover, checked every second) it clears the tier and
+///   connects to the new ones. Behind Sentinel the connection follows the primary.
+/// - **corekit's channel** (always listened to; alone on servers that refuse tracking, or
+///   with [`tracking(false)`](TieredStoreBuilder::tracking)): every write or delete made
+///   through corekit is announced on a pub/sub channel.
 ///
 /// A near copy lives at most `near_ttl` (default 60 s) and never longer than the Redis key.
 /// Invalidations are at most once: when the subscriber connection drops, near copies stop
