@@ -20,6 +20,7 @@ pub struct CacheBuilder<S, C> {
     pub(super) jitter: f64,
     pub(super) max_key_len: usize,
     pub(super) max_value_size: usize,
+    pub(super) loader_timeout: Option<Duration>,
 }
 
 impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
@@ -61,6 +62,16 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
         self
     }
 
+    /// Bound on one [`get_or_set`](Cache::get_or_set) loader run; `None` (the default) or zero
+    /// for none. A loader still running then is dropped (cancelled at its next `.await`), the
+    /// caller and every caller waiting on it get a retryable
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout), nothing is stored, and the next call
+    /// loads afresh.
+    pub fn loader_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.loader_timeout = timeout.filter(|t| !t.is_zero());
+        self
+    }
+
     /// Encodes values with `codec` instead of JSON.
     pub fn codec<C2: Codec>(self, codec: C2) -> CacheBuilder<S, C2> {
         CacheBuilder {
@@ -72,6 +83,7 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
             jitter: self.jitter,
             max_key_len: self.max_key_len,
             max_value_size: self.max_value_size,
+            loader_timeout: self.loader_timeout,
         }
     }
 
@@ -81,7 +93,8 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
             .default_ttl(config.default_ttl)
             .ttl_jitter(config.ttl_jitter)
             .max_key_len(config.max_key_len)
-            .max_value_size(config.max_value_size as usize);
+            .max_value_size(config.max_value_size as usize)
+            .loader_timeout(config.loader_timeout);
         b.version = config.version.clone().filter(|v| !v.is_empty());
         b
     }
@@ -122,6 +135,7 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
                 jitter: self.jitter,
                 max_key_len: self.max_key_len,
                 max_value_size: self.max_value_size,
+                loader_timeout: self.loader_timeout,
                 counters: Counters::default(),
                 flights: Mutex::new(HashMap::new()),
             }),

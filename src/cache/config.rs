@@ -71,6 +71,9 @@ pub struct CacheConfig {
     pub near_max_entries: u64,
     /// `CACHE_INVALIDATION_CHANNEL`.
     pub invalidation_channel: String,
+    /// `CACHE_LOADER_TIMEOUT`: bound on one `get_or_set` loader run; `None` (or `0`) for none.
+    #[serde(with = "cfg::option_duration")]
+    pub loader_timeout: Option<Duration>,
     /// `CACHE_NEAR_TRACKING`: tiered, whether Redis's key tracking invalidates near copies
     /// where the server offers it (see [`Invalidation`](super::Invalidation)).
     pub near_tracking: bool,
@@ -112,6 +115,7 @@ impl Default for CacheConfig {
             near_max_entries: 10_000,
             invalidation_channel: "corekit:cache:invalidate".into(),
             near_tracking: true,
+            loader_timeout: None,
             sources: cfg::Sources::default(),
         }
     }
@@ -358,8 +362,10 @@ mod tests {
             ("CACHE_PREFIX", "svc"),
             ("CACHE_VERSION", "3"),
             ("CACHE_NEAR_TRACKING", "false"),
+            ("CACHE_LOADER_TIMEOUT", "2s"),
         ])
         .unwrap();
+        assert_eq!(c.loader_timeout, Some(Duration::from_secs(2)));
         assert!(!c.near_tracking);
         assert!(load(&[]).unwrap().near_tracking, "on by default");
         assert_eq!(c.backend(), CacheBackend::Redis);

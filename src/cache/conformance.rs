@@ -28,7 +28,10 @@ pub use expiry::{
     default_ttl_applies, expire_changes_lifetime, ping_and_purge, rate_limiter,
     set_if_absent_is_create_only, ttl_expiry, ttl_jitter_spreads_expiry,
 };
-pub use flight::{a_cancelled_leader_hands_over, a_panicking_loader_does_not_poison_the_key};
+pub use flight::{
+    a_cancelled_leader_hands_over, a_hung_loader_is_cut_at_the_loader_timeout,
+    a_panicking_loader_does_not_poison_the_key,
+};
 pub use lock::{
     lock_is_exclusive_and_fenced, lock_keep_alive_and_drop, lock_only_its_holder_releases,
 };
@@ -92,6 +95,7 @@ pub async fn run_all<S: CacheStore + Clone>(store: S, keeps_expired: bool) {
     Box::pin(single_flight(store.clone())).await;
     Box::pin(a_panicking_loader_does_not_poison_the_key(store.clone())).await;
     Box::pin(a_cancelled_leader_hands_over(store.clone())).await;
+    Box::pin(a_hung_loader_is_cut_at_the_loader_timeout(store.clone())).await;
     Box::pin(stats_count(store.clone())).await;
     Box::pin(ping_and_purge(store.clone(), keeps_expired)).await;
     Box::pin(rate_limiter(store.clone())).await;

@@ -73,6 +73,7 @@ pub(super) struct Inner<S, C> {
     pub(super) jitter: f64,
     pub(super) max_key_len: usize,
     pub(super) max_value_size: usize,
+    pub(super) loader_timeout: Option<Duration>,
     pub(super) counters: Counters,
     pub(super) flights: Mutex<HashMap<Vec<u8>, watch::Receiver<Flight>>>,
 }
@@ -128,6 +129,7 @@ impl<S: CacheStore> Cache<S, Json> {
             jitter: 0.0,
             max_key_len: 1024,
             max_value_size: 16 << 20,
+            loader_timeout: None,
         }
     }
 
@@ -733,14 +735,28 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             }
             return value;
         }
-        let result = loader().await.map_err(|e| {
+        let failed = |e: E| {
             let source: crate::BoxError = e.into();
             Error::new(
                 ErrorKind::Backend,
                 format!("loader for key {} failed: {source}", show_key(key)),
             )
             .with_operation("get_or_set")
-        });
+        };
+        let result = match self.inner.loader_timeout {
+            None => loader().await.map_err(failed),
+            Some(limit) => match tokio::time::timeout(limit, loader()).await {
+                Ok(loaded) => loaded.map_err(failed),
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "loader for key {} took longer than {limit:?}",
+                        show_key(key)
+                    ),
+                )
+                .with_operation("get_or_set")),
+            },
+        };
         let value = match result {
             Ok(v) => v,
             Err(e) => {

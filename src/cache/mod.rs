@@ -118,6 +118,7 @@
 //! | `CACHE_NEAR_TTL` | `60s` | tiered: longest time a near copy is kept |
 //! | `CACHE_NEAR_MAX_ENTRIES` | `10000` | tiered: near tier bound |
 //! | `CACHE_INVALIDATION_CHANNEL` | `corekit:cache:invalidate` | tiered: Redis pub/sub channel |
+//! | `CACHE_LOADER_TIMEOUT` | *(none)* | bound on one [`get_or_set`](Cache::get_or_set) loader run: past it the run is dropped and callers get a retryable `Timeout`; `0` for none |
 //! | `CACHE_NEAR_TRACKING` | `true` | tiered: Redis's key tracking (`CLIENT TRACKING`, `BCAST` over the namespace) drops near copies whoever changes the key; off, or on servers without it (Redis < 6), only writes through corekit do (see [`Invalidation`]) |
 //!
 //! # Deployments

@@ -26,6 +26,7 @@ macro_rules! cache_suite {
             single_flight,
             a_panicking_loader_does_not_poison_the_key,
             a_cancelled_leader_hands_over,
+            a_hung_loader_is_cut_at_the_loader_timeout,
             stats_count,
             rate_limiter,
             ttl_jitter_spreads_expiry,

@@ -84,3 +84,51 @@ pub async fn a_cancelled_leader_hands_over<S: CacheStore + Clone>(store: S) {
     );
     assert_eq!(cache.get::<i32>("k").await.expect("get"), Some(2), "cached");
 }
+
+/// A loader that hangs under a 200 ms loader timeout: the leader and the four callers waiting
+/// on it get a retryable `Timeout` within about a second, nothing is stored, and the next call
+/// loads afresh.
+pub async fn a_hung_loader_is_cut_at_the_loader_timeout<S: CacheStore + Clone>(store: S) {
+    let cache = crate::cache::Cache::builder(store)
+        .prefix(super::unique_prefix("ck"))
+        .loader_timeout(Some(Duration::from_millis(200)))
+        .build()
+        .expect("cache");
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_or_set("k", None, || async {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        Ok::<_, std::io::Error>(1)
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let e = t
+            .await
+            .expect("no panic")
+            .expect_err("a hung loader cannot answer");
+        assert_eq!(e.kind(), crate::ErrorKind::Timeout, "{e}");
+        assert!(e.is_retryable(), "{e}");
+        assert!(e.to_string().contains("200ms"), "names the bound: {e}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut at the timeout, not after the loader's 30 s"
+    );
+    assert_eq!(
+        cache.get::<i32>("k").await.expect("get"),
+        None,
+        "nothing stored"
+    );
+    let v = cache
+        .get_or_set("k", None, || async { Ok::<_, std::io::Error>(2) })
+        .await
+        .expect("a later load");
+    assert_eq!(v, 2);
+}
