@@ -116,6 +116,7 @@ async fn a_tiered_cache_from_env_tracks_its_namespace() {
     let off = Cache::from_config(&tiered("false")).await.unwrap();
     let store = off.downcast_ref::<TieredStore>().expect("tiered");
     assert_eq!(store.invalidation(), Invalidation::Channel);
+    off.close().await.unwrap();
 
     let cache = Cache::from_config(&tiered("true")).await.unwrap();
     let store = cache.downcast_ref::<TieredStore>().expect("tiered");
@@ -142,5 +143,6 @@ async fn a_tiered_cache_from_env_tracks_its_namespace() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(cache.get::<i32>("k").await.unwrap(), Some(2));
+    cache.close().await.unwrap();
     let _ = other.quit().await;
 }

@@ -16,8 +16,10 @@ const STRIPES: usize = 1024;
 pub(super) struct Fence {
     /// Whether invalidations are being received; no fill starts while they are not.
     armed: AtomicBool,
-    /// Whole-tier flushes (lost messages, reconnects).
+    /// Bumped when many keys changed at once (a prefix, the whole tier).
     flushes: AtomicU64,
+    /// Whole-tier clears because invalidations may have been missed.
+    cleared: AtomicU64,
     stripes: Box<[AtomicU64]>,
 }
 
@@ -33,6 +35,7 @@ impl Fence {
         Self {
             armed: AtomicBool::new(false),
             flushes: AtomicU64::new(0),
+            cleared: AtomicU64::new(0),
             stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -69,14 +72,20 @@ impl Fence {
         self.stripe(key).fetch_add(1, SeqCst);
     }
 
-    /// Everything may have changed (call before clearing the tier).
+    /// Many keys may have changed (call before deleting their copies).
     pub(super) fn flushed(&self) {
         self.flushes.fetch_add(1, SeqCst);
     }
 
-    /// Whole-tier flushes so far.
-    pub(super) fn flushes(&self) -> u64 {
-        self.flushes.load(SeqCst)
+    /// Anything may have changed unheard (call before clearing the tier).
+    pub(super) fn cleared(&self) {
+        self.cleared.fetch_add(1, SeqCst);
+        self.flushed();
+    }
+
+    /// Whole-tier clears so far.
+    pub(super) fn clears(&self) -> u64 {
+        self.cleared.load(SeqCst)
     }
 
     pub(super) fn set_armed(&self, armed: bool) {

@@ -6,7 +6,8 @@ use crate::Result;
 use crate::cache::{CacheStore, MemoryStore};
 use crate::redis::bounded;
 use fred::clients::SubscriberClient;
-use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface, TrackingInterface};
+use fred::types::client::Invalidation as Invalidated;
 use fred::types::{ClusterHash, CustomCommand, Message, Value};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +15,8 @@ use std::time::Duration;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 
-/// Where Redis sends the tracking invalidations of a RESP2 connection redirected to itself.
+/// Where Redis sends the tracking invalidations of a RESP2 connection redirected to itself
+/// (fred hands them over as [`Invalidated`], not as pub/sub messages).
 const TRACKING_CHANNEL: &str = "__redis__:invalidate";
 
 /// How changes made by other writers reach a [`TieredStore`](super::TieredStore)'s near tier;
@@ -56,6 +58,7 @@ pub(super) struct Listener {
 /// The event streams, taken before the first subscribe so that no message is missed.
 pub(super) struct Events {
     messages: Receiver<Message>,
+    invalidations: Receiver<Invalidated>,
     errors: Receiver<(fred::error::Error, Option<fred::types::config::Server>)>,
     reconnects: Receiver<fred::types::config::Server>,
 }
@@ -64,6 +67,7 @@ impl Listener {
     pub(super) fn events(&self) -> Events {
         Events {
             messages: self.subscriber.message_rx(),
+            invalidations: self.subscriber.invalidation_rx(),
             errors: self.subscriber.error_rx(),
             reconnects: self.subscriber.reconnect_rx(),
         }
@@ -133,10 +137,10 @@ impl Listener {
         }
     }
 
-    /// Applies invalidations until the subscriber is closed. A connection error stops fills
-    /// and clears the tier (what changed meanwhile is unknown); a reconnect re-arms; messages
-    /// lost to a slow listener clear the tier.
-    pub(super) async fn run(self, mut events: Events) {
+    /// Applies invalidations until the subscriber is closed or its set is dropped (`stop`). A
+    /// connection error stops fills and clears the tier (what changed meanwhile is unknown); a
+    /// reconnect re-arms; messages lost to a slow listener clear the tier.
+    pub(super) async fn run(self, mut events: Events, mut stop: tokio::sync::watch::Receiver<()>) {
         let mut rearm_at: Option<tokio::time::Instant> = None;
         loop {
             let rearm = async {
@@ -145,12 +149,11 @@ impl Listener {
                     None => std::future::pending().await,
                 }
             };
+            // Biased: connection events in the order they came (errors are broadcast before
+            // the reconnect that follows them), then messages, then the re-arm.
             tokio::select! {
-                message = events.messages.recv() => match message {
-                    Ok(message) => self.apply(message).await,
-                    Err(RecvError::Lagged(_)) => self.flush().await,
-                    Err(RecvError::Closed) => return,
-                },
+                biased;
+                _ = stop.changed() => return,
                 error = events.errors.recv() => match error {
                     Err(RecvError::Closed) => return,
                     _ => self.disarm().await,
@@ -161,6 +164,22 @@ impl Listener {
                         self.disarm().await;
                         rearm_at = Some(tokio::time::Instant::now());
                     }
+                },
+                invalidated = events.invalidations.recv() => match invalidated {
+                    // `FLUSHALL` / `FLUSHDB` come as no keys.
+                    Ok(invalidated) if invalidated.keys.is_empty() => self.flush().await,
+                    Ok(invalidated) => {
+                        for key in &invalidated.keys {
+                            self.drop_key(key.as_bytes()).await;
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => self.flush().await,
+                    Err(RecvError::Closed) => return,
+                },
+                message = events.messages.recv() => match message {
+                    Ok(message) => self.apply(message).await,
+                    Err(RecvError::Lagged(_)) => self.flush().await,
+                    Err(RecvError::Closed) => return,
                 },
                 () = rearm => {
                     rearm_at = match self.arm().await {
@@ -181,7 +200,7 @@ impl Listener {
     }
 
     async fn flush(&self) {
-        self.fence.flushed();
+        self.fence.cleared();
         let _ = self.near.delete_prefix(b"").await;
     }
 
@@ -191,24 +210,6 @@ impl Listener {
     }
 
     async fn apply(&self, message: Message) {
-        if message.channel == TRACKING_CHANNEL {
-            match message.value {
-                Value::Array(keys) => {
-                    for key in keys {
-                        if let Some(key) = key.as_bytes() {
-                            self.drop_key(key).await;
-                        }
-                    }
-                }
-                // `FLUSHALL` / `FLUSHDB`.
-                Value::Null => self.flush().await,
-                other => match other.as_bytes() {
-                    Some(key) => self.drop_key(key).await,
-                    None => self.flush().await,
-                },
-            }
-            return;
-        }
         if let Some(bytes) = message.value.as_bytes() {
             self.apply_corekit(bytes).await;
         }

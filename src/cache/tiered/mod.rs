@@ -8,7 +8,7 @@ use super::{CacheStore, MemoryStore, Purge, RedisStore, Ttl};
 use crate::{Error, Result};
 use bytes::Bytes;
 use fence::Fence;
-use fred::interfaces::{ClientLike, PubsubInterface};
+use fred::interfaces::PubsubInterface;
 pub use listener::Invalidation;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,19 +56,6 @@ struct TieredInner {
     subscribers: Arc<Subscribers>,
     fence: Arc<Fence>,
     tracking: Arc<AtomicBool>,
-}
-
-impl Drop for TieredInner {
-    fn drop(&mut self) {
-        let clients = self.subscribers.clients();
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                for client in clients {
-                    let _ = client.quit().await;
-                }
-            });
-        }
-    }
 }
 
 /// Builds a [`TieredStore`]; from [`TieredStore::builder`].
@@ -182,9 +169,10 @@ impl TieredStore {
     }
 
     /// How many times the whole near tier was cleared because invalidations may have been
-    /// missed (a lost subscriber connection, messages lost to a slow listener, `FLUSHALL`).
+    /// missed (a lost subscriber connection, messages lost to a slow listener, new Cluster
+    /// primaries) or everything went (`FLUSHALL`).
     pub fn near_flushes(&self) -> u64 {
-        self.inner.fence.flushes()
+        self.inner.fence.clears()
     }
 
     /// The near (in-process) tier.
@@ -211,11 +199,27 @@ impl TieredStore {
         targets: &[&[u8]],
         op: &'static str,
     ) -> Result<T> {
+        self.after_write_here(written, kind, targets, op, true)
+            .await
+    }
+
+    /// [`after_write`](Self::after_write), dropping this instance's copies only when `here`.
+    async fn after_write_here<T>(
+        &self,
+        written: Result<T>,
+        kind: char,
+        targets: &[&[u8]],
+        op: &'static str,
+        here: bool,
+    ) -> Result<T> {
         let mut invalidated = Ok(());
         for target in targets {
+            if here && let Err(e) = self.drop_here(kind, target).await {
+                invalidated = Err(e);
+            }
             // Boxed: every write's future carries this, and the tiered store's futures nest
             // deep enough (cache handle, instrumentation, Redis bounds) to matter on a stack.
-            if let Err(e) = Box::pin(self.invalidate(kind, target, op)).await {
+            if let Err(e) = Box::pin(self.announce(kind, target, op)).await {
                 invalidated = Err(e);
             }
         }
@@ -239,8 +243,8 @@ impl TieredStore {
         Ok(())
     }
 
-    /// Drops the near copy here and announces the change to the other instances.
-    async fn invalidate(&self, kind: char, target: &[u8], op: &'static str) -> Result<()> {
+    /// Drops this instance's near copy of `target` (a key, or a prefix for `'P'`).
+    async fn drop_here(&self, kind: char, target: &[u8]) -> Result<()> {
         // Bump first: a fill of this key already under way must not keep what it read.
         match kind {
             'P' => {
@@ -252,6 +256,11 @@ impl TieredStore {
                 u64::from(self.inner.near.delete(target).await?)
             }
         };
+        Ok(())
+    }
+
+    /// Announces the change to the other instances on corekit's channel.
+    async fn announce(&self, kind: char, target: &[u8], op: &'static str) -> Result<()> {
         // `<id> <kind> ` then the key's bytes as they are: binary keys travel intact.
         let mut message = format!("{} {kind} ", self.inner.id).into_bytes();
         message.extend_from_slice(target);
@@ -300,16 +309,24 @@ impl CacheStore for TieredStore {
     }
 
     async fn set(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        // Under tracking the write's own invalidation would drop a near copy: the next read
+        // fills it. On the channel alone this instance hears nothing of its own writes and
+        // keeps the value it wrote, under a ticket taken before the write, so that another
+        // instance's write landing after it (and heard before the fill) is not hidden.
+        if self.invalidation() == Invalidation::Tracking {
+            let written = self.inner.far.set(key, value, ttl).await;
+            return self.after_write(written, 'K', &[key], "set").await;
+        }
+        self.drop_here('K', key).await?;
+        let ticket = self.inner.fence.ticket(key);
         let written = self.inner.far.set(key, value.clone(), ttl).await;
-        self.after_write(written, 'K', &[key], "set").await?;
-        // Under tracking the write's own invalidation would drop a near copy: read it back
-        // from Redis instead. On the channel alone this instance hears nothing of its own
-        // writes, so it keeps the value it wrote.
-        match self.inner.fence.ticket(key) {
-            Some(ticket) if self.invalidation() == Invalidation::Channel => {
-                self.fill(key, value, self.near_ttl(ttl), ticket).await
-            }
-            _ => Ok(()),
+        // A failed write may still land: then no copy may stay here either.
+        let here = written.is_err();
+        self.after_write_here(written, 'K', &[key], "set", here)
+            .await?;
+        match ticket {
+            Some(ticket) => self.fill(key, value, self.near_ttl(ttl), ticket).await,
+            None => Ok(()),
         }
     }
 
@@ -393,9 +410,7 @@ impl CacheStore for TieredStore {
     }
 
     async fn close(&self) -> Result<()> {
-        for client in self.inner.subscribers.clients() {
-            let _ = client.quit().await;
-        }
+        self.inner.subscribers.close().await;
         self.inner.far.close().await
     }
 

@@ -34,6 +34,8 @@ struct Set {
     clients: Vec<SubscriberClient>,
     /// The primaries the set covers (empty off a Cluster).
     nodes: Vec<Server>,
+    /// Dropped with the set: its listeners stop even if a `QUIT` never completes.
+    _stop: tokio::sync::watch::Sender<()>,
 }
 
 pub(super) struct Subscribers {
@@ -63,9 +65,10 @@ impl Subscribers {
         self.current.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Every connection of the current set.
-    pub(super) fn clients(&self) -> Vec<SubscriberClient> {
-        self.current().clients.clone()
+    /// Closes every connection of the current set.
+    pub(super) async fn close(&self) {
+        let clients = self.current().clients.clone();
+        quit_all(&clients).await;
     }
 
     pub(super) fn all_connected(&self) -> bool {
@@ -88,12 +91,11 @@ impl Subscribers {
             current.gate.retire();
             current.clients.clone()
         };
-        self.setup.fence.flushed();
+        self.setup.fence.cleared();
         let _ = self.setup.near.delete_prefix(b"").await;
-        for client in old {
-            let _ = client.quit().await;
-        }
+        quit_all(&old).await;
         match start_set(&self.setup, &self.far, nodes).await {
+            // The old set's listeners stop as it drops.
             Ok(set) => *self.current() = set,
             // The next look retries (`nodes` no longer match): the tier stays unused meanwhile.
             Err(e) => {
@@ -121,9 +123,12 @@ fn primaries(setup: &Setup, far: &RedisStore) -> Vec<Server> {
     if !far.is_clustered() || !setup.track {
         return Vec::new();
     }
-    let mut nodes = far
-        .pool()
-        .next()
+    // Always the same pool client: two clients may see a failover at different times, and
+    // asking each in turn would swap sets back and forth.
+    let Some(client) = far.pool().clients().first() else {
+        return Vec::new();
+    };
+    let mut nodes = client
         .cached_cluster_state()
         .map(|state| state.unique_primary_nodes())
         .unwrap_or_default();
@@ -140,6 +145,7 @@ async fn start_set(setup: &Setup, far: &RedisStore, nodes: Vec<Server>) -> Resul
         nodes.iter().cloned().map(Some).collect()
     };
     let gate = Gate::new(setup.fence.clone(), targets.len());
+    let (stop, stopped) = tokio::sync::watch::channel(());
     let mut clients = Vec::with_capacity(targets.len());
     for (part, node) in targets.into_iter().enumerate() {
         let subscriber = match connect(far, node).await {
@@ -168,18 +174,29 @@ async fn start_set(setup: &Setup, far: &RedisStore, nodes: Vec<Server>) -> Resul
             quit_all(&clients).await;
             return Err(e);
         }
-        tokio::spawn(listener.run(events));
+        tokio::spawn(listener.run(events, stopped.clone()));
     }
     Ok(Set {
         gate,
         clients,
         nodes,
+        _stop: stop,
     })
 }
 
+/// `QUIT` on each, bounded: a client reconnecting to a dead node may never answer.
 async fn quit_all(clients: &[SubscriberClient]) {
     for client in clients {
-        let _ = client.quit().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), client.quit()).await;
+    }
+}
+
+impl Drop for Subscribers {
+    fn drop(&mut self) {
+        let clients = self.current().clients.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { quit_all(&clients).await });
+        }
     }
 }
 
@@ -188,6 +205,9 @@ async fn quit_all(clients: &[SubscriberClient]) {
 async fn connect(far: &RedisStore, node: Option<Server>) -> Result<SubscriberClient> {
     let client = far.pool().next();
     let mut config = client.client_config();
+    // Invalidations redirected to a RESP2 connection come as pub/sub messages, which is what
+    // the listener reads; a RESP3 connection would get push frames instead.
+    config.version = fred::types::RespVersion::RESP2;
     if let Some(server) = node {
         config.server = ServerConfig::Centralized { server };
     }
