@@ -368,3 +368,42 @@ async fn after_a_cluster_failover_the_new_primary_is_tracked() {
     let _ = cache.store().close().await;
     let _ = other.quit().await;
 }
+
+/// A server that refuses `CLIENT TRACKING` (here an ACL user without the `CLIENT` command, as
+/// Redis before 6 would by not knowing it): the store falls back to corekit's channel, and writes
+/// through corekit still drop other instances' near copies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_tracking_falls_back_to_the_channel() {
+    let port = support::free_port();
+    let _server = RedisProcess::start(port);
+    let admin = other_client(&format!("redis://127.0.0.1:{port}")).await;
+    let _: fred::types::Value = admin
+        .custom(
+            fred::types::CustomCommand::new_static("ACL", fred::types::ClusterHash::Random, false),
+            vec![
+                "SETUSER", "app", "on", ">app-pw", "~*", "&*", "+@all", "-client",
+            ],
+        )
+        .await
+        .unwrap();
+    let url = format!("redis://app:app-pw@127.0.0.1:{port}");
+    let channel = support::unique("chan");
+    let instance = async || {
+        let far = RedisStore::connect(&url).await.unwrap();
+        let store = TieredStore::builder(MemoryStore::new(100), far)
+            .channel(&channel)
+            .tracking_prefix("acl:")
+            .build()
+            .await
+            .unwrap();
+        Cache::builder(store).prefix("acl").build().unwrap()
+    };
+    let (a, b) = (instance().await, instance().await);
+    assert_eq!(a.store().invalidation(), Invalidation::Channel);
+    a.set("k", &1).await.unwrap();
+    fill_near(&b, "k").await;
+    a.set("k", &2).await.unwrap();
+    dropped_near(&b, "k", "a corekit write on the channel").await;
+    assert_eq!(b.get::<i64>("k").await.unwrap(), Some(2));
+    let _ = admin.quit().await;
+}
