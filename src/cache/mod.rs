@@ -179,7 +179,7 @@ pub use stats::CacheStats;
     docsrs,
     doc(cfg(all(feature = "cache-memory", feature = "cache-redis")))
 )]
-pub use tiered::{Invalidation, TieredStore};
+pub use tiered::{Invalidation, TieredStore, TieredStoreBuilder};
 
 pub use any::AnyStore;
 pub use builder::CacheBuilder;

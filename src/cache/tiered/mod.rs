@@ -42,6 +42,25 @@ use subscribers::{Setup, Subscribers};
 /// invalidation of its key arrived since it started. Invalidation is asynchronous: another
 /// instance may serve the old value for the time a message takes to arrive (BENCHMARKS.md
 /// measures it).
+///
+/// ```no_run
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use corekit::cache::{Cache, Invalidation, MemoryStore, RedisStore, TieredStore};
+/// use std::time::Duration;
+///
+/// let far = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// let store = TieredStore::builder(MemoryStore::new(10_000), far)
+///     .near_ttl(Duration::from_secs(30))
+///     // The cache's namespace: only its keys are tracked.
+///     .tracking_prefix("users:")
+///     .build()
+///     .await?;
+/// assert_eq!(store.invalidation(), Invalidation::Tracking);
+/// let cache = Cache::builder(store).prefix("users").build()?;
+/// cache.set("42", &"Ada").await?;
+/// # Ok::<(), corekit::Error>(())
+/// # }).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct TieredStore {
     inner: Arc<TieredInner>,
