@@ -90,7 +90,11 @@
 //!   `tests/cache/tracking.rs`), and messages lost to a slow listener clear the tier too;
 //! - give the store the cache's namespace as its tracking prefix (`CACHE_PREFIX` does it for
 //!   [`Cache::from_env`]): without one, every change in the database sends every instance a
-//!   message.
+//!   message;
+//! - with Redis ACLs the user needs the `CLIENT` command and the channels
+//!   `__redis__:invalidate` and corekit's (`CACHE_INVALIDATION_CHANNEL`). Without `CLIENT` the
+//!   store falls back to its channel (tested); a refused channel is not detected (fred 10.1
+//!   reports a refused `SUBSCRIBE` as made), so grant it.
 //!
 //! How long a copy outlives a change made elsewhere is in BENCHMARKS.md ("Near cache").
 //!

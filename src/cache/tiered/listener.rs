@@ -77,15 +77,11 @@ impl Listener {
     /// a fresh connection: in RESP2 a subscribed connection takes no `CLIENT` command.
     pub(super) async fn arm(&self) -> Result<()> {
         let tracking = self.track && self.start_tracking().await?;
-        let mut channels: Vec<String> = self.channel.iter().cloned().collect();
-        if tracking {
-            channels.push(TRACKING_CHANNEL.to_owned());
-        }
-        if !channels.is_empty() {
+        if let Some(channel) = &self.channel {
             bounded(
                 self.timeout,
                 "subscribe",
-                self.subscriber.subscribe(channels),
+                self.subscriber.subscribe(channel.as_str()),
             )
             .await?;
         }
@@ -94,8 +90,10 @@ impl Listener {
         Ok(())
     }
 
-    /// `CLIENT TRACKING ON REDIRECT <own id> BCAST [PREFIX p]...`: `Ok(false)` when the server
-    /// refuses it (an error a retry cannot fix), an error when it could not be asked.
+    /// `CLIENT TRACKING ON REDIRECT <own id> BCAST [PREFIX p]...`, then a subscription to
+    /// where the invalidations go: `Ok(false)` when the server refuses either (an error a retry
+    /// cannot fix: Redis < 6, an ACL without `CLIENT`), an error when it could not be asked.
+    /// A refused subscription is not seen: fred 10.1 reports it as made.
     async fn start_tracking(&self) -> Result<bool> {
         let client = || CustomCommand::new_static("CLIENT", ClusterHash::Random, false);
         let refused = |e: crate::Error| {
@@ -125,14 +123,25 @@ impl Listener {
         for prefix in &self.prefixes {
             args.extend(["PREFIX".to_owned(), prefix.clone()]);
         }
-        match bounded(
+        if let Err(e) = bounded(
             self.timeout,
             "tracking",
             self.subscriber.custom::<Value, _>(client(), args),
         )
         .await
         {
-            Ok(_) => Ok(true),
+            return refused(e);
+        }
+        let subscribed = bounded(
+            self.timeout,
+            "subscribe",
+            self.subscriber.subscribe(TRACKING_CHANNEL),
+        )
+        .await;
+        // Apart from corekit's channel, so that one refused subscription cannot take the other
+        // with it (Redis refuses a whole SUBSCRIBE when one channel is not allowed).
+        match subscribed {
+            Ok(()) => Ok(true),
             Err(e) => refused(e),
         }
     }
