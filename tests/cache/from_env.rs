@@ -128,11 +128,7 @@ async fn a_tiered_cache_from_env_tracks_its_namespace() {
         assert!(Instant::now() < deadline, "never held near");
         cache.get::<i32>("k").await.unwrap();
     }
-    let other =
-        fred::types::Builder::from_config(fred::types::config::Config::from_url(&url).unwrap())
-            .build()
-            .unwrap();
-    other.init().await.unwrap();
+    let other = crate::tracking::other_client(&url).await;
     let () = other.set(&key, "2", None, None, false).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(2);
     while store.near().exists(key.as_bytes()).await.unwrap() {

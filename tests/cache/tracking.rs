@@ -29,7 +29,7 @@ async fn tiered_at(url: &str, prefix: &str, tracking: bool) -> Cache<TieredStore
 }
 
 /// A plain fred client: the "other service" writing to the same Redis.
-async fn other_client(url: &str) -> Client {
+pub(crate) async fn other_client(url: &str) -> Client {
     let client = fred::types::Builder::from_config(Config::from_url(url).unwrap())
         .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(2))
         .set_policy(fred::types::config::ReconnectPolicy::new_constant(0, 100))

@@ -214,8 +214,7 @@ impl Listener {
     }
 
     async fn drop_key(&self, key: &[u8]) {
-        self.fence.changed(key);
-        let _ = self.near.delete(key).await;
+        let _ = super::drop_near(&self.near, &self.fence, 'K', key).await;
     }
 
     async fn apply(&self, message: Message) {
@@ -235,14 +234,11 @@ impl Listener {
         if id == self.own.as_bytes() {
             return;
         }
-        match kind {
-            b"K" => self.drop_key(target).await,
-            b"P" => {
-                // Counters are per key, not per prefix: spoil every fill in flight.
-                self.fence.flushed();
-                let _ = self.near.delete_prefix(target).await;
-            }
-            _ => {}
-        }
+        let kind = match kind {
+            b"K" => 'K',
+            b"P" => 'P',
+            _ => return,
+        };
+        let _ = super::drop_near(&self.near, &self.fence, kind, target).await;
     }
 }

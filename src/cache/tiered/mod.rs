@@ -153,6 +153,24 @@ impl TieredStoreBuilder {
     }
 }
 
+/// Drops the near copy of a key (`'K'`) or of every key under a prefix (`'P'`): what a write
+/// here and a message from another instance both do.
+async fn drop_near(near: &MemoryStore, fence: &Fence, kind: char, target: &[u8]) -> Result<()> {
+    // Bump first: a fill already under way must not keep what it read. Counters are per key,
+    // so a prefix spoils every fill in flight.
+    match kind {
+        'P' => {
+            fence.flushed();
+            near.delete_prefix(target).await?
+        }
+        _ => {
+            fence.changed(target);
+            u64::from(near.delete(target).await?)
+        }
+    };
+    Ok(())
+}
+
 impl std::fmt::Debug for TieredStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TieredStore")
@@ -264,18 +282,7 @@ impl TieredStore {
 
     /// Drops this instance's near copy of `target` (a key, or a prefix for `'P'`).
     async fn drop_here(&self, kind: char, target: &[u8]) -> Result<()> {
-        // Bump first: a fill of this key already under way must not keep what it read.
-        match kind {
-            'P' => {
-                self.inner.fence.flushed();
-                self.inner.near.delete_prefix(target).await?
-            }
-            _ => {
-                self.inner.fence.changed(target);
-                u64::from(self.inner.near.delete(target).await?)
-            }
-        };
-        Ok(())
+        drop_near(&self.inner.near, &self.inner.fence, kind, target).await
     }
 
     /// Announces the change to the other instances on corekit's channel.
