@@ -21,6 +21,7 @@ pub struct CacheBuilder<S, C> {
     pub(super) max_key_len: usize,
     pub(super) max_value_size: usize,
     pub(super) loader_timeout: Option<Duration>,
+    pub(super) refresh: super::refresh::RefreshSettings,
 }
 
 impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
@@ -72,6 +73,39 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
         self
     }
 
+    /// [`get_or_refresh`](Cache::get_or_refresh): a read after this fraction (0 to 1) of a
+    /// value's TTL gets it at once and starts one refresh in the background, so a hot key
+    /// never misses. Default 0: no refresh before the TTL ends.
+    pub fn refresh_ahead(mut self, fraction: f64) -> Self {
+        self.refresh.ahead = fraction;
+        self
+    }
+
+    /// [`get_or_refresh`](Cache::get_or_refresh): how long past its TTL a value is kept and
+    /// may still be returned, while one refresh runs or when the loader or the store fails
+    /// (fail-safe). Values are then stored for TTL + `max_stale`. Default 0: none.
+    pub fn max_stale(mut self, max_stale: Duration) -> Self {
+        self.refresh.max_stale = max_stale;
+        self
+    }
+
+    /// [`get_or_refresh`](Cache::get_or_refresh): how long a read holding a stale value waits
+    /// for its refresh before returning the stale value (the refresh goes on in the
+    /// background). Default 0: the stale value at once (stale-while-revalidate).
+    pub fn soft_timeout(mut self, timeout: Duration) -> Self {
+        self.refresh.soft_timeout = timeout;
+        self
+    }
+
+    /// [`get_or_refresh`](Cache::get_or_refresh) with a [`max_stale`](Self::max_stale): how
+    /// many last good values this process keeps (the least used dropped first) to return when
+    /// the store itself fails. Default 1,000; 0 for none (with the memory store they only
+    /// duplicate it).
+    pub fn fail_safe_copies(mut self, entries: usize) -> Self {
+        self.refresh.copies = entries;
+        self
+    }
+
     /// Encodes values with `codec` instead of JSON.
     pub fn codec<C2: Codec>(self, codec: C2) -> CacheBuilder<S, C2> {
         CacheBuilder {
@@ -84,6 +118,7 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
             max_key_len: self.max_key_len,
             max_value_size: self.max_value_size,
             loader_timeout: self.loader_timeout,
+            refresh: self.refresh,
         }
     }
 
@@ -94,7 +129,11 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
             .ttl_jitter(config.ttl_jitter)
             .max_key_len(config.max_key_len)
             .max_value_size(config.max_value_size as usize)
-            .loader_timeout(config.loader_timeout);
+            .loader_timeout(config.loader_timeout)
+            .refresh_ahead(config.refresh_ahead)
+            .max_stale(config.max_stale)
+            .soft_timeout(config.soft_timeout)
+            .fail_safe_copies(config.fail_safe_copies);
         b.version = config.version.clone().filter(|v| !v.is_empty());
         b
     }
@@ -102,7 +141,8 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
     /// The cache.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the jitter is outside 0..1 or a limit is zero; the same checks
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the jitter or the refresh-ahead
+    /// fraction is outside 0..1 or a limit is zero; the same checks
     /// as [`CacheConfig`] from the environment.
     pub fn build(self) -> Result<Cache<S, C>> {
         let issue = if !(0.0..1.0).contains(&self.jitter) {
@@ -110,6 +150,12 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
                 "ttl_jitter",
                 self.jitter.to_string(),
                 "a fraction from 0 up to (not including) 1",
+            ))
+        } else if !(0.0..1.0).contains(&self.refresh.ahead) {
+            Some(ConfigIssue::new(
+                "refresh_ahead",
+                self.refresh.ahead.to_string(),
+                "a fraction from 0 (off) up to (not including) 1",
             ))
         } else if self.max_key_len == 0 {
             Some(ConfigIssue::new("max_key_len", "0", "a length above 0"))
@@ -136,6 +182,8 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
                 max_key_len: self.max_key_len,
                 max_value_size: self.max_value_size,
                 loader_timeout: self.loader_timeout,
+                copies: super::refresh::copies(&self.refresh),
+                refresh: self.refresh,
                 counters: Counters::default(),
                 flights: Mutex::new(HashMap::new()),
             }),

@@ -77,6 +77,18 @@ pub struct CacheConfig {
     /// `CACHE_NEAR_TRACKING`: tiered, whether Redis's key tracking invalidates near copies
     /// where the server offers it (see [`Invalidation`](super::Invalidation)).
     pub near_tracking: bool,
+    /// `CACHE_REFRESH_AHEAD`: fraction of the TTL after which `get_or_refresh` refreshes in
+    /// the background (0: off).
+    pub refresh_ahead: f64,
+    /// `CACHE_MAX_STALE`: how long past its TTL `get_or_refresh` may return a value.
+    #[serde(with = "cfg::duration")]
+    pub max_stale: Duration,
+    /// `CACHE_SOFT_TIMEOUT`: how long `get_or_refresh` waits for a refresh before returning
+    /// the stale value.
+    #[serde(with = "cfg::duration")]
+    pub soft_timeout: Duration,
+    /// `CACHE_FAIL_SAFE_COPIES`: last good values kept in process for when the store fails.
+    pub fail_safe_copies: usize,
     /// Which variable each setting came from (filled by the loader), for errors.
     #[serde(skip)]
     pub sources: cfg::Sources,
@@ -116,6 +128,10 @@ impl Default for CacheConfig {
             invalidation_channel: "corekit:cache:invalidate".into(),
             near_tracking: true,
             loader_timeout: None,
+            refresh_ahead: 0.0,
+            max_stale: Duration::ZERO,
+            soft_timeout: Duration::ZERO,
+            fail_safe_copies: 1_000,
             sources: cfg::Sources::default(),
         }
     }
@@ -137,6 +153,13 @@ impl EnvConfig for CacheConfig {
                 "ttl_jitter",
                 self.ttl_jitter.to_string(),
                 "a fraction from 0 up to (not including) 1",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.refresh_ahead) {
+            return Err(ConfigIssue::new(
+                "refresh_ahead",
+                self.refresh_ahead.to_string(),
+                "a fraction from 0 (off) up to (not including) 1",
             ));
         }
         let positive: [(&'static str, u64); 5] = [
@@ -363,9 +386,21 @@ mod tests {
             ("CACHE_VERSION", "3"),
             ("CACHE_NEAR_TRACKING", "false"),
             ("CACHE_LOADER_TIMEOUT", "2s"),
+            ("CACHE_REFRESH_AHEAD", "0.8"),
+            ("CACHE_MAX_STALE", "10m"),
+            ("CACHE_SOFT_TIMEOUT", "100ms"),
+            ("CACHE_FAIL_SAFE_COPIES", "50"),
         ])
         .unwrap();
         assert_eq!(c.loader_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.refresh_ahead, 0.8);
+        assert_eq!(c.max_stale, Duration::from_secs(600));
+        assert_eq!(c.soft_timeout, Duration::from_millis(100));
+        assert_eq!(c.fail_safe_copies, 50);
+        let e = load(&[("CACHE_REFRESH_AHEAD", "1.5")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("CACHE_REFRESH_AHEAD"), "{e}");
         assert!(!c.near_tracking);
         assert!(load(&[]).unwrap().near_tracking, "on by default");
         assert_eq!(c.backend(), CacheBackend::Redis);

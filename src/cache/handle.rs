@@ -74,6 +74,8 @@ pub(super) struct Inner<S, C> {
     pub(super) max_key_len: usize,
     pub(super) max_value_size: usize,
     pub(super) loader_timeout: Option<Duration>,
+    pub(super) refresh: super::refresh::RefreshSettings,
+    pub(super) copies: Option<super::refresh::Copies>,
     pub(super) counters: Counters,
     pub(super) flights: Mutex<HashMap<Vec<u8>, watch::Receiver<Flight>>>,
 }
@@ -130,6 +132,7 @@ impl<S: CacheStore> Cache<S, Json> {
             max_key_len: 1024,
             max_value_size: 16 << 20,
             loader_timeout: None,
+            refresh: Default::default(),
         }
     }
 
@@ -324,14 +327,14 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         let key = key.as_ref();
         async move {
             let full = self.key(key, "get")?;
-            // A tagged entry goes the long way below: this hit path stays as short as it was
-            // without tags.
+            // A tagged or stamped entry goes the long way below: this hit path stays as short
+            // as it was without envelopes.
             match self.inner.store.get_local(&full) {
                 Some(None) => {
                     self.count_lookup(false);
                     return Ok(None);
                 }
-                Some(Some(bytes)) if !super::tags::is_tagged(&bytes) => {
+                Some(Some(bytes)) if !super::fresh::maybe_wrapped(&bytes) => {
                     self.count_lookup(true);
                     return Ok(Some(bytes));
                 }
@@ -343,11 +346,27 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         }
     }
 
-    /// The store's answer for `full`, a tagged entry's value checked.
+    /// The store's answer for `full`, out of its envelope.
     async fn get_remote(&self, full: &[u8]) -> Result<Option<Bytes>> {
         match self.call("get", self.inner.store.get(full)).await? {
-            Some(bytes) if super::tags::is_tagged(&bytes) => self.untag(bytes).await,
-            found => Ok(found),
+            Some(bytes) => self.open(bytes).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The value inside `bytes`: a tagged entry's tags checked (a miss when one moved on), a
+    /// stamped entry past its TTL a miss (only [`get_or_refresh`](Self::get_or_refresh) serves
+    /// it stale).
+    pub(super) async fn open(&self, bytes: Bytes) -> Result<Option<Bytes>> {
+        if !super::fresh::maybe_wrapped(&bytes) {
+            return Ok(Some(bytes));
+        }
+        if super::tags::is_tagged(&bytes) {
+            return self.untag(bytes).await;
+        }
+        match super::fresh::unwrap(&bytes) {
+            Some((stamp, value)) => Ok(stamp.is_fresh(super::fresh::now_ms()).then_some(value)),
+            None => Ok(Some(bytes)),
         }
     }
 
@@ -529,8 +548,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         let mut out = Vec::with_capacity(found.len());
         for (key, bytes) in keys.iter().zip(found) {
             let bytes = match bytes {
-                Some(b) if super::tags::is_tagged(&b) => self.untag(b).await?,
-                bytes => bytes,
+                Some(b) => self.open(b).await?,
+                None => None,
             };
             match bytes {
                 Some(b) => {
@@ -636,6 +655,9 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// to every waiter, and nothing is cached. If the running caller is cancelled, a waiter
     /// takes over.
     ///
+    /// To refresh hot keys before they expire, or serve a stale value when the loader or the
+    /// store fails, use [`get_or_refresh`](Self::get_or_refresh).
+    ///
     /// # Errors
     /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) wrapping the loader's error; otherwise as [`get`](Self::get) and
     /// [`set`](Self::set).
@@ -725,8 +747,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     {
         // Another leader may have stored the value between our miss and taking the lead.
         let found = match self.call("get", self.inner.store.get(&guard.key)).await? {
-            Some(b) if super::tags::is_tagged(&b) => self.untag(b).await?,
-            found => found,
+            Some(b) => self.open(b).await?,
+            None => None,
         };
         if let Some(bytes) = found {
             let value = self.decode(key, &bytes);
@@ -735,28 +757,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             }
             return value;
         }
-        let failed = |e: E| {
-            let source: crate::BoxError = e.into();
-            Error::new(
-                ErrorKind::Backend,
-                format!("loader for key {} failed: {source}", show_key(key)),
-            )
-            .with_operation("get_or_set")
-        };
-        let result = match self.inner.loader_timeout {
-            None => loader().await.map_err(failed),
-            Some(limit) => match tokio::time::timeout(limit, loader()).await {
-                Ok(loaded) => loaded.map_err(failed),
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "loader for key {} took longer than {limit:?}",
-                        show_key(key)
-                    ),
-                )
-                .with_operation("get_or_set")),
-            },
-        };
+        let result = self.run_loader(key, loader, "get_or_set").await;
         let value = match result {
             Ok(v) => v,
             Err(e) => {
@@ -780,5 +781,42 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         stored?;
         self.inner.counters.set();
         Ok(value)
+    }
+
+    /// Runs `loader` under the loader timeout: its error wrapped as `Backend` naming the key,
+    /// a run past the timeout dropped as a retryable `Timeout`.
+    pub(super) async fn run_loader<T, F, Fut, E>(
+        &self,
+        key: &[u8],
+        loader: F,
+        op: &'static str,
+    ) -> Result<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: Into<crate::BoxError>,
+    {
+        let failed = |e: E| {
+            let source: crate::BoxError = e.into();
+            Error::new(
+                ErrorKind::Backend,
+                format!("loader for key {} failed: {source}", show_key(key)),
+            )
+            .with_operation(op)
+        };
+        match self.inner.loader_timeout {
+            None => loader().await.map_err(failed),
+            Some(limit) => match tokio::time::timeout(limit, loader()).await {
+                Ok(loaded) => loaded.map_err(failed),
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "loader for key {} took longer than {limit:?}",
+                        show_key(key)
+                    ),
+                )
+                .with_operation(op)),
+            },
+        }
     }
 }

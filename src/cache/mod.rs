@@ -76,6 +76,29 @@
 //! raw [`set_bytes`](Cache::set_bytes) value starting with the same 8 bytes would be read as
 //! one.
 //!
+//! # Keeping values fresh
+//!
+//! [`Cache::get_or_refresh`] is [`get_or_set`](Cache::get_or_set) for values that must keep
+//! being served through trouble; its loader runs in a task of its own, once at a time per key
+//! in the process, so a refresh goes on after the caller that started it returned:
+//!
+//! | setting (`CACHE_*`) | what it does |
+//! |---|---|
+//! | [`refresh_ahead`](CacheBuilder::refresh_ahead) (`REFRESH_AHEAD`) | a read after this fraction of the TTL returns the value at once and refreshes it in the background: a hot key never misses |
+//! | [`max_stale`](CacheBuilder::max_stale) (`MAX_STALE`) | values are kept this long past their TTL; a read then returns the stale value while one refresh runs (stale-while-revalidate), and when the loader fails or times out (fail-safe) |
+//! | [`soft_timeout`](CacheBuilder::soft_timeout) (`SOFT_TIMEOUT`) | how long a read holding a stale value waits for the refresh first (default 0: not at all) |
+//! | [`loader_timeout`](CacheBuilder::loader_timeout) (`LOADER_TIMEOUT`) | hard bound on a load; past it the load fails (and a stale value, if any, is returned) |
+//! | [`fail_safe_copies`](CacheBuilder::fail_safe_copies) (`FAIL_SAFE_COPIES`) | last good values kept in the process, returned within the stale window when the store itself fails (Redis down, or back empty) |
+//!
+//! Stale values are flagged in [`CacheStats::stale_hits`], loads and failed loads counted in
+//! [`CacheStats::loads`] and [`CacheStats::load_failures`], and every failed load is logged.
+//! A value is stored with a stamp (an envelope like tags', first byte `0xFF`) saying when to
+//! refresh it and when its TTL ends, for `ttl + max_stale`; the plain reads (`get`,
+//! `get_many`, `get_or_set`) treat it as missing once its TTL ended. Stamps are wall-clock
+//! time: instances sharing a store need clocks that agree. Single flight is per process: each
+//! instance refreshes a hot key once (a refresh first re-reads the store and skips the load
+//! when another instance already refreshed it).
+//!
 //! # Near cache
 //!
 //! [`TieredStore`] serves reads from process memory and keeps those copies honest whoever
@@ -123,6 +146,10 @@
 //! | `CACHE_NEAR_MAX_ENTRIES` | `10000` | tiered: near tier bound |
 //! | `CACHE_INVALIDATION_CHANNEL` | `corekit:cache:invalidate` | tiered: Redis pub/sub channel |
 //! | `CACHE_LOADER_TIMEOUT` | *(none)* | bound on one [`get_or_set`](Cache::get_or_set) loader run: past it the run is dropped and callers get a retryable `Timeout`; `0` for none |
+//! | `CACHE_REFRESH_AHEAD` | `0` | [`get_or_refresh`](Cache::get_or_refresh): fraction (0..1) of the TTL after which a read refreshes the value in the background; `0` for none |
+//! | `CACHE_MAX_STALE` | `0` | `get_or_refresh`: how long past its TTL a value is kept and may be returned (while it is refreshed, or when the loader or the store fails) |
+//! | `CACHE_SOFT_TIMEOUT` | `0` | `get_or_refresh`: how long a read holding a stale value waits for the refresh before returning it |
+//! | `CACHE_FAIL_SAFE_COPIES` | `1000` | `get_or_refresh` with `CACHE_MAX_STALE`: last good values kept in the process for when the store fails |
 //! | `CACHE_NEAR_TRACKING` | `true` | tiered: Redis's key tracking (`CLIENT TRACKING`, `BCAST` over the namespace) drops near copies whoever changes the key; off, or on servers without it (Redis < 6), only writes through corekit do (see [`Invalidation`]) |
 //!
 //! # Deployments
@@ -153,6 +180,7 @@ mod config;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod conformance;
 mod flight;
+mod fresh;
 mod handle;
 mod keys;
 mod limiter;
@@ -161,6 +189,7 @@ mod lock;
 mod memory;
 #[cfg(feature = "cache-redis")]
 mod redis;
+mod refresh;
 mod stats;
 mod store;
 mod tags;

@@ -16,6 +16,14 @@ pub struct CacheStats {
     pub evictions: u64,
     /// Backend calls that failed.
     pub errors: u64,
+    /// Values [`get_or_refresh`](super::Cache::get_or_refresh) returned past their TTL: while
+    /// a refresh ran, or because the loader or the store failed (also counted in `hits`).
+    pub stale_hits: u64,
+    /// Loader runs [`get_or_refresh`](super::Cache::get_or_refresh) started (misses, refreshes
+    /// ahead of the TTL and refreshes of stale values).
+    pub loads: u64,
+    /// Of those, the runs that failed, panicked or timed out.
+    pub load_failures: u64,
 }
 
 impl CacheStats {
@@ -40,6 +48,9 @@ struct Stripe {
     misses: AtomicU64,
     sets: AtomicU64,
     errors: AtomicU64,
+    stale_hits: AtomicU64,
+    loads: AtomicU64,
+    load_failures: AtomicU64,
 }
 
 #[derive(Default)]
@@ -91,6 +102,15 @@ impl Counters {
     pub(super) fn error(&self) {
         self.add(|s| &s.errors, 1);
     }
+    pub(super) fn stale_hit(&self) {
+        self.add(|s| &s.stale_hits, 1);
+    }
+    pub(super) fn load(&self) {
+        self.add(|s| &s.loads, 1);
+    }
+    pub(super) fn load_failure(&self) {
+        self.add(|s| &s.load_failures, 1);
+    }
     pub(super) fn snapshot(&self, evictions: u64) -> CacheStats {
         let sum = |f: fn(&Stripe) -> &AtomicU64| -> u64 {
             self.stripes
@@ -104,6 +124,9 @@ impl Counters {
             sets: sum(|s| &s.sets),
             evictions,
             errors: sum(|s| &s.errors),
+            stale_hits: sum(|s| &s.stale_hits),
+            loads: sum(|s| &s.loads),
+            load_failures: sum(|s| &s.load_failures),
         }
     }
 }

@@ -164,3 +164,59 @@ async fn connecting_to_a_hung_redis_fails_at_the_connect_timeout() {
         "the connect timeout bounded it: {e}"
     );
 }
+
+/// Fail-safe through a Redis that is down, then back empty: `get_or_refresh` returns this
+/// process's last good copy (fresh, then stale) while the store fails and the loader fails,
+/// a key never loaded gets the store's retryable error, and once Redis is back (empty) with
+/// the loader still failing the copy is still served; a working loader then refills Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_safe_serves_the_last_good_copy_while_redis_is_down() {
+    let port = support::free_port();
+    let server = RedisProcess::start(port);
+    let store = RedisStore::builder(format!("redis://127.0.0.1:{port}"))
+        .connect_timeout(Duration::from_secs(2))
+        .command_timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let cache = Cache::builder(store)
+        .prefix("failsafe")
+        .max_stale(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let ttl = Some(Duration::from_millis(500));
+    let loaded: u32 = cache
+        .get_or_refresh("k", ttl, || async { Ok::<_, std::io::Error>(1) })
+        .await
+        .unwrap();
+    assert_eq!(loaded, 1);
+    let failing = || async { Err::<u32, _>(std::io::Error::other("database down too")) };
+
+    server.kill();
+    let value = cache.get_or_refresh("k", ttl, failing).await;
+    assert_eq!(value.unwrap(), 1, "the last good copy while Redis is down");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let value = cache.get_or_refresh("k", ttl, failing).await;
+    assert_eq!(value.unwrap(), 1, "the copy, stale, while Redis is down");
+    assert!(cache.stats().stale_hits >= 1, "{:?}", cache.stats());
+    let e = cache
+        .get_or_refresh("other", ttl, failing)
+        .await
+        .expect_err("no copy of a key never loaded");
+    assert!(e.is_retryable(), "the store's error: {e}");
+
+    let _server = RedisProcess::start(port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while cache.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "no reconnect within 15 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let value = cache.get_or_refresh("k", ttl, failing).await;
+    assert_eq!(value.unwrap(), 1, "Redis back empty, loader failing: the copy");
+    let value: u32 = cache
+        .get_or_refresh("k", ttl, || async { Ok::<_, std::io::Error>(2) })
+        .await
+        .unwrap();
+    assert_eq!(value, 2, "a working loader refills Redis");
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(2));
+}
