@@ -39,8 +39,8 @@ pub use lock::{
 pub use refresh::{
     a_panicking_refresh_does_not_poison_the_key,
     a_soft_timeout_waits_for_the_refresh_then_serves_stale,
-    fail_safe_returns_stale_when_the_loader_fails,
-    refresh_ahead_runs_one_loader_for_many_readers, stale_is_served_while_one_refresh_runs,
+    fail_safe_returns_stale_when_the_loader_fails, refresh_ahead_runs_one_loader_for_many_readers,
+    stale_is_served_while_one_refresh_runs,
 };
 pub use tags::{bad_tags_are_refused, tags_invalidate_their_entries};
 
@@ -103,9 +103,15 @@ pub async fn run_all<S: CacheStore + Clone>(store: S, keeps_expired: bool) {
     Box::pin(a_panicking_loader_does_not_poison_the_key(store.clone())).await;
     Box::pin(a_cancelled_leader_hands_over(store.clone())).await;
     Box::pin(a_hung_loader_is_cut_at_the_loader_timeout(store.clone())).await;
-    Box::pin(refresh_ahead_runs_one_loader_for_many_readers(store.clone())).await;
+    Box::pin(refresh_ahead_runs_one_loader_for_many_readers(
+        store.clone(),
+    ))
+    .await;
     Box::pin(stale_is_served_while_one_refresh_runs(store.clone())).await;
-    Box::pin(a_soft_timeout_waits_for_the_refresh_then_serves_stale(store.clone())).await;
+    Box::pin(a_soft_timeout_waits_for_the_refresh_then_serves_stale(
+        store.clone(),
+    ))
+    .await;
     Box::pin(fail_safe_returns_stale_when_the_loader_fails(store.clone())).await;
     Box::pin(a_panicking_refresh_does_not_poison_the_key(store.clone())).await;
     Box::pin(stats_count(store.clone())).await;

@@ -109,7 +109,10 @@ mod tests {
         );
         let bytes = wrap(stamp, b"{\"x\":1}");
         assert!(maybe_wrapped(&bytes));
-        assert_eq!(unwrap(&bytes), Some((stamp, Bytes::from_static(b"{\"x\":1}"))));
+        assert_eq!(
+            unwrap(&bytes),
+            Some((stamp, Bytes::from_static(b"{\"x\":1}")))
+        );
         assert_eq!(unwrap(&Bytes::from_static(b"{\"x\":1}")), None);
         assert!(!maybe_wrapped(b"{\"x\":1}"));
         // Truncated: not a stamped value, never a panic.

@@ -90,7 +90,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// need clocks that agree) and kept `ttl + max_stale`: [`get`](Self::get) and the other
     /// reads see it until its TTL ends, [`exists`](Self::exists) and [`ttl`](Self::ttl) until
     /// the store drops it. A store write that fails after a load is logged and the callers get
-    /// the loaded value anyway.
+    /// the loaded value anyway. A value without a TTL (`ttl` and the default TTL `None`) is
+    /// never refreshed.
     ///
     /// ```
     /// # #[cfg(feature = "cache-memory")]
@@ -128,7 +129,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         E: Into<crate::BoxError> + 'static,
     {
         let key = key.as_ref();
-        let full = self.key(key, "get_or_refresh")?.into_owned();
+        let full = self.key(key, "get_or_refresh")?;
         let ttl = ttl.or(self.inner.default_ttl);
         let mut loader = Some(loader);
         let now = fresh::now_ms();
@@ -147,7 +148,10 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             }
             Some((stamp, stale)) if self.within_stale(stamp, now) => {
                 let rx = self.start_load(key, &full, ttl, &mut loader);
-                match self.outcome(rx, Some(self.inner.refresh.soft_timeout)).await {
+                match self
+                    .outcome(rx, Some(self.inner.refresh.soft_timeout))
+                    .await
+                {
                     Outcome::Loaded(bytes) => {
                         self.count_lookup(true);
                         self.decode(key, &bytes)
@@ -258,7 +262,6 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         };
         flights.insert(full.to_vec(), rx.clone());
         drop(flights);
-        self.inner.counters.load();
         let (cache, key, full) = (self.clone(), key.to_vec(), full.to_vec());
         tokio::spawn(async move {
             let guard = FlightGuard {
@@ -294,6 +297,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         {
             return Flight::Loaded(value);
         }
+        self.inner.counters.load();
         let run = self.run_loader(key, loader, "get_or_refresh");
         let value = match AssertUnwindSafe(run).catch_unwind().await {
             Ok(Ok(value)) => value,

@@ -19,8 +19,9 @@ pub struct CacheStats {
     /// Values [`get_or_refresh`](super::Cache::get_or_refresh) returned past their TTL: while
     /// a refresh ran, or because the loader or the store failed (also counted in `hits`).
     pub stale_hits: u64,
-    /// Loader runs [`get_or_refresh`](super::Cache::get_or_refresh) started (misses, refreshes
-    /// ahead of the TTL and refreshes of stale values).
+    /// Loader runs of [`get_or_refresh`](super::Cache::get_or_refresh) (misses, refreshes
+    /// ahead of the TTL and refreshes of stale values; not a refresh that found the value
+    /// already refreshed by another load).
     pub loads: u64,
     /// Of those, the runs that failed, panicked or timed out.
     pub load_failures: u64,

@@ -212,7 +212,11 @@ async fn fail_safe_serves_the_last_good_copy_while_redis_is_down() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let value = cache.get_or_refresh("k", ttl, failing).await;
-    assert_eq!(value.unwrap(), 1, "Redis back empty, loader failing: the copy");
+    assert_eq!(
+        value.unwrap(),
+        1,
+        "Redis back empty, loader failing: the copy"
+    );
     let value: u32 = cache
         .get_or_refresh("k", ttl, || async { Ok::<_, std::io::Error>(2) })
         .await

@@ -82,7 +82,10 @@ pub async fn refresh_ahead_runs_one_loader_for_many_readers<S: CacheStore + Clon
             .expect("a reader waited on the refresh instead of getting the current value")
             .expect("reader task")
             .expect("get_or_refresh");
-        assert_eq!(value, 1, "readers keep the current value while it refreshes");
+        assert_eq!(
+            value, 1,
+            "readers keep the current value while it refreshes"
+        );
     }
     gate.add_permits(1_000);
     settles(&cache, "hot", 2, "the refreshed value").await;
@@ -126,7 +129,11 @@ pub async fn stale_is_served_while_one_refresh_runs<S: CacheStore + Clone>(store
     assert!(cache.stats().stale_hits >= 20, "{:?}", cache.stats());
     gate.add_permits(1_000);
     settles(&cache, "k", 2, "the refreshed value").await;
-    assert_eq!(runs.load(Ordering::SeqCst), 1, "one refresh for 20 stale reads");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "one refresh for 20 stale reads"
+    );
 }
 
 /// With a soft timeout, a stale read waits for a refresh that finishes within it and gets
@@ -249,5 +256,9 @@ pub async fn a_panicking_refresh_does_not_poison_the_key<S: CacheStore + Clone>(
         .get_or_refresh("plain", None, counted)
         .await
         .expect("read a set value");
-    assert_eq!((value, runs.load(Ordering::SeqCst)), (7, 0), "set's value, no load");
+    assert_eq!(
+        (value, runs.load(Ordering::SeqCst)),
+        (7, 0),
+        "set's value, no load"
+    );
 }
