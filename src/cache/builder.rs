@@ -63,19 +63,22 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
         self
     }
 
-    /// Bound on one [`get_or_set`](Cache::get_or_set) loader run; `None` (the default) or zero
-    /// for none. A loader still running then is dropped (cancelled at its next `.await`), the
-    /// caller and every caller waiting on it get a retryable
-    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout), nothing is stored, and the next call
-    /// loads afresh.
+    /// Bound on one [`get_or_set`](Cache::get_or_set) or
+    /// [`get_or_refresh`](Cache::get_or_refresh) loader run; `None` (the default) or zero for
+    /// none (`get_or_refresh`'s loads, which may run with nobody awaiting them, are then
+    /// bounded at 30 s). A loader still running then is dropped (cancelled at its next
+    /// `.await`), nothing is stored, the next call loads afresh, and the callers waiting on it
+    /// get a retryable [`ErrorKind::Timeout`](crate::ErrorKind::Timeout), or with
+    /// `get_or_refresh` the stale value when there is one.
     pub fn loader_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.loader_timeout = timeout.filter(|t| !t.is_zero());
         self
     }
 
     /// [`get_or_refresh`](Cache::get_or_refresh): a read after this fraction (0 to 1) of a
-    /// value's TTL gets it at once and starts one refresh in the background, so a hot key
-    /// never misses. Default 0: no refresh before the TTL ends.
+    /// value's TTL gets it at once and starts one refresh in the background, so a hot key does
+    /// not miss as long as the refresh ends before the TTL does. Default 0: no refresh before
+    /// the TTL ends.
     pub fn refresh_ahead(mut self, fraction: f64) -> Self {
         self.refresh.ahead = fraction;
         self
@@ -185,7 +188,7 @@ impl<S: CacheStore, C: Codec> CacheBuilder<S, C> {
                 copies: super::refresh::copies(&self.refresh),
                 refresh: self.refresh,
                 counters: Counters::default(),
-                flights: Mutex::new(HashMap::new()),
+                flights: Arc::new(Mutex::new(HashMap::new())),
             }),
         }
     }

@@ -10,9 +10,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -77,7 +76,7 @@ pub(super) struct Inner<S, C> {
     pub(super) refresh: super::refresh::RefreshSettings,
     pub(super) copies: Option<super::refresh::Copies>,
     pub(super) counters: Counters,
-    pub(super) flights: Mutex<HashMap<Vec<u8>, watch::Receiver<Flight>>>,
+    pub(super) flights: super::flight::Flights,
 }
 
 /// What a single-flight leader tells the callers waiting on it.
@@ -328,17 +327,10 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         async move {
             let full = self.key(key, "get")?;
             // A tagged or stamped entry goes the long way below: this hit path stays as short
-            // as it was without envelopes.
-            match self.inner.store.get_local(&full) {
-                Some(None) => {
-                    self.count_lookup(false);
-                    return Ok(None);
-                }
-                Some(Some(bytes)) if !super::fresh::maybe_wrapped(&bytes) => {
-                    self.count_lookup(true);
-                    return Ok(Some(bytes));
-                }
-                _ => {}
+            // as it was without envelopes, and does not touch the value.
+            if let Some(found) = self.inner.store.get_local_plain(&full) {
+                self.count_lookup(found.is_some());
+                return Ok(found);
             }
             let found = Box::pin(self.get_remote(&full)).await?;
             self.count_lookup(found.is_some());
@@ -421,6 +413,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         async move {
             let full = self.key(key, "set")?;
             self.check_size(value.len(), key, "set")?;
+            self.forget_copy(&full);
             let ttl = self.effective_ttl(ttl);
             if let Err(value) = self.inner.store.set_local(&full, value, ttl) {
                 // Boxed, so an in-process write's future stays small (368 bytes with the
@@ -444,6 +437,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ) -> Result<bool> {
         let key = key.as_ref();
         let full = self.key(key, "set_if_absent")?;
+        self.forget_copy(&full);
         let bytes = self.encode(key, value, "set_if_absent")?;
         let ttl = self.effective_ttl(ttl);
         let stored = self
@@ -464,6 +458,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad key; timeouts and unavailability from the backend.
     pub async fn delete(&self, key: &(impl AsRef<[u8]> + ?Sized)) -> Result<bool> {
         let full = self.key(key.as_ref(), "delete")?;
+        self.forget_copy(&full);
         self.call("delete", self.inner.store.delete(&full)).await
     }
 
@@ -578,6 +573,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
                 self.encode(key, value, "set_many")?,
             ));
         }
+        encoded.iter().for_each(|(k, _)| self.forget_copy(k));
         let n = encoded.len() as u64;
         let ttl = self.effective_ttl(self.inner.default_ttl);
         self.call("set_many", self.inner.store.set_many(encoded, ttl))
@@ -595,6 +591,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             .iter()
             .map(|k| self.key(k.as_ref(), "delete_many").map(Cow::into_owned))
             .collect::<Result<Vec<_>>>()?;
+        full.iter().for_each(|k| self.forget_copy(k));
         self.call("delete_many", self.inner.store.delete_many(&full))
             .await
     }
@@ -607,6 +604,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     pub async fn delete_prefix(&self, prefix: &(impl AsRef<[u8]> + ?Sized)) -> Result<u64> {
         let mut full = self.inner.namespace.as_bytes().to_vec();
         full.extend_from_slice(prefix.as_ref());
+        self.forget_copies(&full);
         self.call("delete_prefix", self.inner.store.delete_prefix(&full))
             .await
     }
@@ -687,8 +685,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
                     .flights
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                match flights.get(&full) {
-                    Some(rx) => Ok(rx.clone()),
+                match super::flight::running(&mut flights, &full) {
+                    Some(rx) => Ok(rx),
                     None => {
                         let (tx, rx) = watch::channel(Flight::Running);
                         flights.insert(full.clone(), rx);
@@ -700,7 +698,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
                 Ok(rx) => Some(rx),
                 Err(tx) => {
                     let guard = FlightGuard {
-                        flights: &self.inner.flights,
+                        flights: self.inner.flights.clone(),
                         key: full,
                         tx,
                     };
@@ -737,7 +735,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         key: &[u8],
         ttl: Option<Duration>,
         loader: F,
-        guard: FlightGuard<'_>,
+        guard: FlightGuard,
     ) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
@@ -757,7 +755,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             }
             return value;
         }
-        let result = self.run_loader(key, loader, "get_or_set").await;
+        let limit = self.inner.loader_timeout;
+        let result = self.run_loader(key, loader, "get_or_set", limit).await;
         let value = match result {
             Ok(v) => v,
             Err(e) => {
@@ -783,13 +782,14 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         Ok(value)
     }
 
-    /// Runs `loader` under the loader timeout: its error wrapped as `Backend` naming the key,
-    /// a run past the timeout dropped as a retryable `Timeout`.
+    /// Runs `loader` within `limit`: its error wrapped as `Backend` naming the key, a run past
+    /// the limit dropped as a retryable `Timeout`.
     pub(super) async fn run_loader<T, F, Fut, E>(
         &self,
         key: &[u8],
         loader: F,
         op: &'static str,
+        limit: Option<Duration>,
     ) -> Result<T>
     where
         F: FnOnce() -> Fut,
@@ -804,7 +804,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             )
             .with_operation(op)
         };
-        match self.inner.loader_timeout {
+        match limit {
             None => loader().await.map_err(failed),
             Some(limit) => match tokio::time::timeout(limit, loader()).await {
                 Ok(loaded) => loaded.map_err(failed),

@@ -84,20 +84,25 @@
 //!
 //! | setting (`CACHE_*`) | what it does |
 //! |---|---|
-//! | [`refresh_ahead`](CacheBuilder::refresh_ahead) (`REFRESH_AHEAD`) | a read after this fraction of the TTL returns the value at once and refreshes it in the background: a hot key never misses |
+//! | [`refresh_ahead`](CacheBuilder::refresh_ahead) (`REFRESH_AHEAD`) | a read after this fraction of the TTL returns the value at once and refreshes it in the background: a hot key does not miss while refreshes end within the rest of the TTL |
 //! | [`max_stale`](CacheBuilder::max_stale) (`MAX_STALE`) | values are kept this long past their TTL; a read then returns the stale value while one refresh runs (stale-while-revalidate), and when the loader fails or times out (fail-safe) |
 //! | [`soft_timeout`](CacheBuilder::soft_timeout) (`SOFT_TIMEOUT`) | how long a read holding a stale value waits for the refresh first (default 0: not at all) |
-//! | [`loader_timeout`](CacheBuilder::loader_timeout) (`LOADER_TIMEOUT`) | hard bound on a load; past it the load fails (and a stale value, if any, is returned) |
+//! | [`loader_timeout`](CacheBuilder::loader_timeout) (`LOADER_TIMEOUT`) | hard bound on a load (30 s when unset, for these loads); past it the load fails and a stale value, if any, is returned |
 //! | [`fail_safe_copies`](CacheBuilder::fail_safe_copies) (`FAIL_SAFE_COPIES`) | last good values kept in the process, returned within the stale window when the store itself fails (Redis down, or back empty) |
 //!
 //! Stale values are flagged in [`CacheStats::stale_hits`], loads and failed loads counted in
 //! [`CacheStats::loads`] and [`CacheStats::load_failures`], and every failed load is logged.
 //! A value is stored with a stamp (an envelope like tags', first byte `0xFF`) saying when to
 //! refresh it and when its TTL ends, for `ttl + max_stale`; the plain reads (`get`,
-//! `get_many`, `get_or_set`) treat it as missing once its TTL ended. Stamps are wall-clock
-//! time: instances sharing a store need clocks that agree. Single flight is per process: each
-//! instance refreshes a hot key once (a refresh first re-reads the store and skips the load
-//! when another instance already refreshed it).
+//! `get_many`, `get_or_set`) treat it as missing once its TTL ended, while `exists`, `ttl`
+//! and `set_if_absent` see it until the store drops it. Stamps are wall-clock time: instances
+//! sharing a store need clocks that agree. Single flight is per [`Cache`] (and its clones):
+//! each instance refreshes a hot key once (a refresh first re-reads the store and skips the
+//! load when another instance already refreshed it). The last good copies are kept from every
+//! value this handle loaded or read through `get_or_refresh`, and dropped when this handle
+//! writes or deletes the key (a delete by another instance is not seen by them). A failed
+//! refresh is not throttled: while the loader keeps failing, each read past the refresh point
+//! starts another load (give the loader its own circuit breaker if that matters).
 //!
 //! # Near cache
 //!
@@ -145,7 +150,7 @@
 //! | `CACHE_NEAR_TTL` | `60s` | tiered: longest time a near copy is kept |
 //! | `CACHE_NEAR_MAX_ENTRIES` | `10000` | tiered: near tier bound |
 //! | `CACHE_INVALIDATION_CHANNEL` | `corekit:cache:invalidate` | tiered: Redis pub/sub channel |
-//! | `CACHE_LOADER_TIMEOUT` | *(none)* | bound on one [`get_or_set`](Cache::get_or_set) loader run: past it the run is dropped and callers get a retryable `Timeout`; `0` for none |
+//! | `CACHE_LOADER_TIMEOUT` | *(none)* | bound on one [`get_or_set`](Cache::get_or_set) or `get_or_refresh` loader run: past it the run is dropped and callers get a retryable `Timeout` (or a stale value); `0` for none (`get_or_refresh` then bounds its loads at 30 s) |
 //! | `CACHE_REFRESH_AHEAD` | `0` | [`get_or_refresh`](Cache::get_or_refresh): fraction (0..1) of the TTL after which a read refreshes the value in the background; `0` for none |
 //! | `CACHE_MAX_STALE` | `0` | `get_or_refresh`: how long past its TTL a value is kept and may be returned (while it is refreshed, or when the loader or the store fails) |
 //! | `CACHE_SOFT_TIMEOUT` | `0` | `get_or_refresh`: how long a read holding a stale value waits for the refresh before returning it |

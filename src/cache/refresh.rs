@@ -64,13 +64,17 @@ enum Outcome {
     Abandoned,
 }
 
+/// Bound on a load nobody may be awaiting when no loader timeout is set: a hung loader must
+/// not hold its key's flight for the life of the process.
+const UNSET_LOADER_BOUND: Duration = Duration::from_secs(30);
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl<S: CacheStore, C: Codec> Cache<S, C> {
     /// The value at `key`, kept fresh by `loader`, which runs in a task of its own (so it must
-    /// be `Send + 'static`) and at most once at a time per key in this process:
+    /// be `Send + 'static`) and at most once at a time per key for this `Cache` and its clones:
     ///
     /// - **miss**: the caller waits for the load, as with [`get_or_set`](Self::get_or_set);
     /// - **refresh-ahead**: a read after [`refresh_ahead`](CacheBuilder::refresh_ahead) of the
@@ -80,9 +84,10 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ///   [`soft_timeout`](CacheBuilder::soft_timeout) (default 0: not at all) before getting
     ///   the stale value;
     /// - **fail-safe**: when the loader fails (or passes the
-    ///   [`loader_timeout`](CacheBuilder::loader_timeout)) the stale value is returned instead
-    ///   of the error, and when the store itself fails, this process's last good copy (up to
-    ///   [`fail_safe_copies`](CacheBuilder::fail_safe_copies) of them) within the stale window.
+    ///   [`loader_timeout`](CacheBuilder::loader_timeout), 30 s when unset) the stale value is
+    ///   returned instead of the error, and when the store itself fails, this handle's last
+    ///   good copy (up to [`fail_safe_copies`](CacheBuilder::fail_safe_copies) of them) within
+    ///   the stale window.
     ///
     /// Failed loads are logged (`warn`) and counted in [`CacheStats::load_failures`]; values
     /// served past their TTL in [`CacheStats::stale_hits`]. A value is stored with its stamp
@@ -143,6 +148,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
                 if stamp.refresh_due(now) {
                     self.start_load(key, &full, ttl, &mut loader);
                 }
+                self.keep_copy(&full, stamp, &value);
                 self.count_lookup(true);
                 self.decode(key, &value)
             }
@@ -178,7 +184,11 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
                     .with_operation("get_or_refresh"),
                 };
                 // Nothing in the store (a restarted Redis, say) and the loader failing.
-                return self.fall_back(key, &full, now, error);
+                let fallen = self.fall_back(key, &full, now, error);
+                if fallen.is_err() {
+                    self.count_lookup(false);
+                }
+                return fallen;
             },
         }
     }
@@ -251,8 +261,8 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             .flights
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(rx) = flights.get(full) {
-            return rx.clone();
+        if let Some(rx) = super::flight::running(&mut flights, full) {
+            return rx;
         }
         let (tx, rx) = watch::channel(Flight::Running);
         let Some(loader) = loader.take() else {
@@ -262,13 +272,15 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         };
         flights.insert(full.to_vec(), rx.clone());
         drop(flights);
-        let (cache, key, full) = (self.clone(), key.to_vec(), full.to_vec());
+        // The guard exists before the task: a task dropped before it first runs (its runtime
+        // shutting down) still removes the entry.
+        let guard = FlightGuard {
+            flights: self.inner.flights.clone(),
+            key: full.to_vec(),
+            tx,
+        };
+        let (cache, key) = (self.clone(), key.to_vec());
         tokio::spawn(async move {
-            let guard = FlightGuard {
-                flights: &cache.inner.flights,
-                key: full,
-                tx,
-            };
             let outcome = cache.load(&key, &guard.key, ttl, loader).await;
             guard.finish(outcome);
         });
@@ -295,10 +307,12 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
             && stamp.is_fresh(now)
             && !stamp.refresh_due(now)
         {
+            self.keep_copy(full, stamp, &value);
             return Flight::Loaded(value);
         }
         self.inner.counters.load();
-        let run = self.run_loader(key, loader, "get_or_refresh");
+        let limit = self.inner.loader_timeout.unwrap_or(UNSET_LOADER_BOUND);
+        let run = self.run_loader(key, loader, "get_or_refresh", Some(limit));
         let value = match AssertUnwindSafe(run).catch_unwind().await {
             Ok(Ok(value)) => value,
             Ok(Err(e)) => return self.load_failed(key, e),
@@ -330,11 +344,36 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
                 "cache: a loaded value could not be stored; its callers get it anyway"
             ),
         }
-        if let Some(copies) = &self.inner.copies {
-            let value = bytes.clone();
-            copies.insert(full.to_vec(), LastGood { stamp, value });
-        }
+        self.keep_copy(full, stamp, &bytes);
         Flight::Loaded(bytes)
+    }
+
+    /// Keeps `value` as the last good copy of `full` (when a stale window is set) unless the
+    /// copy already has this stamp: values loaded by another instance are kept too.
+    fn keep_copy(&self, full: &[u8], stamp: Stamp, value: &Bytes) {
+        // A value written by `set` has no TTL of its own to bound its copy by.
+        let Some(copies) = self.inner.copies.as_ref().filter(|_| stamp != Stamp::PLAIN) else {
+            return;
+        };
+        if copies.get(full).is_some_and(|c| c.stamp == stamp) {
+            return;
+        }
+        let value = value.clone();
+        copies.insert(full.to_vec(), LastGood { stamp, value });
+    }
+
+    /// Forgets the last good copies of keys this handle deleted or overwrote, so that the
+    /// fail-safe never brings them back.
+    pub(super) fn forget_copy(&self, full: &[u8]) {
+        if let Some(copies) = &self.inner.copies {
+            copies.remove(full);
+        }
+    }
+
+    pub(super) fn forget_copies(&self, prefix: &[u8]) {
+        if let Some(copies) = &self.inner.copies {
+            copies.retain(|k, _| !k.starts_with(prefix));
+        }
     }
 
     fn load_failed(&self, key: &[u8], error: Error) -> Flight {

@@ -122,6 +122,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
     ) -> Result<()> {
         let key = key.as_ref();
         let full = self.key(key, "set_tagged")?;
+        self.forget_copy(&full);
         let mut tags: Vec<&str> = tags.to_vec();
         tags.sort_unstable();
         tags.dedup();

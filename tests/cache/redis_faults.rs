@@ -196,9 +196,15 @@ async fn fail_safe_serves_the_last_good_copy_while_redis_is_down() {
     let value = cache.get_or_refresh("k", ttl, failing).await;
     assert_eq!(value.unwrap(), 1, "the last good copy while Redis is down");
     tokio::time::sleep(Duration::from_millis(600)).await;
+    let stale_before = cache.stats().stale_hits;
     let value = cache.get_or_refresh("k", ttl, failing).await;
     assert_eq!(value.unwrap(), 1, "the copy, stale, while Redis is down");
-    assert!(cache.stats().stale_hits >= 1, "{:?}", cache.stats());
+    assert_eq!(
+        cache.stats().stale_hits,
+        stale_before + 1,
+        "flagged stale: {:?}",
+        cache.stats()
+    );
     let e = cache
         .get_or_refresh("other", ttl, failing)
         .await
@@ -211,16 +217,29 @@ async fn fail_safe_serves_the_last_good_copy_while_redis_is_down() {
         assert!(Instant::now() < deadline, "no reconnect within 15 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let failures = cache.stats().load_failures;
     let value = cache.get_or_refresh("k", ttl, failing).await;
     assert_eq!(
         value.unwrap(),
         1,
         "Redis back empty, loader failing: the copy"
     );
+    assert_eq!(
+        cache.stats().load_failures,
+        failures + 1,
+        "the loader ran against the empty store"
+    );
+    let long = Some(Duration::from_secs(60));
     let value: u32 = cache
-        .get_or_refresh("k", ttl, || async { Ok::<_, std::io::Error>(2) })
+        .get_or_refresh("k", long, || async { Ok::<_, std::io::Error>(2) })
         .await
         .unwrap();
     assert_eq!(value, 2, "a working loader refills Redis");
     assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(2));
+    cache.delete("k").await.unwrap();
+    let e = cache
+        .get_or_refresh("k", long, failing)
+        .await
+        .expect_err("a deleted key is not brought back by its copy");
+    assert!(e.to_string().contains("database down too"), "{e}");
 }

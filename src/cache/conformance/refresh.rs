@@ -137,35 +137,46 @@ pub async fn stale_is_served_while_one_refresh_runs<S: CacheStore + Clone>(store
 }
 
 /// With a soft timeout, a stale read waits for a refresh that finishes within it and gets
-/// the new value; one that hangs gets the stale value when the soft timeout passes.
+/// the new value; one that hangs gets the stale value when the soft timeout passes. (Two
+/// handles on the same keys: a generous soft timeout for the first case, so a slow machine
+/// cannot turn it into the second.)
 pub async fn a_soft_timeout_waits_for_the_refresh_then_serves_stale<S: CacheStore + Clone>(
     store: S,
 ) {
-    let cache = builder(store, "ck-soft")
-        .max_stale(Duration::from_secs(30))
-        .soft_timeout(Duration::from_secs(2))
-        .build()
-        .expect("cache");
+    let prefix = unique_prefix("ck-soft");
+    let handle = |soft: Duration| {
+        Cache::builder(store.clone())
+            .prefix(prefix.clone())
+            .max_stale(Duration::from_secs(60))
+            .soft_timeout(soft)
+            .build()
+            .expect("cache")
+    };
+    let (patient, hasty) = (
+        handle(Duration::from_secs(30)),
+        handle(Duration::from_millis(300)),
+    );
     let ttl = Some(Duration::from_millis(300));
-    let _: u32 = cache
+    let _: u32 = patient
         .get_or_refresh("k", ttl, || ok(1))
         .await
         .expect("load");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let quick: u32 = cache
+    let quick: u32 = patient
         .get_or_refresh("k", ttl, || ok(2))
         .await
         .expect("refresh");
     assert_eq!(quick, 2, "a refresh within the soft timeout is waited for");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (runs, gate) = (Arc::new(AtomicUsize::new(0)), Arc::new(Semaphore::new(0)));
-    let late: u32 = cache
+    let late: u32 = hasty
         .get_or_refresh("k", ttl, gated(&runs, &gate, 3))
         .await
         .expect("stale read");
     assert_eq!(late, 2, "past the soft timeout, the stale value");
+    assert!(hasty.stats().stale_hits >= 1, "{:?}", hasty.stats());
     gate.add_permits(1);
-    settles(&cache, "k", 3, "the hung refresh's value, once it ends").await;
+    settles(&hasty, "k", 3, "the hung refresh's value, once it ends").await;
 }
 
 /// When the loader fails or passes the loader timeout, a stale value is returned instead of
