@@ -112,10 +112,16 @@ impl Target for Moka {
     }
 }
 
-fn filled<T: Target>(t: T, keys: &[String]) -> T {
-    let value = Bytes::from(vec![7u8; 100]);
-    for k in keys {
-        t.set(k, value.clone());
+/// One 100-byte value per key, each in a buffer of its own as in a real cache (one shared
+/// buffer would keep its bytes and reference count in the CPU caches, and make threads contend
+/// on that count).
+fn values(n: usize) -> Vec<Bytes> {
+    (0..n).map(|_| Bytes::from(vec![7u8; 100])).collect()
+}
+
+fn filled<T: Target>(t: T, keys: &[String], values: &[Bytes]) -> T {
+    for (k, v) in keys.iter().zip(values) {
+        t.set(k, v.clone());
     }
     t
 }
@@ -152,7 +158,7 @@ fn on_threads<T: Target>(
 fn memory(c: &mut Criterion) {
     let keys = keys();
     let ops = zipf_ops();
-    let value = Bytes::from(vec![7u8; 100]);
+    let values = values(KEYS);
     let corekit = filled(
         Corekit(
             Cache::builder(MemoryStore::new(KEYS as u64 * 2))
@@ -161,16 +167,23 @@ fn memory(c: &mut Criterion) {
                 .unwrap(),
         ),
         &keys,
+        &values,
     );
     let quick = filled(
         Quick(Arc::new(quick_cache::sync::Cache::new(KEYS * 2))),
         &keys,
+        &values,
     );
     let quick_ttl = filled(
         QuickTtl(Arc::new(quick_cache::sync::Cache::new(KEYS * 2))),
         &keys,
+        &values,
     );
-    let moka = filled(Moka(moka::sync::Cache::new(KEYS as u64 * 2)), &keys);
+    let moka = filled(
+        Moka(moka::sync::Cache::new(KEYS as u64 * 2)),
+        &keys,
+        &values,
+    );
 
     for threads in [1usize, 2] {
         let mut group = c.benchmark_group(format!("memory_get_hit/{threads}t"));
@@ -199,7 +212,8 @@ fn memory(c: &mut Criterion) {
                 group.bench_function($name, |b| {
                     b.iter_custom(|iters| {
                         on_threads(&$t, threads, iters, |t, i| {
-                            t.set(&keys[(i as usize * 7919) % KEYS], value.clone());
+                            let k = (i as usize * 7919) % KEYS;
+                            t.set(&keys[k], values[k].clone());
                         })
                     })
                 });
@@ -220,7 +234,7 @@ fn memory(c: &mut Criterion) {
                         on_threads(&$t, threads, iters, |t, i| {
                             let (k, write) = ops[i as usize % OPS];
                             if write {
-                                t.set(&keys[k], value.clone());
+                                t.set(&keys[k], values[k].clone());
                             } else {
                                 black_box(t.get(&keys[k]));
                             }
@@ -338,6 +352,7 @@ fn redis(c: &mut Criterion) {
 fn memory_large(c: &mut Criterion) {
     const LARGE: usize = 1_000_000;
     let keys: Vec<String> = (0..LARGE).map(|i| format!("user:{i:07}")).collect();
+    let values = values(LARGE);
     let corekit = filled(
         Corekit(
             Cache::builder(MemoryStore::new(LARGE as u64 * 2))
@@ -346,12 +361,18 @@ fn memory_large(c: &mut Criterion) {
                 .unwrap(),
         ),
         &keys,
+        &values,
     );
     let quick_ttl = filled(
         QuickTtl(Arc::new(quick_cache::sync::Cache::new(LARGE * 2))),
         &keys,
+        &values,
     );
-    let moka = filled(Moka(moka::sync::Cache::new(LARGE as u64 * 2)), &keys);
+    let moka = filled(
+        Moka(moka::sync::Cache::new(LARGE as u64 * 2)),
+        &keys,
+        &values,
+    );
     let mut group = c.benchmark_group("memory_get_hit_1m/1t");
     group.throughput(Throughput::Elements(1));
     macro_rules! bench {

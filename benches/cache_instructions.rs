@@ -46,14 +46,17 @@ fn main() {
     let capacity = count * 2;
     let keys: Vec<String> = (0..count).map(|i| format!("user:{i:07}")).collect();
     let value = Bytes::from(vec![7u8; 100]);
+    // Each key's value in a buffer of its own, as in a real cache (for the hit runs; the set
+    // runs write `value`).
+    let values: Vec<Bytes> = keys.iter().map(|_| Bytes::from(vec![7u8; 100])).collect();
     match which.as_str() {
         "corekit" => {
             let cache = Cache::builder(MemoryStore::new(capacity as u64))
                 .default_ttl(None)
                 .build()
                 .expect("cache");
-            for k in &keys {
-                now(cache.set_bytes(k.as_str(), value.clone(), None)).expect("set");
+            for (k, v) in keys.iter().zip(&values) {
+                now(cache.set_bytes(k.as_str(), v.clone(), None)).expect("set");
             }
             for i in 0..n {
                 let key = keys[(i * 7919) % keys.len()].as_str();
@@ -64,8 +67,8 @@ fn main() {
             // The same entry corekit keeps: the value and its expiry, checked on each hit.
             type Entry = (Bytes, Option<std::time::Instant>);
             let q = quick_cache::sync::Cache::<String, Entry>::new(capacity);
-            for k in &keys {
-                q.insert(k.clone(), (value.clone(), None));
+            for (k, v) in keys.iter().zip(&values) {
+                q.insert(k.clone(), (v.clone(), None));
             }
             for i in 0..n {
                 let hit = q
@@ -101,9 +104,9 @@ fn main() {
                     .default_ttl(None)
                     .build()
                     .expect("cache");
-                for k in &keys {
+                for (k, v) in keys.iter().zip(&values) {
                     cache
-                        .set_bytes(k.as_str(), value.clone(), None)
+                        .set_bytes(k.as_str(), v.clone(), None)
                         .await
                         .expect("set");
                 }

@@ -50,6 +50,9 @@ impl CacheStore for AnyStore {
     fn get_local(&self, key: &[u8]) -> Option<Option<Bytes>> {
         dispatch!(self, s => s.get_local(key))
     }
+    fn get_local_plain(&self, key: &[u8]) -> Option<Option<Bytes>> {
+        dispatch!(self, s => s.get_local_plain(key))
+    }
     fn set_local(
         &self,
         key: &[u8],

@@ -334,6 +334,11 @@ impl CacheStore for TieredStore {
         self.inner.near.get_local(key).flatten().map(Some)
     }
 
+    #[inline]
+    fn get_local_plain(&self, key: &[u8]) -> Option<Option<Bytes>> {
+        self.inner.near.get_local_plain(key).flatten().map(Some)
+    }
+
     async fn set(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<()> {
         // Under tracking the write's own invalidation would drop a near copy: the next read
         // fills it. On the channel alone this instance hears nothing of its own writes and
