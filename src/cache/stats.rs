@@ -56,23 +56,56 @@ struct Stripe {
 
 #[derive(Default)]
 pub(super) struct Counters {
-    /// `OWN` stripes each written by one thread only, then the shared one.
+    /// `OWN` stripes each written by one live thread at a time, then the shared one.
     stripes: [Stripe; OWN + 1],
 }
 
-/// This thread's stripe: its own for the first `OWN` threads that count (in any cache), the
-/// shared last one after that.
-fn stripe_index() -> usize {
-    use std::cell::Cell;
-    use std::sync::atomic::AtomicUsize;
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local!(static INDEX: Cell<usize> = const { Cell::new(usize::MAX) });
-    INDEX.with(|i| {
-        if i.get() == usize::MAX {
-            i.set(NEXT.fetch_add(1, Ordering::Relaxed).min(OWN));
+/// Which of the `OWN` stripes are owned by a live thread, one bit each.
+static OWNED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A thread's claim on a stripe, given back when the thread exits, so that threads that come
+/// and go (a blocking pool's) do not use up the stripes and leave every later thread on the
+/// shared, contended one.
+struct Claim(usize);
+
+impl Claim {
+    fn take() -> Self {
+        let mut owned = OWNED.load(Ordering::Relaxed);
+        loop {
+            let free = !owned & ((1u32 << OWN) - 1);
+            if free == 0 {
+                return Self(OWN);
+            }
+            let bit = free.trailing_zeros();
+            // Acquire: the stripe's last owner's writes are seen before this thread adds to them.
+            match OWNED.compare_exchange_weak(
+                owned,
+                owned | (1 << bit),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Self(bit as usize),
+                Err(now) => owned = now,
+            }
         }
-        i.get()
-    })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.0 < OWN {
+            // Release: this thread's writes to the stripe happen before its next owner's.
+            OWNED.fetch_and(!(1u32 << self.0), Ordering::Release);
+        }
+    }
+}
+
+/// This thread's stripe: its own while fewer than `OWN` threads that count (in any cache) are
+/// alive, else the shared last one.
+fn stripe_index() -> usize {
+    thread_local!(static CLAIM: Claim = Claim::take());
+    // During the thread's own exit the claim may be gone: count on the shared stripe.
+    CLAIM.try_with(|c| c.0).unwrap_or(OWN)
 }
 
 impl Counters {
@@ -129,5 +162,27 @@ impl Counters {
             loads: sum(|s| &s.loads),
             load_failures: sum(|s| &s.load_failures),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_that_exits_gives_its_stripe_back() {
+        // Far more threads than stripes, one after the other: each still gets one of its own
+        // (before, the 17th thread of the process and every later one shared the last).
+        for n in 0..(OWN * 3) {
+            let index = std::thread::spawn(stripe_index).join().expect("thread");
+            assert!(index < OWN, "thread {n} got the shared stripe");
+        }
+        let counters = Counters::default();
+        std::thread::scope(|s| {
+            for _ in 0..(OWN * 2) {
+                s.spawn(|| counters.hit());
+            }
+        });
+        assert_eq!(counters.snapshot(0).hits, OWN as u64 * 2, "no count lost");
     }
 }
