@@ -65,7 +65,8 @@ pub(super) fn now_ms() -> u64 {
 }
 
 /// Whether `value` starts like one of the cache's envelopes (stamped or tagged): one byte
-/// compare settles almost every plain value (`CacheStore::get_local_plain` is the same test).
+/// compare settles almost every plain value (also what `CacheStore::get_local_plain` and the
+/// memory store's entry flag test).
 #[inline]
 pub(super) fn maybe_wrapped(value: &[u8]) -> bool {
     value.first() == Some(&MAGIC[0])

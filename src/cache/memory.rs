@@ -24,7 +24,7 @@ struct Entry {
 
 impl Entry {
     fn new(value: Bytes, expires_at: Option<Instant>) -> Self {
-        let plain = value.first() != Some(&0xFF);
+        let plain = !super::fresh::maybe_wrapped(&value);
         Self {
             value,
             expires_at,

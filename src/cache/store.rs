@@ -58,7 +58,7 @@ pub trait CacheStore: Send + Sync + 'static {
     /// saves the CPU cache miss of touching the value on every hit.
     fn get_local_plain(&self, key: &[u8]) -> Option<Option<Bytes>> {
         match self.get_local(key) {
-            Some(Some(value)) if value.first() == Some(&0xFF) => None,
+            Some(Some(value)) if super::fresh::maybe_wrapped(&value) => None,
             found => found,
         }
     }

@@ -38,6 +38,16 @@ async fn ok(value: u32) -> Result<u32, std::io::Error> {
     Ok(value)
 }
 
+/// Loads 1 at `k` with `ttl` (300 ms in these checks) and waits until that TTL has passed.
+async fn past_ttl<S: CacheStore>(cache: &Cache<S, Json>, ttl: Option<Duration>) {
+    let first: u32 = cache
+        .get_or_refresh("k", ttl, || ok(1))
+        .await
+        .expect("first load");
+    assert_eq!(first, 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+}
+
 /// Polls `key` with `get` until it reads `want`, for at most 10 s.
 async fn settles<S: CacheStore>(cache: &Cache<S, Json>, key: &str, want: u32, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -101,11 +111,7 @@ pub async fn stale_is_served_while_one_refresh_runs<S: CacheStore + Clone>(store
         .build()
         .expect("cache");
     let ttl = Some(Duration::from_millis(300));
-    let _: u32 = cache
-        .get_or_refresh("k", ttl, || ok(1))
-        .await
-        .expect("load");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    past_ttl(&cache, ttl).await;
     assert_eq!(
         cache.get::<u32>("k").await.expect("get"),
         None,
@@ -157,11 +163,7 @@ pub async fn a_soft_timeout_waits_for_the_refresh_then_serves_stale<S: CacheStor
         handle(Duration::from_millis(300)),
     );
     let ttl = Some(Duration::from_millis(300));
-    let _: u32 = patient
-        .get_or_refresh("k", ttl, || ok(1))
-        .await
-        .expect("load");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    past_ttl(&patient, ttl).await;
     let quick: u32 = patient
         .get_or_refresh("k", ttl, || ok(2))
         .await
@@ -189,11 +191,7 @@ pub async fn fail_safe_returns_stale_when_the_loader_fails<S: CacheStore + Clone
         .build()
         .expect("cache");
     let ttl = Some(Duration::from_millis(300));
-    let _: u32 = cache
-        .get_or_refresh("k", ttl, || ok(1))
-        .await
-        .expect("load");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    past_ttl(&cache, ttl).await;
     let failing = || async { Err::<u32, _>(std::io::Error::other("database down")) };
     let value = cache
         .get_or_refresh("k", ttl, failing)
@@ -222,11 +220,7 @@ pub async fn fail_safe_returns_stale_when_the_loader_fails<S: CacheStore + Clone
 
     // Without a stale window, a value past its TTL is gone.
     let strict = builder(store, "ck-strict").build().expect("cache");
-    let _: u32 = strict
-        .get_or_refresh("k", ttl, || ok(1))
-        .await
-        .expect("load");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    past_ttl(&strict, ttl).await;
     let e = strict
         .get_or_refresh("k", ttl, failing)
         .await

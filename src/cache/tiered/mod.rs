@@ -158,16 +158,13 @@ impl TieredStoreBuilder {
 async fn drop_near(near: &MemoryStore, fence: &Fence, kind: char, target: &[u8]) -> Result<()> {
     // Bump first: a fill already under way must not keep what it read. Counters are per key,
     // so a prefix spoils every fill in flight.
-    match kind {
-        'P' => {
-            fence.flushed();
-            near.delete_prefix(target).await?
-        }
-        _ => {
-            fence.changed(target);
-            u64::from(near.delete(target).await?)
-        }
-    };
+    if kind == 'P' {
+        fence.flushed();
+        near.delete_prefix(target).await?;
+    } else {
+        fence.changed(target);
+        near.delete(target).await?;
+    }
     Ok(())
 }
 
