@@ -159,7 +159,9 @@ async fn open_publisher(connection: &Connection) -> Result<Channel> {
 /// Topic `t` is a durable fanout exchange `t`; group `g` a durable queue `t.g` bound to it.
 /// Messages are persistent and published `mandatory` with confirms: `publish` returns once the
 /// broker stored them, and a message no queue would receive (no group subscribed or provisioned
-/// yet) is [`NotFound`](ErrorKind::NotFound), not silently dropped. The connection recovers by
+/// yet) is [`NotFound`](ErrorKind::NotFound), not silently dropped; on a topic this handle
+/// provisioned a group of, an unroutable publish is taken for a restarted broker still restoring
+/// its bindings and sent again within the operation timeout. The connection recovers by
 /// itself (channels, consumers and declarations are restored); publishes made meanwhile wait
 /// for it within the operation timeout. Retries are republished straight to the group's queue.
 #[derive(Clone)]
@@ -377,6 +379,14 @@ impl RabbitMqBroker {
         *lock(&self.inner.disconnected_at) = Some(std::time::Instant::now());
     }
 
+    /// Whether this handle bound a group's queue to `exchange`: a publish it routes to no
+    /// queue then means the broker is still restoring the binding (a restart this handle's
+    /// publishes did not see, the recovery done by lapin underneath), not a topic without
+    /// groups. A group deleted behind this handle's back is then reported at the bound.
+    fn has_bound(&self, exchange: &str) -> bool {
+        lock(&self.inner.queues).iter().any(|(t, _)| t == exchange)
+    }
+
     fn recently_disconnected(&self) -> bool {
         lock(&self.inner.disconnected_at).is_some_and(|at| at.elapsed() < RECOVERY_GRACE)
     }
@@ -420,7 +430,9 @@ impl RabbitMqBroker {
                     // Right after a restart the broker routes before it has recovered its
                     // durable queues' bindings: wait for them (within the bound) instead of
                     // reporting a topic without groups.
-                    Ok(Confirmation::Ack(Some(_))) if self.recently_disconnected() => {
+                    Ok(Confirmation::Ack(Some(_)))
+                        if self.recently_disconnected() || self.has_bound(exchange.as_str()) =>
+                    {
                         tracing::debug!("rabbitmq: unroutable right after a reconnect; retrying");
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
