@@ -90,6 +90,10 @@ pub struct QueueConfig {
     pub retry_backoff_max: Duration,
     /// `QUEUE_DLQ_SUFFIX`.
     pub dlq_suffix: String,
+    /// `QUEUE_DELAY_TOPICS`: the prefix of delayed delivery's level topics.
+    pub delay_topics: String,
+    /// `QUEUE_DELAY_FORWARD`: whether each running consumer forwards delayed messages too.
+    pub delay_forward: bool,
     /// Which variable each setting came from (filled by the loader), for errors.
     #[serde(skip)]
     pub sources: cfg::Sources,
@@ -122,6 +126,8 @@ impl Default for QueueConfig {
             retry_backoff: Duration::from_millis(200),
             retry_backoff_max: Duration::from_secs(30),
             dlq_suffix: ".dlq".into(),
+            delay_topics: "corekit.delay".into(),
+            delay_forward: true,
             sources: cfg::Sources::default(),
         }
     }
@@ -222,6 +228,13 @@ impl EnvConfig for QueueConfig {
                 "dlq_suffix",
                 self.dlq_suffix.clone(),
                 "characters valid in a topic name, e.g. .dlq",
+            ));
+        }
+        if super::message::validate_topic(&format!("{}.512s", self.delay_topics)).is_err() {
+            return Err(ConfigIssue::new(
+                "delay_topics",
+                self.delay_topics.clone(),
+                "a valid topic name, e.g. corekit.delay",
             ));
         }
         Ok(())

@@ -196,6 +196,12 @@ impl Consumer {
     {
         self.queue.ensure_dead_letter(&self.topic).await?;
         let mut subscription = self.queue.subscribe(&self.topic, &self.group).await?;
+        // Held while running: the queue's delayed messages move on while anything consumes.
+        let _forwarding = self
+            .queue
+            .settings()
+            .forward_delayed
+            .then(|| super::delay::background(&self.queue));
         let prefetch = usize::try_from(self.queue.settings().prefetch).unwrap_or(usize::MAX);
         let counters = Arc::new(Counters::default());
         let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -418,31 +424,8 @@ where
     /// Holds `delivery` for `delay`, telling the broker it is still in hand; `false` when the
     /// consumer is shutting down.
     async fn hold(&self, delivery: &mut Delivery, delay: Duration) -> bool {
-        let mut stopping = self.stopping.clone();
         let until = tokio::time::Instant::now() + delay;
-        loop {
-            if *stopping.borrow() {
-                return false;
-            }
-            let now = tokio::time::Instant::now();
-            if now >= until {
-                return true;
-            }
-            let every = delivery.keep_alive_every();
-            tokio::select! {
-                kept = super::dispatch::bounded_keep_alive(delivery) => {
-                    if let Err(e) = kept {
-                        tracing::debug!(error = %e, "queue consumer: could not extend a held message");
-                    }
-                }
-                _ = stopping.changed() => return false,
-            }
-            let next = every.map_or(until, |every| until.min(now + every));
-            tokio::select! {
-                () = tokio::time::sleep_until(next) => {}
-                _ = stopping.changed() => {}
-            }
-        }
+        super::dispatch::hold_until(delivery, until, &mut self.stopping.clone()).await
     }
 }
 

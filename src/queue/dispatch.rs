@@ -132,3 +132,35 @@ pub(super) async fn bounded_keep_alive(delivery: &mut Delivery) -> crate::Result
         )),
     }
 }
+
+/// Holds `delivery` until `until`, telling the broker it is still in hand; `false` when
+/// `stopping` turns true first (the caller then lets it go unsettled).
+pub(super) async fn hold_until(
+    delivery: &mut Delivery,
+    until: tokio::time::Instant,
+    stopping: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    loop {
+        if *stopping.borrow() {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return true;
+        }
+        let every = delivery.keep_alive_every();
+        tokio::select! {
+            kept = bounded_keep_alive(delivery) => {
+                if let Err(e) = kept {
+                    tracing::debug!(error = %e, "queue: could not extend a held message");
+                }
+            }
+            _ = stopping.changed() => return false,
+        }
+        let next = every.map_or(until, |every| until.min(now + every));
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            _ = stopping.changed() => {}
+        }
+    }
+}

@@ -109,6 +109,8 @@
 //! | `QUEUE_RETRY_BACKOFF` | `200ms` | [`Consumer`] first retry delay; doubles per attempt |
 //! | `QUEUE_RETRY_BACKOFF_MAX` | `30s` | [`Consumer`] longest retry delay (`QUEUE_RETRY_MAX_BACKOFF` is read too) |
 //! | `QUEUE_DLQ_SUFFIX` | `.dlq` | dead-letter topic = topic + suffix |
+//! | `QUEUE_DELAY_TOPICS` | `corekit.delay` | prefix of [delayed delivery](#delayed-delivery)'s level topics |
+//! | `QUEUE_DELAY_FORWARD` | `true` | each running [`Consumer`] also runs the queue's [`DelayForwarder`] |
 //!
 //! # Tracing
 //!
@@ -126,6 +128,7 @@ mod config;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod conformance;
 mod consumer;
+mod delay;
 mod delivery;
 mod dispatch;
 mod message;
@@ -142,6 +145,7 @@ mod rabbitmq;
 
 pub use config::{QueueBackend, QueueConfig};
 pub use consumer::{ConsumeReport, Consumer};
+pub use delay::{DELAY_GROUP, DelayForwarder, ForwardReport, MAX_DELAY};
 pub use delivery::{Delivery, Incoming, Settle};
 pub use message::{
     ATTEMPT_HEADER, DLQ_ATTEMPTS_HEADER, DLQ_GROUP_HEADER, DLQ_REASON_HEADER, DLQ_TOPIC_HEADER,
@@ -434,6 +438,10 @@ pub(crate) struct Settings {
     pub backoff: Backoff,
     /// `None`: the broker's own (its builder's) options.
     pub topic_options: Option<TopicOptions>,
+    /// Delayed delivery's level topics are this + `.1s`, `.8s`, ...
+    pub delay_topics: String,
+    /// Whether a running [`Consumer`] also runs the queue's [`DelayForwarder`].
+    pub forward_delayed: bool,
 }
 
 impl Default for Settings {
@@ -453,6 +461,8 @@ impl From<&QueueConfig> for Settings {
             max_attempts: c.max_attempts,
             backoff: Backoff::new(c.retry_backoff, c.retry_backoff_max),
             topic_options: None,
+            delay_topics: c.delay_topics.clone(),
+            forward_delayed: c.delay_forward,
         }
     }
 }
@@ -481,6 +491,7 @@ impl From<&QueueConfig> for Settings {
 pub struct Queue {
     broker: Arc<dyn Broker>,
     settings: Arc<Settings>,
+    delay: Arc<delay::DelayState>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -525,6 +536,20 @@ impl<B: Broker> QueueBuilder<B> {
         self
     }
 
+    /// Delayed delivery's level topics: `prefix.1s`, `.8s`, `.64s`, `.512s` (default
+    /// `corekit.delay`). Services sharing a broker may share them.
+    pub fn delay_topics(mut self, prefix: impl Into<String>) -> Self {
+        self.settings.delay_topics = prefix.into();
+        self
+    }
+
+    /// Whether each running [`Consumer`] also runs this queue's [`DelayForwarder`] (default
+    /// `true`), so delayed messages are delivered wherever something consumes.
+    pub fn forward_delayed(mut self, forward: bool) -> Self {
+        self.settings.forward_delayed = forward;
+        self
+    }
+
     /// Defaults of every [`Consumer`]: handlers at once, attempts, first and longest backoff.
     pub fn consumer_defaults(
         mut self,
@@ -553,19 +578,23 @@ impl<B: Broker> QueueBuilder<B> {
         }
         message::validate_topic(&format!("t{}", s.dlq_suffix))
             .map_err(|e| Error::invalid_input(format!("dead-letter suffix: {}", e.message())))?;
-        Ok(Queue {
-            broker: Arc::new(self.broker),
-            settings: Arc::new(self.settings),
-        })
+        message::validate_topic(&format!("{}.512s", s.delay_topics))
+            .map_err(|e| Error::invalid_input(format!("delay topics: {}", e.message())))?;
+        Ok(Queue::assemble(Arc::new(self.broker), self.settings))
     }
 }
 
 impl Queue {
     /// A queue over `broker` with the default settings.
     pub fn new<B: Broker>(broker: B) -> Self {
+        Self::assemble(Arc::new(broker), Settings::default())
+    }
+
+    fn assemble(broker: Arc<dyn Broker>, settings: Settings) -> Self {
         Self {
-            broker: Arc::new(broker),
-            settings: Arc::new(Settings::default()),
+            delay: Arc::new(delay::DelayState::new(&settings.delay_topics)),
+            broker,
+            settings: Arc::new(settings),
         }
     }
 
@@ -607,10 +636,7 @@ impl Queue {
             .validate()
             .map_err(|issue| issue.into_error(QueueConfig::PREFIX, QueueConfig::SECRETS))?;
         let broker = config.connect().await?;
-        Ok(Self {
-            broker,
-            settings: Arc::new(Settings::from(config)),
-        })
+        Ok(Self::assemble(broker, Settings::from(config)))
     }
 
     /// The backend's name (`memory`, `kafka`, `rabbitmq`, `nats`).
@@ -698,13 +724,19 @@ impl Queue {
     /// # Errors
     /// `InvalidInput` for bad names; the backend's errors.
     pub async fn subscribe(&self, topic: &str, group: &str) -> Result<Subscription> {
+        self.subscribe_with(topic, group, self.settings.prefetch)
+            .await
+    }
+
+    /// [`subscribe`](Self::subscribe) holding up to `prefetch` unsettled messages.
+    async fn subscribe_with(&self, topic: &str, group: &str, prefetch: u32) -> Result<Subscription> {
         message::validate_topic(topic)?;
         message::validate_group(group)?;
         let inner = self
             .call(
                 "subscribe",
                 topic,
-                self.broker.subscribe(topic, group, self.settings.prefetch),
+                self.broker.subscribe(topic, group, prefetch),
             )
             .await?;
         Ok(Subscription {

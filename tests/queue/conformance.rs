@@ -23,6 +23,11 @@ macro_rules! queue_suite {
             consumer_keeps_per_key_order,
             graceful_shutdown_finishes_in_flight,
             group_rebalances_without_overlap,
+            delayed_delivery_waits_then_reaches_every_group,
+            delayed_messages_arrive_in_due_order,
+            delayed_batches_past_times_and_bad_delays,
+            a_stopped_forwarder_loses_no_delayed_message,
+            a_consumer_forwards_delayed_messages,
             bad_input_is_rejected_before_the_broker,
             delete_topic_or_unsupported
         );
