@@ -31,6 +31,7 @@
 //! | `queue-rabbitmq` | `queue::RabbitMqBroker` (lapin; publisher confirms, durable queues, automatic connection recovery) | RabbitMQ 3.x |
 //! | `queue-rabbitmq-tls` | `amqps://` for `RabbitMqBroker` (rustls, ring) | RabbitMQ with TLS |
 //! | `queue-nats` | `queue::NatsBroker` (async-nats; JetStream streams and durable pull consumers, or fire-and-forget core NATS) | NATS 2.9+ with JetStream |
+//! | `queue-dedupe-redis` | `queue::RedisDedupe`: consumers' window of handled message ids in Redis ([`Consumer::dedupe`](queue::Consumer::dedupe), effectively-once processing) | Redis 6+ |
 //! | `queue` | every queue backend | |
 //! | `storage-memory` *(default)*, `storage-local` *(default)* | `storage`: `ObjectPath` keys, `Storage` handle (put/get/ranges/head/delete/list/list_with_delimiter/copy/rename, conditional puts and gets, streaming get, streaming put with multipart, presigned URLs, retries with attempt timeout and deadline, prefix scoping, `from_env`), `MemoryStorage`, `LocalStorage` | nothing / a directory |
 //! | `storage-s3` | `storage::S3Storage` (aws-sdk-s3; ETag versions, conditional puts, multipart, SigV4 presigning) | S3 and S3-compatible stores |
@@ -126,7 +127,11 @@
 pub mod config;
 pub mod error;
 pub mod instrument;
-#[cfg(any(feature = "cache-redis", feature = "scheduler-redis"))]
+#[cfg(any(
+    feature = "cache-redis",
+    feature = "scheduler-redis",
+    feature = "queue-dedupe-redis"
+))]
 mod redis;
 pub mod retry;
 #[cfg(feature = "testing")]

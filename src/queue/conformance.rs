@@ -23,6 +23,7 @@
 //! [`Broker`]: super::Broker
 
 mod consumer;
+mod dedupe;
 mod delay;
 mod rebalance;
 
@@ -30,6 +31,7 @@ pub use consumer::{
     consumer_keeps_per_key_order, consumer_retries_then_dead_letters,
     consumer_survives_panics_and_bad_payloads, graceful_shutdown_finishes_in_flight,
 };
+pub use dedupe::dedupe_skips_handled_ids_and_retries_failed_ones;
 pub use delay::{
     a_consumer_forwards_delayed_messages, a_stopped_forwarder_loses_no_delayed_message,
     delayed_batches_past_times_and_bad_delays, delayed_delivery_waits_then_reaches_every_group,
@@ -102,11 +104,18 @@ pub async fn run_all(queue: Queue) {
     Box::pin(consumer_survives_panics_and_bad_payloads(queue.clone())).await;
     Box::pin(consumer_keeps_per_key_order(queue.clone())).await;
     Box::pin(graceful_shutdown_finishes_in_flight(queue.clone())).await;
-    Box::pin(delayed_delivery_waits_then_reaches_every_group(queue.clone())).await;
+    Box::pin(delayed_delivery_waits_then_reaches_every_group(
+        queue.clone(),
+    ))
+    .await;
     Box::pin(delayed_messages_arrive_in_due_order(queue.clone())).await;
     Box::pin(delayed_batches_past_times_and_bad_delays(queue.clone())).await;
     Box::pin(a_stopped_forwarder_loses_no_delayed_message(queue.clone())).await;
     Box::pin(a_consumer_forwards_delayed_messages(queue.clone())).await;
+    Box::pin(dedupe_skips_handled_ids_and_retries_failed_ones(
+        queue.clone(),
+    ))
+    .await;
     Box::pin(bad_input_is_rejected_before_the_broker(queue.clone())).await;
     Box::pin(delete_topic_or_unsupported(queue)).await;
 }

@@ -1,6 +1,7 @@
 //! Handler-style consumption: bounded concurrency, per-key order, retries, dead letters,
 //! graceful shutdown. Written once over [`Subscription`](super::Subscription).
 
+use super::dedupe::{Claim, Dedupe, DedupeStore};
 use super::dispatch::{Dispatcher, Ready};
 use super::{Delivery, Message, Queue};
 use crate::retry::Backoff;
@@ -78,6 +79,7 @@ pub struct Consumer {
     max_attempts: u32,
     backoff: Backoff,
     pause_on_unavailable: bool,
+    dedupe: Option<Dedupe>,
 }
 
 /// What a [`Consumer`] run did.
@@ -102,6 +104,9 @@ pub struct ConsumeReport {
     /// Deliveries let go unhandled because a rebalance moved them to another consumer of the
     /// group before a handler started them (Kafka), which handles them instead.
     pub handed_back: u64,
+    /// Deliveries whose id was handled already (with [`Consumer::dedupe`]): acknowledged
+    /// without running the handler.
+    pub duplicates: u64,
 }
 
 #[derive(Default)]
@@ -114,6 +119,7 @@ struct Counters {
     settle_errors: AtomicU64,
     paused: AtomicU64,
     handed_back: AtomicU64,
+    duplicates: AtomicU64,
 }
 
 impl Counters {
@@ -128,6 +134,7 @@ impl Counters {
             settle_errors: get(&self.settle_errors),
             paused: get(&self.paused),
             handed_back: get(&self.handed_back),
+            duplicates: get(&self.duplicates),
         }
     }
 }
@@ -144,6 +151,7 @@ impl Consumer {
             max_attempts: s.max_attempts,
             backoff: s.backoff,
             pause_on_unavailable: true,
+            dedupe: None,
             queue,
             topic: topic.to_owned(),
             group: group.to_owned(),
@@ -166,6 +174,35 @@ impl Consumer {
     /// and keeps the message's attempt (default `true`; see [`Consumer`]).
     pub fn pause_on_unavailable(mut self, pause: bool) -> Self {
         self.pause_on_unavailable = pause;
+        self
+    }
+
+    /// Effectively-once processing: a delivery whose [`id`](Message::id) this group handled
+    /// within `window` is acknowledged without running the handler (counted in
+    /// [`ConsumeReport::duplicates`]). Before the handler runs, the id is claimed in `store` for
+    /// a lease (default 60 s, [`dedupe_lease`](Self::dedupe_lease)), so a redelivery that
+    /// arrives while another consumer still handles it waits; a success marks it done for
+    /// `window`, a failure frees it for the retry.
+    ///
+    /// The handler runs again only when its process dies between the handler's return and
+    /// the id being marked done (one store call), or when a handler outlives its lease. Ids
+    /// stay stable across retries, redrives and delayed delivery; give a business id
+    /// ([`Message::with_id`]) to catch a publisher sending the same thing twice.
+    pub fn dedupe(mut self, store: impl DedupeStore, window: Duration) -> Self {
+        self.dedupe = Some(Dedupe {
+            store: Arc::new(store),
+            window,
+            lease: Duration::from_secs(60),
+        });
+        self
+    }
+
+    /// How long a claimed id stays claimed while its handler runs (default 60 s): longer than
+    /// the slowest handler, shorter than you want a crashed consumer's message to wait.
+    pub fn dedupe_lease(mut self, lease: Duration) -> Self {
+        if let Some(d) = &mut self.dedupe {
+            d.lease = lease;
+        }
         self
     }
 
@@ -310,21 +347,24 @@ where
         }
     }
 
-    async fn handle(&self, mut delivery: Delivery) {
+    async fn handle(&self, delivery: Delivery) {
+        let Some((mut delivery, claimed)) = self.claim(delivery).await else {
+            return;
+        };
         let mut outages = 0;
         loop {
             // Paused after this delivery was handed out: wait, keeping it alive.
             if let Some(until) = self.paused_until() {
                 let left = until.saturating_duration_since(tokio::time::Instant::now());
                 if !self.hold(&mut delivery, left).await {
-                    return;
+                    return self.unclaim(claimed.as_deref(), false).await;
                 }
                 continue;
             }
             if !delivery.start() {
                 // Its partition moved to another consumer in a rebalance, which handles it.
                 bump(&self.counters.handed_back);
-                return;
+                return self.unclaim(claimed.as_deref(), false).await;
             }
             let (failure, span) = self.attempt(delivery.message().clone()).await;
             match failure {
@@ -337,11 +377,72 @@ where
                     self.pause_for(delay);
                     if !self.hold(&mut delivery, delay).await {
                         // Shutting down: left unsettled, so the broker delivers it again.
-                        return;
+                        return self.unclaim(claimed.as_deref(), false).await;
                     }
                 }
-                failure => return self.settle(delivery, failure, &span).await,
+                failure => {
+                    self.unclaim(claimed.as_deref(), failure.is_none()).await;
+                    return self.settle(delivery, failure, &span).await;
+                }
             }
+        }
+    }
+
+    /// With de-duplication, claims the delivery's id: the delivery and the claimed key (none
+    /// without de-duplication) to handle, `None` when it was settled here (a duplicate) or
+    /// let go (shutting down).
+    async fn claim(&self, mut delivery: Delivery) -> Option<(Delivery, Option<String>)> {
+        let Some(d) = &self.consumer.dedupe else {
+            return Some((delivery, None));
+        };
+        let key = Dedupe::key(
+            &self.consumer.topic,
+            &self.consumer.group,
+            &delivery.message().id,
+        );
+        let mut failures = 0;
+        loop {
+            let wait = match d.store.claim(&key, d.lease).await {
+                Ok(Claim::New) => return Some((delivery, Some(key))),
+                Ok(Claim::Done) => {
+                    bump(&self.counters.duplicates);
+                    let id = delivery.message().id.clone();
+                    tracing::debug!(%id, "queue consumer: already handled; acknowledging");
+                    if let Err(e) = delivery.ack().await {
+                        bump(&self.counters.settle_errors);
+                        tracing::warn!(%id, error = %e, "queue consumer: acknowledging a duplicate failed");
+                    }
+                    return None;
+                }
+                // Another consumer is on it: wait for it to finish or its lease to end.
+                Ok(Claim::Busy) => Duration::from_millis(500),
+                Err(e) => {
+                    failures += 1;
+                    let delay = self.consumer.delay_after(failures);
+                    tracing::warn!(error = %e, ?delay, store = d.store.name(),
+                        "queue consumer: the de-duplication store failed; holding the message");
+                    delay
+                }
+            };
+            if !self.hold(&mut delivery, wait).await {
+                return None;
+            }
+        }
+    }
+
+    /// Marks a claimed id done (handled) or frees it (to be tried again).
+    async fn unclaim(&self, key: Option<&str>, handled: bool) {
+        let (Some(d), Some(key)) = (&self.consumer.dedupe, key) else {
+            return;
+        };
+        let done = if handled {
+            d.store.complete(key, d.window).await
+        } else {
+            d.store.release(key).await
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, store = d.store.name(), handled,
+                "queue consumer: the de-duplication store failed; the id's claim ends with its lease");
         }
     }
 

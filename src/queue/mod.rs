@@ -54,6 +54,35 @@
 //!   reserved: they carry [`Message::id`], the attempt and (where the broker has no message key)
 //!   [`Message::key`].
 //!
+//! # Delayed delivery
+//!
+//! [`Queue::publish_at`] and [`Queue::publish_after`] (and their batch forms) deliver a message
+//! to every group of its topic no earlier than a given time, up to [`MAX_DELAY`] (366 days)
+//! ahead; a time in the past publishes at once. The same design runs on every broker, written
+//! once over [`Broker`]: the message waits on one of four level topics (`corekit.delay.1s`,
+//! `.8s`, `.64s`, `.512s`; [`QueueBuilder::delay_topics`]), as an ordinary durable message,
+//! and a [`DelayForwarder`] moves it to a shorter level, then to its topic once due. The
+//! forwarder holds a message at most 512 s, under RabbitMQ's 30-minute `consumer_timeout`, and
+//! keeps NATS from redelivering it meanwhile. Every [`Consumer`] runs one in the background while
+//! it runs (once per `Queue`; `QUEUE_DELAY_FORWARD=false` turns that off), so delayed messages
+//! arrive wherever something consumes; run [`Queue::delay_forwarder`] where nothing does.
+//!
+//! - **Kept**: payload, id, key, headers and trace context; the first delivery is attempt 1.
+//! - **When**: never early (the forwarder compares wall clocks: keep hosts on NTP). Late by the
+//!   time one publish takes, in normal operation; while no forwarder runs, messages wait.
+//! - **Order**: by due time, as far as the broker orders (Kafka: within a key).
+//! - **Faults**: a message leaves a level only once its next step was accepted, so a broker
+//!   restart or a forwarder that dies loses nothing; the next forwarder may send again what the
+//!   dead one had sent but not acknowledged (at least once, as everywhere).
+//! - **Cost**: one publish per hop; a delay of 10 s takes 3 hops, an hour 12, a day about 180.
+//!
+//! | broker | the level topics are | what holds a waiting message |
+//! |---|---|---|
+//! | memory | in-process topics (lost with the process) | the forwarder |
+//! | Kafka | topics (the queue's topic options: partitions, retention) | the forwarder; Kafka commits the offset once it moved on |
+//! | RabbitMQ | fanout exchanges with the durable queue `<level>.corekit-delay` | the forwarder, unacknowledged |
+//! | NATS JetStream | streams (`corekit_delay_1s`, ...) | the forwarder, with ack-wait progress |
+//!
 //! # Deployments
 //!
 //! Each broker's conformance suite also runs on the deployments services grow into, and the
@@ -115,7 +144,7 @@
 //! # Tracing
 //!
 //! Every backend call runs in a `DEBUG` span named `queue` with `otel.name` (`publish`,
-//! `publish_batch`, `subscribe`, `ensure_topic`, `ensure_group`, `ping`),
+//! `publish_batch`, `publish_delayed`, `subscribe`, `ensure_topic`, `ensure_group`, `ping`),
 //! `messaging.system` (`memory`, `kafka`, `rabbitmq`, `nats`) and
 //! `messaging.destination.name`; [`Consumer`] runs each handler in a `queue` span with
 //! `otel.name = "process"`, the message id and attempt. Once a propagator is installed in
@@ -128,6 +157,7 @@ mod config;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod conformance;
 mod consumer;
+mod dedupe;
 mod delay;
 mod delivery;
 mod dispatch;
@@ -145,6 +175,9 @@ mod rabbitmq;
 
 pub use config::{QueueBackend, QueueConfig};
 pub use consumer::{ConsumeReport, Consumer};
+#[cfg(feature = "queue-dedupe-redis")]
+pub use dedupe::RedisDedupe;
+pub use dedupe::{Claim, DedupeStore, MemoryDedupe};
 pub use delay::{DELAY_GROUP, DelayForwarder, ForwardReport, MAX_DELAY};
 pub use delivery::{Delivery, Incoming, Settle};
 pub use message::{
@@ -729,7 +762,12 @@ impl Queue {
     }
 
     /// [`subscribe`](Self::subscribe) holding up to `prefetch` unsettled messages.
-    async fn subscribe_with(&self, topic: &str, group: &str, prefetch: u32) -> Result<Subscription> {
+    async fn subscribe_with(
+        &self,
+        topic: &str,
+        group: &str,
+        prefetch: u32,
+    ) -> Result<Subscription> {
         message::validate_topic(topic)?;
         message::validate_group(group)?;
         let inner = self

@@ -28,6 +28,7 @@ macro_rules! queue_suite {
             delayed_batches_past_times_and_bad_delays,
             a_stopped_forwarder_loses_no_delayed_message,
             a_consumer_forwards_delayed_messages,
+            dedupe_skips_handled_ids_and_retries_failed_ones,
             bad_input_is_rejected_before_the_broker,
             delete_topic_or_unsupported
         );

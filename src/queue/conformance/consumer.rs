@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Runs `consumer` until `done` returns true of what it handled, then shuts it down.
-async fn run_until(
+pub(super) async fn run_until(
     consumer: Consumer,
     handler: impl Fn(Message) -> BoxFuture<'static, crate::Result<()>> + Send + Sync + 'static,
     done: impl Fn() -> bool + Send + 'static,

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
 fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A queue with level topics of its own (so checks sharing a broker do not share forwarders)
@@ -103,7 +104,10 @@ pub async fn delayed_delivery_waits_then_reaches_every_group(queue: Queue) {
     for delay in [Duration::from_secs(2), Duration::from_secs(9)] {
         let sent = Message::new(vec![0u8, 1, 255])
             .with_key("customer-7")
-            .with_header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .with_header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
             .with_header("Mixed-Case", "v");
         let due = unix_ms(SystemTime::now() + delay);
         queue
@@ -117,14 +121,18 @@ pub async fn delayed_delivery_waits_then_reaches_every_group(queue: Queue) {
             assert_eq!(got.key, sent.key, "key");
             assert_eq!(got.headers, sent.headers, "headers, no delay headers left");
             assert_eq!(got.attempt, 1, "a first delivery");
-            eprintln!("{}: delayed {delay:?}, group {name}: {late:?} late", queue.backend_name());
+            eprintln!(
+                "{}: delayed {delay:?}, group {name}: {late:?} late",
+                queue.backend_name()
+            );
         }
     }
     cleanup(&queue, &[&t]).await;
     fwd.finish().await;
 }
 
-/// Messages published at once with different delays arrive in the order they are due.
+/// Messages of one key published at once with different delays arrive in the order they are
+/// due.
 pub async fn delayed_messages_arrive_in_due_order(queue: Queue) {
     let fwd = Forwarding::start(&queue, "dord").await;
     let queue = fwd.queue.clone();
@@ -134,7 +142,7 @@ pub async fn delayed_messages_arrive_in_due_order(queue: Queue) {
     let start = SystemTime::now();
     let batch: Vec<_> = delays_ms
         .iter()
-        .map(|ms| (ms, Message::new(ms.to_string())))
+        .map(|ms| (ms, Message::new(ms.to_string()).with_key("one-key")))
         .collect();
     for (ms, m) in batch {
         queue
@@ -145,7 +153,13 @@ pub async fn delayed_messages_arrive_in_due_order(queue: Queue) {
     let mut order = Vec::new();
     for _ in delays_ms {
         let d = recv(&mut sub, "due order").await;
-        order.push(d.message().text().expect("text").parse::<u64>().expect("a number"));
+        order.push(
+            d.message()
+                .text()
+                .expect("text")
+                .parse::<u64>()
+                .expect("a number"),
+        );
         d.ack().await.expect("ack");
     }
     let mut sorted = delays_ms.to_vec();
@@ -180,7 +194,11 @@ pub async fn delayed_batches_past_times_and_bad_delays(queue: Queue) {
         .expect_err("a time past the maximum");
     assert_eq!(refused.kind(), ErrorKind::InvalidInput, "{refused}");
     let refused = queue
-        .publish_after(&t, Message::new("x").with_header("corekit-due", "1"), Duration::from_secs(1))
+        .publish_after(
+            &t,
+            Message::new("x").with_header("corekit-due", "1"),
+            Duration::from_secs(1),
+        )
         .await
         .expect_err("a reserved header");
     assert_eq!(refused.kind(), ErrorKind::InvalidInput, "{refused}");
@@ -223,7 +241,10 @@ pub async fn a_stopped_forwarder_loses_no_delayed_message(queue: Queue) {
         .expect("the forwarder stops")
         .expect("join")
         .expect("forwarder run");
-    assert_eq!(report.delivered, 1, "only the first message, stopped before the others were due: {report:?}");
+    assert_eq!(
+        report.delivered, 1,
+        "only the first message, stopped before the others were due: {report:?}"
+    );
     let (stop, run) = spawn_forwarder(&queue);
     let mut got = std::collections::BTreeSet::new();
     while got.len() < 20 {
@@ -232,7 +253,10 @@ pub async fn a_stopped_forwarder_loses_no_delayed_message(queue: Queue) {
     }
     cleanup(&queue, &[&t]).await;
     let second = Forwarding { queue, stop, run }.finish().await;
-    assert!(second.delivered >= 20, "the second forwarder delivered them: {second:?}");
+    assert!(
+        second.delivered >= 20,
+        "the second forwarder delivered them: {second:?}"
+    );
 }
 
 /// A running [`Consumer`](crate::queue::Consumer) forwards its queue's delayed messages: no

@@ -12,8 +12,8 @@
 
 mod forwarder;
 
-pub use forwarder::{DelayForwarder, ForwardReport};
 pub(crate) use forwarder::background;
+pub use forwarder::{DelayForwarder, ForwardReport};
 
 use super::Message;
 use crate::{Error, Result};
@@ -48,13 +48,8 @@ const ID_HEADER: &str = "corekit-delay-id";
 const HOPS_HEADER: &str = "corekit-delay-hops";
 
 /// The headers delayed delivery reserves; a message carrying one is refused.
-pub(crate) const RESERVED: [&str; 5] = [
-    DUE_HEADER,
-    HOP_HEADER,
-    TOPIC_HEADER,
-    ID_HEADER,
-    HOPS_HEADER,
-];
+pub(crate) const RESERVED: [&str; 5] =
+    [DUE_HEADER, HOP_HEADER, TOPIC_HEADER, ID_HEADER, HOPS_HEADER];
 
 /// Per-queue state: the level topics' names, which of them were provisioned, the background
 /// forwarder.
@@ -227,8 +222,14 @@ impl super::Queue {
     ///
     /// # Errors
     /// As [`publish_at`](Self::publish_at).
-    pub async fn publish_after(&self, topic: &str, message: Message, delay: Duration) -> Result<()> {
-        self.publish_batch_at(topic, vec![message], after(delay)?).await
+    pub async fn publish_after(
+        &self,
+        topic: &str,
+        message: Message,
+        delay: Duration,
+    ) -> Result<()> {
+        self.publish_batch_at(topic, vec![message], after(delay)?)
+            .await
     }
 
     /// Publishes many messages to be delivered at `when`, pipelining the broker's

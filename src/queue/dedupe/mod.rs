@@ -1,0 +1,176 @@
+//! Effectively-once processing: a [`Consumer`](super::Consumer) skips a message whose id it
+//! already handled, using a window of handled ids kept in a [`DedupeStore`].
+
+#[cfg(feature = "queue-dedupe-redis")]
+mod redis;
+
+#[cfg(feature = "queue-dedupe-redis")]
+pub use redis::RedisDedupe;
+
+use super::BoxFuture;
+use crate::Result;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What [`DedupeStore::claim`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Claim {
+    /// Not seen within the window: the caller now holds it for the lease and handles it.
+    New,
+    /// Handled already: acknowledge without handling.
+    Done,
+    /// Another consumer holds it right now (a redelivery while the first is still at work).
+    Busy,
+}
+
+/// Where a consumer keeps the ids it handled: [`MemoryDedupe`] (one process) or
+/// [`RedisDedupe`](crate::queue::RedisDedupe) (shared by every consumer of a group; feature
+/// `queue-dedupe-redis`).
+///
+/// Keys are the caller's (`corekit:dedupe:<topic>:<group>:<id>`). A key is *busy* for the lease
+/// after [`claim`](Self::claim) and *done* for the window after [`complete`](Self::complete).
+pub trait DedupeStore: Send + Sync + 'static {
+    /// Short name (`memory`, `redis`) for logs.
+    fn name(&self) -> &'static str;
+    /// Makes `key` busy for `lease` unless it is busy or done already.
+    fn claim<'a>(&'a self, key: &'a str, lease: Duration) -> BoxFuture<'a, Result<Claim>>;
+    /// Marks `key` done for `window`.
+    fn complete<'a>(&'a self, key: &'a str, window: Duration) -> BoxFuture<'a, Result<()>>;
+    /// Forgets a busy `key` (its handling failed; the message is tried again).
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<()>>;
+}
+
+/// De-duplication settings of a consumer: the store, how long a handled id is remembered, how
+/// long a claim holds.
+#[derive(Clone)]
+pub(crate) struct Dedupe {
+    pub store: Arc<dyn DedupeStore>,
+    pub window: Duration,
+    pub lease: Duration,
+}
+
+impl std::fmt::Debug for Dedupe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dedupe")
+            .field("store", &self.store.name())
+            .field("window", &self.window)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+impl Dedupe {
+    /// The store key of a message id in a group.
+    pub(crate) fn key(topic: &str, group: &str, id: &str) -> String {
+        format!("corekit:dedupe:{topic}:{group}:{id}")
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Busy(Instant),
+    Done(Instant),
+}
+
+/// Handled ids in this process's memory: right for one consumer process, or as a first line in
+/// tests. Entries past their window are dropped as new ones come.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryDedupe {
+    ids: Arc<Mutex<HashMap<String, State>>>,
+}
+
+impl MemoryDedupe {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn ids(&self) -> std::sync::MutexGuard<'_, HashMap<String, State>> {
+        self.ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl DedupeStore for MemoryDedupe {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn claim<'a>(&'a self, key: &'a str, lease: Duration) -> BoxFuture<'a, Result<Claim>> {
+        let now = Instant::now();
+        let mut ids = self.ids();
+        // Amortised: a sweep each time the map doubles keeps it near the live entries.
+        if ids.len() >= 1024 && ids.len().is_power_of_two() {
+            ids.retain(|_, s| match s {
+                State::Busy(until) | State::Done(until) => *until > now,
+            });
+        }
+        let claim = match ids.get(key) {
+            Some(State::Done(until)) if *until > now => Claim::Done,
+            Some(State::Busy(until)) if *until > now => Claim::Busy,
+            _ => {
+                ids.insert(key.to_owned(), State::Busy(now + lease));
+                Claim::New
+            }
+        };
+        Box::pin(std::future::ready(Ok(claim)))
+    }
+
+    fn complete<'a>(&'a self, key: &'a str, window: Duration) -> BoxFuture<'a, Result<()>> {
+        self.ids()
+            .insert(key.to_owned(), State::Done(Instant::now() + window));
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<()>> {
+        let mut ids = self.ids();
+        if matches!(ids.get(key), Some(State::Busy(_))) {
+            ids.remove(key);
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_is_new_then_busy_then_done_until_its_window_ends() {
+        let store = MemoryDedupe::new();
+        let lease = Duration::from_secs(60);
+        assert_eq!(store.claim("k", lease).await.unwrap(), Claim::New);
+        assert_eq!(store.claim("k", lease).await.unwrap(), Claim::Busy);
+        store.release("k").await.unwrap();
+        assert_eq!(store.claim("k", lease).await.unwrap(), Claim::New);
+        store
+            .complete("k", Duration::from_millis(50))
+            .await
+            .unwrap();
+        assert_eq!(store.claim("k", lease).await.unwrap(), Claim::Done);
+        store.release("k").await.unwrap();
+        assert_eq!(
+            store.claim("k", lease).await.unwrap(),
+            Claim::Done,
+            "release leaves done"
+        );
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(
+            store.claim("k", lease).await.unwrap(),
+            Claim::New,
+            "window over"
+        );
+        assert_eq!(
+            store.claim("other", Duration::ZERO).await.unwrap(),
+            Claim::New
+        );
+        assert_eq!(
+            store.claim("other", lease).await.unwrap(),
+            Claim::New,
+            "lease over"
+        );
+    }
+}
