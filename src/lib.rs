@@ -172,7 +172,8 @@ pub mod cache;
     feature = "queue-memory",
     feature = "queue-kafka",
     feature = "queue-rabbitmq",
-    feature = "queue-nats"
+    feature = "queue-nats",
+    feature = "queue-dedupe-redis"
 ))]
 #[cfg_attr(
     docsrs,
@@ -180,7 +181,8 @@ pub mod cache;
         feature = "queue-memory",
         feature = "queue-kafka",
         feature = "queue-rabbitmq",
-        feature = "queue-nats"
+        feature = "queue-nats",
+        feature = "queue-dedupe-redis"
     )))
 )]
 pub mod queue;

@@ -17,7 +17,6 @@ pub use forwarder::{DelayForwarder, ForwardReport};
 
 use super::Message;
 use crate::{Error, Result};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -55,7 +54,7 @@ pub(crate) const RESERVED: [&str; 5] =
 /// forwarder.
 pub(crate) struct DelayState {
     topics: [String; 4],
-    ensured: [AtomicBool; 4],
+    ensured: [tokio::sync::OnceCell<()>; 4],
     forwarder: Mutex<Weak<forwarder::Running>>,
 }
 
@@ -79,15 +78,6 @@ impl DelayState {
     /// The level topics, shortest level first.
     pub(crate) fn topics(&self) -> &[String; 4] {
         &self.topics
-    }
-
-    /// Marks level `i` provisioned; true the first time.
-    fn first_use(&self, i: usize) -> bool {
-        !self.ensured[i].swap(true, Ordering::AcqRel)
-    }
-
-    fn forget(&self, i: usize) {
-        self.ensured[i].store(false, Ordering::Release);
     }
 }
 
@@ -313,12 +303,11 @@ impl super::Queue {
         hop: u64,
     ) -> Result<()> {
         let level_topic = &self.delay.topics[level];
-        if self.delay.first_use(level) {
-            if let Err(e) = self.broker.ensure_group(level_topic, DELAY_GROUP).await {
-                self.delay.forget(level);
-                return Err(e);
-            }
-        }
+        // Once per level and queue; concurrent first publishes wait for the one call, and a
+        // failed call is made again by the next publish.
+        self.delay.ensured[level]
+            .get_or_try_init(|| self.broker.ensure_group(level_topic, DELAY_GROUP))
+            .await?;
         let messages = messages
             .into_iter()
             .map(|m| to_level(m, topic, due, hop))
