@@ -12,16 +12,16 @@
 //! `BENCH_SCALING_BROKERS=kafka,nats` picks brokers, `BENCH_SCALING_RUNS=3` repeats the whole
 //! table.
 
-use corekit::queue::{KafkaBroker, Message, NatsBroker, Queue, RabbitMqBroker, TopicOptions};
+#[path = "common/brokers.rs"]
+mod brokers;
+
+use brokers::{broker, env};
+use corekit::queue::{Message, Queue, TopicOptions};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const N: usize = 2000;
 const WORK: Duration = Duration::from_millis(1);
-
-fn env(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
-}
 
 /// First start and last end of the handlers, and how many ran.
 #[derive(Default)]
@@ -74,34 +74,6 @@ async fn rate(queue: &Queue, concurrency: usize) -> f64 {
     assert!(report.acked as usize >= N, "{report:?}");
     let took = s.last.expect("ran") - s.first.expect("ran");
     N as f64 / took.as_secs_f64()
-}
-
-async fn broker(name: &str) -> Queue {
-    match name {
-        "kafka" => Queue::new(
-            KafkaBroker::builder(env("COREKIT_TEST_KAFKA_BROKERS", "127.0.0.1:9092"))
-                .session_timeout(Duration::from_secs(6))
-                .build()
-                .await
-                .expect("kafka: scripts/services.sh up kafka"),
-        ),
-        "rabbitmq" => Queue::new(
-            RabbitMqBroker::builder(env(
-                "COREKIT_TEST_AMQP_URL",
-                "amqp://guest:guest@127.0.0.1:5672/%2f",
-            ))
-            .build()
-            .await
-            .expect("rabbitmq: scripts/services.sh up rabbitmq"),
-        ),
-        "nats" => Queue::new(
-            NatsBroker::builder(env("COREKIT_TEST_NATS_URL", "nats://127.0.0.1:4222"))
-                .build()
-                .await
-                .expect("nats: scripts/services.sh up nats"),
-        ),
-        other => panic!("unknown broker {other}"),
-    }
 }
 
 fn main() {

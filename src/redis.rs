@@ -111,6 +111,20 @@ pub(crate) async fn connect(mut config: Config, how: Connect, address: &str) -> 
     Err(failed)
 }
 
+/// One connection (a pool of one) to `url` whose every command fred bounds by `timeout`,
+/// reconnecting for ever: the scheduler's tick lock and job store, the queue's dedupe store.
+#[cfg(any(feature = "scheduler-redis", feature = "queue-dedupe-redis"))]
+pub(crate) async fn connect_one(url: &str, timeout: Duration) -> Result<Pool> {
+    let how = Connect {
+        connect_timeout: timeout,
+        command_timeout: timeout,
+        pool_size: 1,
+        bound_in_client: true,
+    };
+    let address = crate::config::redact_url(url);
+    connect(parse_url(url)?, how, &address).await
+}
+
 /// Indices of `keys` grouped by Redis Cluster hash slot, groups in first-seen order: a cluster
 /// accepts a multi-key command only when every key is in one slot (`CROSSSLOT` otherwise).
 #[cfg(feature = "cache-redis")]

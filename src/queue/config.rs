@@ -94,6 +94,15 @@ pub struct QueueConfig {
     pub delay_topics: String,
     /// `QUEUE_DELAY_FORWARD`: whether each running consumer forwards delayed messages too.
     pub delay_forward: bool,
+    /// `QUEUE_DEDUPE_URL`: where consumers keep handled message ids (`memory://` or a Redis
+    /// URL; unset: no de-duplication). A secret because it may carry a password.
+    pub dedupe_url: Option<Secret>,
+    /// `QUEUE_DEDUPE_WINDOW`: how long a handled id is remembered.
+    #[serde(with = "cfg::duration")]
+    pub dedupe_window: Duration,
+    /// `QUEUE_DEDUPE_LEASE`: how long a claimed id stays claimed while its handler runs.
+    #[serde(with = "cfg::duration")]
+    pub dedupe_lease: Duration,
     /// Which variable each setting came from (filled by the loader), for errors.
     #[serde(skip)]
     pub sources: cfg::Sources,
@@ -128,6 +137,9 @@ impl Default for QueueConfig {
             dlq_suffix: ".dlq".into(),
             delay_topics: "corekit.delay".into(),
             delay_forward: true,
+            dedupe_url: None,
+            dedupe_window: Duration::from_secs(24 * 3600),
+            dedupe_lease: Duration::from_secs(60),
             sources: cfg::Sources::default(),
         }
     }
@@ -135,7 +147,7 @@ impl Default for QueueConfig {
 
 impl EnvConfig for QueueConfig {
     const PREFIX: &'static str = "QUEUE_";
-    const SECRETS: &'static [&'static str] = &["url", "amqp_url", "nats_url"];
+    const SECRETS: &'static [&'static str] = &["url", "amqp_url", "nats_url", "dedupe_url"];
     fn sources_mut(&mut self) -> Option<&mut cfg::Sources> {
         Some(&mut self.sources)
     }
@@ -172,6 +184,8 @@ impl EnvConfig for QueueConfig {
             ("operation_timeout", self.operation_timeout),
             ("ack_wait", self.ack_wait),
             ("kafka_session_timeout", self.kafka_session_timeout),
+            ("dedupe_window", self.dedupe_window),
+            ("dedupe_lease", self.dedupe_lease),
         ] {
             if d.is_zero() {
                 return Err(ConfigIssue::new(field, "0s", "a duration above zero"));
@@ -229,6 +243,9 @@ impl EnvConfig for QueueConfig {
                 self.dlq_suffix.clone(),
                 "characters valid in a topic name, e.g. .dlq",
             ));
+        }
+        if let Some(url) = &self.dedupe_url {
+            super::dedupe::check_url(url.expose())?;
         }
         if super::message::validate_topic(&format!("{}.512s", self.delay_topics)).is_err() {
             return Err(ConfigIssue::new(

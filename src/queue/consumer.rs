@@ -101,8 +101,9 @@ pub struct ConsumeReport {
     /// Attempts that met an [`Unavailable`](crate::ErrorKind::Unavailable) dependency and
     /// paused the consumer (the message kept its attempt and was tried again).
     pub paused: u64,
-    /// Deliveries let go unhandled because a rebalance moved them to another consumer of the
-    /// group before a handler started them (Kafka), which handles them instead.
+    /// Deliveries let go unhandled because they stopped being this consumer's before a handler
+    /// started them (Kafka: a rebalance moved them to another consumer; RabbitMQ: the channel
+    /// they came on was lost), and are delivered again.
     pub handed_back: u64,
     /// Deliveries whose id was handled already (with [`Consumer::dedupe`]): acknowledged
     /// without running the handler.
@@ -151,7 +152,7 @@ impl Consumer {
             max_attempts: s.max_attempts,
             backoff: s.backoff,
             pause_on_unavailable: true,
-            dedupe: None,
+            dedupe: s.dedupe.clone(),
             queue,
             topic: topic.to_owned(),
             group: group.to_owned(),

@@ -35,8 +35,9 @@ pub trait Settle: Send + 'static {
     /// as being worked on (Kafka: a rebalance does not wait for it). Nothing by default.
     fn park(&mut self) {}
     /// A handler is about to start the message: false when it is no longer this consumer's to
-    /// handle (Kafka: its partition moved to another consumer, which reads it again); the
-    /// caller then drops it unhandled. Always true by default.
+    /// handle (Kafka: its partition moved to another consumer, which reads it again; RabbitMQ:
+    /// the channel it came on was lost, so the broker delivers it again); the caller then drops
+    /// it unhandled. Always true by default.
     fn start(&mut self) -> bool {
         true
     }

@@ -73,8 +73,11 @@
 //! - **Order**: by due time, as far as the broker orders (Kafka: within a key).
 //! - **Faults**: a message leaves a level only once its next step was accepted, so a broker
 //!   restart or a forwarder that dies loses nothing; the next forwarder may send again what the
-//!   dead one had sent but not acknowledged (at least once, as everywhere).
-//! - **Cost**: one publish per hop; a delay of 10 s takes 3 hops, an hour 12, a day about 180.
+//!   dead one had sent but not acknowledged (at least once, as everywhere). A message whose
+//!   topic cannot take it (deleted; a RabbitMQ topic without groups) is dead-lettered to its
+//!   level's `.dlq` topic after five tries ([`DelayForwarder`]).
+//! - **Cost**: one publish per hop; a delay of 2 s takes 2 hops, 10 s 3, an hour 9, a day
+//!   174-188.
 //!
 //! | broker | the level topics are | what holds a waiting message |
 //! |---|---|---|
@@ -82,6 +85,25 @@
 //! | Kafka | topics (the queue's topic options: partitions, retention) | the forwarder; Kafka commits the offset once it moved on |
 //! | RabbitMQ | fanout exchanges with the durable queue `<level>.corekit-delay` | the forwarder, unacknowledged |
 //! | NATS JetStream | streams (`corekit_delay_1s`, ...) | the forwarder, with ack-wait progress |
+//!
+//! # Effectively-once processing
+//!
+//! Delivery is at least once on every broker: a consumer that dies after handling a message but
+//! before acknowledging it gets it handled again (Kafka: everything since the last committed
+//! offset). [`Consumer::dedupe`] (or `QUEUE_DEDUPE_URL` for every consumer of a queue) keeps
+//! the ids a group handled in a [`DedupeStore`]: [`MemoryDedupe`] for one process,
+//! [`RedisDedupe`](crate::queue::RedisDedupe) (feature `queue-dedupe-redis`) shared by all.
+//! Before the handler runs, the message's id is claimed for a lease; a success marks it done
+//! for the window, a failure frees it for the retry. A delivery whose id is done is
+//! acknowledged without running the handler ([`ConsumeReport::duplicates`]); one whose id
+//! another consumer holds waits. Message ids stay the same across retries, redrives and delayed
+//! delivery.
+//!
+//! Measured with a consumer process SIGKILLed mid-batch (200 messages, 4 lanes, 20 ms each):
+//! on Kafka 51 messages were handled twice without de-duplication and 0 with it (Redis).
+//! What is left: a process that dies between a handler's return and its id being marked done
+//! (one store call) has that message handled again, and a handler that outlives its lease may
+//! run beside a redelivery.
 //!
 //! # Deployments
 //!
@@ -140,6 +162,9 @@
 //! | `QUEUE_DLQ_SUFFIX` | `.dlq` | dead-letter topic = topic + suffix |
 //! | `QUEUE_DELAY_TOPICS` | `corekit.delay` | prefix of [delayed delivery](#delayed-delivery)'s level topics |
 //! | `QUEUE_DELAY_FORWARD` | `true` | each running [`Consumer`] also runs the queue's [`DelayForwarder`] |
+//! | `QUEUE_DEDUPE_URL` | *(none: off)* | [effectively-once](#effectively-once-processing) consumers: `memory://` or a Redis URL (feature `queue-dedupe-redis`) keeping handled ids |
+//! | `QUEUE_DEDUPE_WINDOW` | `24h` | how long a handled id is remembered |
+//! | `QUEUE_DEDUPE_LEASE` | `60s` | how long a claimed id stays claimed while its handler runs |
 //!
 //! # Tracing
 //!
@@ -475,6 +500,8 @@ pub(crate) struct Settings {
     pub delay_topics: String,
     /// Whether a running [`Consumer`] also runs the queue's [`DelayForwarder`].
     pub forward_delayed: bool,
+    /// Every [`Consumer`]'s de-duplication (`QUEUE_DEDUPE_URL`), unless it sets its own.
+    pub dedupe: Option<dedupe::Dedupe>,
 }
 
 impl Default for Settings {
@@ -496,6 +523,7 @@ impl From<&QueueConfig> for Settings {
             topic_options: None,
             delay_topics: c.delay_topics.clone(),
             forward_delayed: c.delay_forward,
+            dedupe: None,
         }
     }
 }
@@ -668,8 +696,10 @@ impl Queue {
         config
             .validate()
             .map_err(|issue| issue.into_error(QueueConfig::PREFIX, QueueConfig::SECRETS))?;
+        let mut settings = Settings::from(config);
+        settings.dedupe = dedupe::from_config(config).await?;
         let broker = config.connect().await?;
-        Ok(Self::assemble(broker, Settings::from(config)))
+        Ok(Self::assemble(broker, settings))
     }
 
     /// The backend's name (`memory`, `kafka`, `rabbitmq`, `nats`).

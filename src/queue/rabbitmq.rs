@@ -673,6 +673,12 @@ struct RabbitSettle {
 }
 
 impl Settle for RabbitSettle {
+    /// False once the channel it came on was lost: the broker delivers it again (after a
+    /// recovery, its acknowledgement would do nothing), so handling it now would duplicate.
+    fn start(&mut self) -> bool {
+        self.acker.usable()
+    }
+
     fn ack(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
         Box::pin(async move {
             self.acker

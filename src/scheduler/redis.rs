@@ -35,20 +35,7 @@ impl RedisTickLock {
     }
 }
 
-/// A connection (a pool of one) through the crate's one Redis layer, shared by the tick lock
-/// and the durable job store: every command bounded by `timeout`, reconnecting for ever.
-pub(crate) async fn connect_client(url: &str, timeout: Duration) -> Result<Pool> {
-    let how = crate::redis::Connect {
-        connect_timeout: timeout,
-        command_timeout: timeout,
-        pool_size: 1,
-        bound_in_client: true,
-    };
-    let address = crate::config::redact_url(url);
-    crate::redis::connect(crate::redis::parse_url(url)?, how, &address).await
-}
-
-pub(crate) use crate::redis::{bounded, map_err as redis_error};
+pub(crate) use crate::redis::{bounded, connect_one as connect_client, map_err as redis_error};
 
 impl TickLock for RedisTickLock {
     fn acquire<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {

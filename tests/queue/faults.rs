@@ -35,7 +35,7 @@ fn wait_port(port: u16, up: bool, within: Duration, what: &str) {
 }
 
 /// A server process the test owns.
-trait Server: Send {
+pub(crate) trait Server: Send {
     fn start(&mut self);
     fn kill(&mut self);
 }
@@ -385,6 +385,12 @@ async fn publish_through_restart_after(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_restart_loses_no_acknowledged_publish() {
+    let (queue, server) = own_nats().await;
+    publish_through_restart(queue, server).await;
+}
+
+/// A nats-server of the test's own, started, and a queue on it.
+async fn own_nats() -> (Queue, Box<dyn Server>) {
     let mut server = Nats {
         port: support::free_port(),
         dir: scratch_dir("nats"),
@@ -396,12 +402,12 @@ async fn nats_restart_loses_no_acknowledged_publish() {
         .build()
         .await
         .unwrap();
-    publish_through_restart(Queue::new(broker), Box::new(server)).await;
+    (Queue::new(broker), Box::new(server))
 }
 
-/// A RabbitMQ node of the test's own, killed and restarted during a publish loop, with group
-/// queues of `queue_type`; the first kill at least `settle` after the queue was declared.
-async fn rabbitmq_restart(queue_type: corekit::queue::QueueType, settle: Duration) {
+/// A RabbitMQ node of the test's own, started, and a queue on it whose groups get queues of
+/// `queue_type`.
+async fn own_rabbitmq(queue_type: corekit::queue::QueueType) -> (Queue, Box<dyn Server>) {
     use corekit::queue::TopicOptions;
     support::RABBITMQ.require();
     let mut server = Rabbit::new();
@@ -413,7 +419,14 @@ async fn rabbitmq_restart(queue_type: corekit::queue::QueueType, settle: Duratio
             .build()
             .await
             .unwrap();
-    publish_through_restart_after(Queue::new(broker), Box::new(server), settle).await;
+    (Queue::new(broker), Box::new(server))
+}
+
+/// A RabbitMQ node of the test's own, killed and restarted during a publish loop, with group
+/// queues of `queue_type`; the first kill at least `settle` after the queue was declared.
+async fn rabbitmq_restart(queue_type: corekit::queue::QueueType, settle: Duration) {
+    let (queue, server) = own_rabbitmq(queue_type).await;
+    publish_through_restart_after(queue, server, settle).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -483,4 +496,116 @@ async fn nats_cluster_node_loss_loses_no_acknowledged_publish() {
         "the client reconnected to another node ({connects} connects)"
     );
     assert_ne!(client.server_info().port, connected);
+}
+
+/// Delayed messages waiting (some held by the forwarder) while the server is SIGKILLed and
+/// restarted: every one is delivered, none before it was due. A `Consumer` runs the forwarder,
+/// as in a service, and is started again if its subscription ends.
+pub(crate) async fn delayed_through_restart(queue: Queue, mut server: Box<dyn Server>) {
+    use std::collections::BTreeMap;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    const TOTAL: usize = 200;
+    let now_ms = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let queue = queue.with_delay_topics(&unique_topic("drestart")).unwrap();
+    let t = unique_topic("delayed_restart");
+    queue.ensure_group(&t, "g").await.unwrap();
+    // Due 3 to 9 s from now, in four batches.
+    let mut due: BTreeMap<String, u64> = BTreeMap::new();
+    for b in 0..4u64 {
+        let delay = Duration::from_millis(3_000 + b * 2_000);
+        let batch: Vec<Message> = (0..TOTAL / 4)
+            .map(|i| Message::new(format!("{b}-{i}")))
+            .collect();
+        let at = now_ms() + delay.as_millis() as u64;
+        for m in &batch {
+            due.insert(m.id.clone(), at);
+        }
+        queue.publish_batch_after(&t, batch, delay).await.unwrap();
+    }
+    let handled: Arc<Mutex<BTreeMap<String, (u64, u32)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let consumer = {
+        let (queue, t, handled, stop) = (queue.clone(), t.clone(), handled.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let handled = handled.clone();
+                let stopping = {
+                    let stop = stop.clone();
+                    async move {
+                        while !stop.load(Ordering::Relaxed) {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                };
+                let run = queue.consumer(&t, "g").run(
+                    move |m: Message| {
+                        let handled = handled.clone();
+                        async move {
+                            let at = now_ms();
+                            let mut h = handled.lock().unwrap();
+                            let e = h.entry(m.id.clone()).or_insert((at, 0));
+                            e.1 += 1;
+                            Ok::<(), std::io::Error>(())
+                        }
+                    },
+                    stopping,
+                );
+                if let Err(e) = run.await {
+                    eprintln!("consumer ended ({e}); starting it again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        })
+    };
+    // The forwarder has taken the first level's messages; none is due yet.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(handled.lock().unwrap().is_empty(), "nothing due yet");
+    tokio::task::block_in_place(|| {
+        server.kill();
+        std::thread::sleep(Duration::from_secs(1));
+        server.start();
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while handled.lock().unwrap().len() < TOTAL {
+        assert!(
+            Instant::now() < deadline,
+            "lost: {} of {TOTAL} delayed messages never delivered after the restart",
+            TOTAL - handled.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    consumer.await.unwrap();
+    let handled = handled.lock().unwrap().clone();
+    let mut late = Vec::new();
+    for (id, (at, _)) in &handled {
+        let due = due[id];
+        assert!(*at >= due, "{id} delivered {} ms early", due - at);
+        late.push(at - due);
+    }
+    late.sort_unstable();
+    let twice: u32 = handled.values().map(|(_, n)| n - 1).sum();
+    eprintln!(
+        "{}: {TOTAL} delayed, lost 0, none early, {twice} handled twice, lateness p50 {} ms, max {} ms (the restart included)",
+        queue.backend_name(),
+        late[late.len() / 2],
+        late[late.len() - 1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_restart_loses_no_delayed_message() {
+    let (queue, server) = own_nats().await;
+    delayed_through_restart(queue, server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_restart_loses_no_delayed_message() {
+    let (queue, server) = own_rabbitmq(corekit::queue::QueueType::Classic).await;
+    delayed_through_restart(queue, server).await;
 }

@@ -269,3 +269,31 @@ async fn a_durable_broker_killed_twice_loses_no_acknowledged_publish() {
          {failures} publish batches failed (retryably) and were sent again across 2 kills"
     );
 }
+
+impl crate::faults::Server for DurableTansu {
+    fn start(&mut self) {
+        DurableTansu::start(self);
+    }
+    fn kill(&mut self) {
+        DurableTansu::kill(self);
+    }
+}
+
+/// Delayed messages waiting on a durable broker SIGKILLed and restarted: none lost, none early
+/// (`faults::delayed_through_restart`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_broker_killed_loses_no_delayed_message() {
+    let mut brokers = brokers_on_one_log(1).await;
+    let broker = brokers.remove(0);
+    let queue = Queue::new(
+        KafkaBroker::builder(format!("127.0.0.1:{}", broker.port))
+            .session_timeout(Duration::from_secs(6))
+            .operation_timeout(Duration::from_secs(5))
+            // As in the test above: Tansu keeps no idempotent producer state across a kill.
+            .set("enable.idempotence", "false")
+            .build()
+            .await
+            .unwrap(),
+    );
+    crate::faults::delayed_through_restart(queue, Box::new(broker)).await;
+}

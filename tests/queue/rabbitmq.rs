@@ -231,3 +231,62 @@ mod quorum {
         quorum.delete_topic(&topic).await.unwrap();
     }
 }
+
+/// A delayed message for a topic no group receives cannot be delivered: after five failed
+/// sends the forwarder dead-letters it, with the reason, to its level's dead-letter topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_message_nobody_can_receive_is_dead_lettered() {
+    use corekit::queue::{DEAD_LETTER_GROUP, DLQ_REASON_HEADER};
+    use futures_util::StreamExt;
+    use std::time::Duration;
+    let prefix = corekit::queue::conformance::unique_topic("dnoroute");
+    let queue = queue().await.with_delay_topics(&prefix).unwrap();
+    let t = corekit::queue::conformance::unique_topic("nogroups");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let forwarder = queue.delay_forwarder();
+    let run = tokio::spawn(async move {
+        forwarder
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let sent = Message::new("for nobody");
+    queue
+        .publish_after(&t, sent.clone(), Duration::from_millis(200))
+        .await
+        .unwrap();
+    let dlq = queue.dead_letter_topic(&format!("{prefix}.1s"));
+    // The forwarder provisions it when it starts.
+    let mut dead = loop {
+        if let Ok(sub) = queue.subscribe(&dlq, DEAD_LETTER_GROUP).await {
+            break sub;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let d = tokio::time::timeout(Duration::from_secs(30), dead.next())
+        .await
+        .expect("dead-lettered within 30 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.message().payload, sent.payload);
+    let reason = &d.message().headers[DLQ_REASON_HEADER];
+    assert!(
+        reason.contains(&t) && reason.contains("no queue"),
+        "{reason}"
+    );
+    d.ack().await.unwrap();
+    let _ = stop.send(());
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(
+        (report.dead_lettered, report.delivered),
+        (1, 0),
+        "{report:?}"
+    );
+    for level in ["1s", "8s", "64s", "512s"] {
+        let _ = queue.delete_topic(&format!("{prefix}.{level}")).await;
+        let _ = queue
+            .delete_topic(&queue.dead_letter_topic(&format!("{prefix}.{level}")))
+            .await;
+    }
+}

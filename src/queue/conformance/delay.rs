@@ -75,6 +75,7 @@ fn spawn_forwarder(
 async fn delete_levels(queue: &Queue) {
     for t in queue.delay.topics() {
         let _ = queue.delete_topic(t).await;
+        let _ = queue.delete_topic(&queue.dead_letter_topic(t)).await;
     }
 }
 

@@ -134,6 +134,48 @@ impl DedupeStore for MemoryDedupe {
     }
 }
 
+/// Checks `QUEUE_DEDUPE_URL`'s scheme.
+pub(crate) fn check_url(url: &str) -> std::result::Result<(), crate::config::ConfigIssue> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("memory" | "redis" | "rediss" | "redis-cluster" | "redis-sentinel") => Ok(()),
+        _ => Err(crate::config::ConfigIssue::new(
+            "dedupe_url",
+            url,
+            "memory:// or a Redis URL (redis://, rediss://, redis-cluster://, redis-sentinel://)",
+        )),
+    }
+}
+
+/// The de-duplication `QUEUE_DEDUPE_*` asks for, connected.
+pub(crate) async fn from_config(c: &super::QueueConfig) -> Result<Option<Dedupe>> {
+    let Some(url) = c.dedupe_url.as_ref().map(crate::config::Secret::expose) else {
+        return Ok(None);
+    };
+    let store: Arc<dyn DedupeStore> = if url.starts_with("memory://") {
+        Arc::new(MemoryDedupe::new())
+    } else {
+        redis_store(url, c.connect_timeout).await?
+    };
+    Ok(Some(Dedupe {
+        store,
+        window: c.dedupe_window,
+        lease: c.dedupe_lease,
+    }))
+}
+
+#[cfg(feature = "queue-dedupe-redis")]
+async fn redis_store(url: &str, timeout: Duration) -> Result<Arc<dyn DedupeStore>> {
+    Ok(Arc::new(RedisDedupe::connect(url, timeout).await?))
+}
+
+#[cfg(not(feature = "queue-dedupe-redis"))]
+async fn redis_store(_: &str, _: Duration) -> Result<Arc<dyn DedupeStore>> {
+    Err(crate::Error::config(
+        "QUEUE_DEDUPE_URL is a Redis URL, which needs the cargo feature queue-dedupe-redis",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

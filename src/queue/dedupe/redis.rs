@@ -44,15 +44,10 @@ impl RedisDedupe {
     /// [`Unavailable`](ErrorKind::Unavailable) naming the address when no connection is made
     /// within `timeout`.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self> {
-        let how = crate::redis::Connect {
-            connect_timeout: timeout,
-            command_timeout: timeout,
-            pool_size: 1,
-            bound_in_client: true,
-        };
-        let address = crate::config::redact_url(url);
-        let client = crate::redis::connect(crate::redis::parse_url(url)?, how, &address).await?;
-        Ok(Self { client, timeout })
+        Ok(Self {
+            client: crate::redis::connect_one(url, timeout).await?,
+            timeout,
+        })
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration, nx: bool) -> Result<bool> {

@@ -21,9 +21,11 @@ use tokio::sync::watch;
 ///
 /// A message is acknowledged on its level only once its next step was accepted by the broker,
 /// so a forwarder that crashes loses nothing; the one that takes over sends again what had not
-/// been acknowledged (at least once). A message that cannot be sent on (its topic gone, a
-/// RabbitMQ topic without groups) is held and tried again with backoff up to 30 s, logged at
-/// `warn`; it is never dropped.
+/// been acknowledged (at least once). A send that fails is logged at `warn` and tried again
+/// with backoff up to 30 s while the message stays held: for as long as it takes when
+/// retrying can help (the broker is away), five times when it cannot (its topic was deleted,
+/// a RabbitMQ topic has no group), after which the message goes to the level's dead-letter
+/// topic (`corekit.delay.1s.dlq`, ...) with the reason, never dropped.
 ///
 /// ```no_run
 /// # #[cfg(feature = "queue-memory")]
@@ -51,6 +53,8 @@ pub struct ForwardReport {
     pub send_errors: u64,
     /// Messages on a level topic without corekit's delay headers, dead-lettered.
     pub malformed: u64,
+    /// Messages dead-lettered after five sends that failed for good.
+    pub dead_lettered: u64,
 }
 
 #[derive(Default)]
@@ -59,6 +63,7 @@ struct Counters {
     moved: AtomicU64,
     send_errors: AtomicU64,
     malformed: AtomicU64,
+    dead_lettered: AtomicU64,
 }
 
 impl Counters {
@@ -69,6 +74,7 @@ impl Counters {
             moved: get(&self.moved),
             send_errors: get(&self.send_errors),
             malformed: get(&self.malformed),
+            dead_lettered: get(&self.dead_lettered),
         }
     }
 }
@@ -83,6 +89,9 @@ const RESEND: Backoff = Backoff {
     max: Duration::from_secs(30),
     jitter: 0.2,
 };
+
+/// Sends failing for good (not retryable) before a message is dead-lettered.
+const GIVE_UP: u32 = 5;
 
 impl DelayForwarder {
     pub(crate) fn new(queue: Queue) -> Self {
@@ -103,6 +112,7 @@ impl DelayForwarder {
     pub async fn run<S: Future<Output = ()> + Send>(self, shutdown: S) -> Result<ForwardReport> {
         let mut levels = Vec::with_capacity(4);
         for topic in self.queue.delay.topics() {
+            self.queue.ensure_dead_letter(topic).await?;
             levels.push(
                 self.queue
                     .subscribe_with(topic, DELAY_GROUP, self.held)
@@ -159,11 +169,18 @@ async fn forward(
         let left = until_ms.saturating_sub(unix_ms(SystemTime::now()));
         tokio::time::Instant::now() + Duration::from_millis(left)
     };
+    // Waiting, not being worked on: a Kafka rebalance need not wait for it.
+    delivery.park();
     let hop_end = hold(waiting.hop);
     if !crate::queue::dispatch::hold_until(&mut delivery, hop_end, &mut stopping).await {
         return;
     }
-    let mut failures = 0;
+    // No longer this forwarder's (Kafka: its partition moved; RabbitMQ: the channel was lost
+    // while it waited): the broker delivers it again, to whoever sends it on.
+    if !delivery.start() {
+        return;
+    }
+    let (mut failures, mut hopeless) = (0, 0);
     loop {
         let message = delivery.message().clone();
         let now = unix_ms(SystemTime::now());
@@ -191,6 +208,20 @@ async fn forward(
             Err(e) => {
                 bump(&counters.send_errors);
                 failures += 1;
+                if !e.is_retryable() {
+                    hopeless += 1;
+                    if hopeless >= GIVE_UP {
+                        bump(&counters.dead_lettered);
+                        tracing::warn!(topic = %waiting.topic, error = %e,
+                            "queue delay forwarder: a delayed message cannot be sent on; dead-lettering it");
+                        let reason = format!("delayed delivery to {:?} failed: {e}", waiting.topic);
+                        if let Err(e) = delivery.reject(&reason).await {
+                            tracing::warn!(error = %e,
+                                "queue delay forwarder: dead-lettering failed; the message comes back");
+                        }
+                        return;
+                    }
+                }
                 let delay = RESEND.delay(failures);
                 tracing::warn!(topic = %waiting.topic, error = %e, ?delay,
                     "queue delay forwarder: sending a delayed message on failed; holding it");
