@@ -349,3 +349,72 @@ async fn a_connect_error_names_the_address_and_its_variable() {
         .expect_err("nothing listens there");
     assert!(e.to_string().contains("set QUEUE_NATS_URL"), "{e}");
 }
+
+/// `QUEUE_DEDUPE_*`: every consumer of the queue skips ids it handled; a bad URL is a `Config`
+/// error naming the variable, an unreachable Redis names its address; no password shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedupe_from_variables() {
+    use corekit::queue::Message;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    let load = |pairs: &[(&str, &str)]| QueueConfig::from_vars("QUEUE_", vars(pairs));
+    let e = load(&[("QUEUE_DEDUPE_URL", "postgres://u:hunter2@db/x")]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("QUEUE_DEDUPE_URL"), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "secret leaked: {e}");
+    let c = load(&[
+        ("QUEUE_DEDUPE_URL", "redis://:hunter2@127.0.0.1:1"),
+        ("QUEUE_CONNECT_TIMEOUT", "1s"),
+    ])
+    .unwrap();
+    let e = Queue::from_config(&c).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "secret leaked: {e}");
+
+    let c = load(&[
+        ("QUEUE_DEDUPE_URL", "memory://"),
+        ("QUEUE_DEDUPE_WINDOW", "1h"),
+        ("QUEUE_CONCURRENCY", "1"),
+    ])
+    .unwrap();
+    assert_eq!(c.dedupe_window, Duration::from_secs(3600));
+    let queue = Queue::from_config(&c).await.unwrap();
+    queue.ensure_group("dedupe_env", "g").await.unwrap();
+    let twice = Message::new("once").with_id("order-7");
+    queue.publish("dedupe_env", twice.clone()).await.unwrap();
+    queue.publish("dedupe_env", twice).await.unwrap();
+    queue
+        .publish("dedupe_env", Message::new("end"))
+        .await
+        .unwrap();
+    let ran: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stop = Arc::new(Mutex::new(Some(stop)));
+    let seen = ran.clone();
+    let report = queue
+        .consumer("dedupe_env", "g")
+        .run(
+            move |m: Message| {
+                let (seen, stop) = (seen.clone(), stop.clone());
+                async move {
+                    let body = m.text().unwrap().to_owned();
+                    seen.lock().unwrap().push(body.clone());
+                    // One lane, in order: the duplicate came before this.
+                    if body == "end" {
+                        if let Some(stop) = stop.lock().unwrap().take() {
+                            let _ = stop.send(());
+                        }
+                    }
+                    Ok::<(), corekit::Error>(())
+                }
+            },
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(*ran.lock().unwrap(), ["once", "end"]);
+    assert_eq!(report.duplicates, 1, "{report:?}");
+}
