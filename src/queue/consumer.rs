@@ -80,6 +80,7 @@ pub struct Consumer {
     backoff: Backoff,
     pause_on_unavailable: bool,
     dedupe: Option<Dedupe>,
+    dedupe_lease: Duration,
 }
 
 /// What a [`Consumer`] run did.
@@ -153,6 +154,7 @@ impl Consumer {
             backoff: s.backoff,
             pause_on_unavailable: true,
             dedupe: s.dedupe.clone(),
+            dedupe_lease: s.dedupe_lease,
             queue,
             topic: topic.to_owned(),
             group: group.to_owned(),
@@ -185,22 +187,26 @@ impl Consumer {
     /// arrives while another consumer still handles it waits; a success marks it done for
     /// `window`, a failure frees it for the retry.
     ///
-    /// The handler runs again only when its process dies between the handler's return and
-    /// the id being marked done (one store call), or when a handler outlives its lease. Ids
+    /// The handler runs again when its process dies between the handler's return and the id
+    /// being marked done (one store call), when a handler outlives its lease, or when marking
+    /// it done fails (logged at `warn`; the message is acknowledged all the same). An id is
+    /// claimed just before each attempt and freed while the consumer pauses. Ids
     /// stay stable across retries, redrives and delayed delivery; give a business id
     /// ([`Message::with_id`]) to catch a publisher sending the same thing twice.
     pub fn dedupe(mut self, store: impl DedupeStore, window: Duration) -> Self {
         self.dedupe = Some(Dedupe {
             store: Arc::new(store),
             window,
-            lease: Duration::from_secs(60),
+            lease: self.dedupe_lease,
         });
         self
     }
 
-    /// How long a claimed id stays claimed while its handler runs (default 60 s): longer than
-    /// the slowest handler, shorter than you want a crashed consumer's message to wait.
+    /// How long a claimed id stays claimed while its handler runs (default
+    /// `QUEUE_DEDUPE_LEASE`, 60 s): longer than the slowest handler, shorter than you want a
+    /// crashed consumer's message to wait.
     pub fn dedupe_lease(mut self, lease: Duration) -> Self {
+        self.dedupe_lease = lease;
         if let Some(d) = &mut self.dedupe {
             d.lease = lease;
         }
@@ -319,6 +325,16 @@ struct Lane<H> {
     stopping: tokio::sync::watch::Receiver<bool>,
 }
 
+/// What claiming a delivery's id gave.
+enum Claimed {
+    /// Handle it (with the claimed key and token under de-duplication).
+    Go(Option<(String, String)>),
+    /// Handled already: acknowledge without handling.
+    Duplicate,
+    /// The consumer is shutting down: let it go unsettled.
+    Stopping,
+}
+
 /// A failed attempt: why, and what retrying can do about it.
 struct Failure {
     reason: String,
@@ -348,28 +364,33 @@ where
         }
     }
 
-    async fn handle(&self, delivery: Delivery) {
-        let Some((mut delivery, claimed)) = self.claim(delivery).await else {
-            return;
-        };
+    async fn handle(&self, mut delivery: Delivery) {
         let mut outages = 0;
         loop {
             // Paused after this delivery was handed out: wait, keeping it alive.
             if let Some(until) = self.paused_until() {
                 let left = until.saturating_duration_since(tokio::time::Instant::now());
                 if !self.hold(&mut delivery, left).await {
-                    return self.unclaim(claimed.as_deref(), false).await;
+                    return;
                 }
                 continue;
             }
             if !delivery.start() {
-                // Its partition moved to another consumer in a rebalance, which handles it.
+                // No longer this consumer's (a rebalance, a lost channel): delivered again.
                 bump(&self.counters.handed_back);
-                return self.unclaim(claimed.as_deref(), false).await;
+                return;
             }
+            // Claimed just before the attempt, so a pause spends none of the lease.
+            let claim = match self.claim(&mut delivery).await {
+                Claimed::Go(claim) => claim,
+                Claimed::Duplicate => return self.ack_duplicate(delivery).await,
+                Claimed::Stopping => return,
+            };
             let (failure, span) = self.attempt(delivery.message().clone()).await;
             match failure {
                 Some(f) if f.unavailable && self.consumer.pause_on_unavailable => {
+                    // Not being worked on while paused: another consumer may take it.
+                    self.unclaim(claim.as_ref(), false).await;
                     outages += 1;
                     let delay = self.consumer.delay_after(outages);
                     tracing::warn!(parent: &span, reason = %f.reason, ?delay,
@@ -378,43 +399,34 @@ where
                     self.pause_for(delay);
                     if !self.hold(&mut delivery, delay).await {
                         // Shutting down: left unsettled, so the broker delivers it again.
-                        return self.unclaim(claimed.as_deref(), false).await;
+                        return;
                     }
                 }
                 failure => {
-                    self.unclaim(claimed.as_deref(), failure.is_none()).await;
+                    self.unclaim(claim.as_ref(), failure.is_none()).await;
                     return self.settle(delivery, failure, &span).await;
                 }
             }
         }
     }
 
-    /// With de-duplication, claims the delivery's id: the delivery and the claimed key (none
-    /// without de-duplication) to handle, `None` when it was settled here (a duplicate) or
-    /// let go (shutting down).
-    async fn claim(&self, mut delivery: Delivery) -> Option<(Delivery, Option<String>)> {
+    /// With de-duplication, claims the delivery's id (waiting while another consumer holds
+    /// it, or while the store fails).
+    async fn claim(&self, delivery: &mut Delivery) -> Claimed {
         let Some(d) = &self.consumer.dedupe else {
-            return Some((delivery, None));
+            return Claimed::Go(None);
         };
         let key = Dedupe::key(
             &self.consumer.topic,
             &self.consumer.group,
             &delivery.message().id,
         );
+        let token = format!("{:016x}", fastrand::u64(..));
         let mut failures = 0;
         loop {
-            let wait = match d.store.claim(&key, d.lease).await {
-                Ok(Claim::New) => return Some((delivery, Some(key))),
-                Ok(Claim::Done) => {
-                    bump(&self.counters.duplicates);
-                    let id = delivery.message().id.clone();
-                    tracing::debug!(%id, "queue consumer: already handled; acknowledging");
-                    if let Err(e) = delivery.ack().await {
-                        bump(&self.counters.settle_errors);
-                        tracing::warn!(%id, error = %e, "queue consumer: acknowledging a duplicate failed");
-                    }
-                    return None;
-                }
+            let wait = match d.store.claim(&key, &token, d.lease).await {
+                Ok(Claim::New) => return Claimed::Go(Some((key, token))),
+                Ok(Claim::Done) => return Claimed::Duplicate,
                 // Another consumer is on it: wait for it to finish or its lease to end.
                 Ok(Claim::Busy) => Duration::from_millis(500),
                 Err(e) => {
@@ -425,21 +437,32 @@ where
                     delay
                 }
             };
-            if !self.hold(&mut delivery, wait).await {
-                return None;
+            if !self.hold(delivery, wait).await {
+                return Claimed::Stopping;
             }
         }
     }
 
+    /// Acknowledges a delivery whose id was handled already, without handling it.
+    async fn ack_duplicate(&self, delivery: Delivery) {
+        bump(&self.counters.duplicates);
+        let id = delivery.message().id.clone();
+        tracing::debug!(%id, "queue consumer: already handled; acknowledging");
+        if let Err(e) = delivery.ack().await {
+            bump(&self.counters.settle_errors);
+            tracing::warn!(%id, error = %e, "queue consumer: acknowledging a duplicate failed");
+        }
+    }
+
     /// Marks a claimed id done (handled) or frees it (to be tried again).
-    async fn unclaim(&self, key: Option<&str>, handled: bool) {
-        let (Some(d), Some(key)) = (&self.consumer.dedupe, key) else {
+    async fn unclaim(&self, claim: Option<&(String, String)>, handled: bool) {
+        let (Some(d), Some((key, token))) = (&self.consumer.dedupe, claim) else {
             return;
         };
         let done = if handled {
             d.store.complete(key, d.window).await
         } else {
-            d.store.release(key).await
+            d.store.release(key, token).await
         };
         if let Err(e) = done {
             tracing::warn!(error = %e, store = d.store.name(), handled,

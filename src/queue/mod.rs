@@ -85,6 +85,7 @@
 //! | Kafka | topics (the queue's topic options: partitions, retention) | the forwarder; Kafka commits the offset once it moved on | Tansu: 1.6 s / 5 s (publishes at ~150/s here; see BENCHMARKS.md) |
 //! | RabbitMQ | fanout exchanges with the durable queue `<level>.corekit-delay` | the forwarder, unacknowledged | 1 ms / 3-4 ms |
 //! | NATS JetStream | streams (`corekit_delay_1s`, ...) | the forwarder, with ack-wait progress | 1 ms / 3 ms |
+//! | core NATS ([`NatsMode::Core`]) | subjects, fire-and-forget | the forwarder only: a message is lost when no forwarder receives it or one stops holding it; use JetStream | — |
 //!
 //! Restarts are tested: 200 messages delayed 3-9 s while NATS, RabbitMQ or durable Kafka was
 //! SIGKILLed and restarted all arrived, none early, none twice.
@@ -505,6 +506,8 @@ pub(crate) struct Settings {
     pub forward_delayed: bool,
     /// Every [`Consumer`]'s de-duplication (`QUEUE_DEDUPE_URL`), unless it sets its own.
     pub dedupe: Option<dedupe::Dedupe>,
+    /// The lease of [`Consumer::dedupe`] claims (`QUEUE_DEDUPE_LEASE`).
+    pub dedupe_lease: Duration,
 }
 
 impl Default for Settings {
@@ -527,6 +530,7 @@ impl From<&QueueConfig> for Settings {
             delay_topics: c.delay_topics.clone(),
             forward_delayed: c.delay_forward,
             dedupe: None,
+            dedupe_lease: c.dedupe_lease,
         }
     }
 }
@@ -601,7 +605,9 @@ impl<B: Broker> QueueBuilder<B> {
     }
 
     /// Delayed delivery's level topics: `prefix.1s`, `.8s`, `.64s`, `.512s` (default
-    /// `corekit.delay`). Services sharing a broker may share them.
+    /// `corekit.delay`). A forwarder sends on every message of its levels through its own
+    /// queue: give each service its own prefix unless each may publish to the others' topics
+    /// (same payload limit and broker permissions).
     pub fn delay_topics(mut self, prefix: impl Into<String>) -> Self {
         self.settings.delay_topics = prefix.into();
         self

@@ -160,8 +160,9 @@ async fn open_publisher(connection: &Connection) -> Result<Channel> {
 /// Messages are persistent and published `mandatory` with confirms: `publish` returns once the
 /// broker stored them, and a message no queue would receive (no group subscribed or provisioned
 /// yet) is [`NotFound`](ErrorKind::NotFound), not silently dropped; on a topic this handle
-/// provisioned a group of, an unroutable publish is taken for a restarted broker still restoring
-/// its bindings and sent again within the operation timeout. The connection recovers by
+/// provisioned a group of, an unroutable publish is first taken for a restarted broker still
+/// restoring its bindings and sent again for up to 15 s (within the operation timeout). The
+/// connection recovers by
 /// itself (channels, consumers and declarations are restored); publishes made meanwhile wait
 /// for it within the operation timeout. Retries are republished straight to the group's queue.
 #[derive(Clone)]
@@ -407,6 +408,7 @@ impl RabbitMqBroker {
         let (exchange, routing_key) = (short(exchange)?, short(routing_key)?);
         let what = || format!("publishing to {exchange:?}");
         bounded(self.timeout(), what, async {
+            let started = std::time::Instant::now();
             loop {
                 let channel = self.publisher().await?;
                 let sent = channel
@@ -431,7 +433,9 @@ impl RabbitMqBroker {
                     // durable queues' bindings: wait for them (within the bound) instead of
                     // reporting a topic without groups.
                     Ok(Confirmation::Ack(Some(_)))
-                        if self.recently_disconnected() || self.has_bound(exchange.as_str()) =>
+                        if self.recently_disconnected()
+                            || (self.has_bound(exchange.as_str())
+                                && started.elapsed() < RECOVERY_GRACE) =>
                     {
                         tracing::debug!("rabbitmq: unroutable right after a reconnect; retrying");
                         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -401,10 +401,10 @@ async fn dedupe_from_variables() {
                     let body = m.text().unwrap().to_owned();
                     seen.lock().unwrap().push(body.clone());
                     // One lane, in order: the duplicate came before this.
-                    if body == "end" {
-                        if let Some(stop) = stop.lock().unwrap().take() {
-                            let _ = stop.send(());
-                        }
+                    if body == "end"
+                        && let Some(stop) = stop.lock().unwrap().take()
+                    {
+                        let _ = stop.send(());
                     }
                     Ok::<(), corekit::Error>(())
                 }

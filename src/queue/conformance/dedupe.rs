@@ -23,9 +23,14 @@ impl DedupeStore for Counting {
     fn name(&self) -> &'static str {
         "counting"
     }
-    fn claim<'a>(&'a self, key: &'a str, lease: Duration) -> BoxFuture<'a, crate::Result<Claim>> {
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, crate::Result<Claim>> {
         Box::pin(async move {
-            let claim = self.inner.claim(key, lease).await?;
+            let claim = self.inner.claim(key, token, lease).await?;
             if claim == Claim::Done {
                 self.done.fetch_add(1, Ordering::SeqCst);
             }
@@ -35,8 +40,8 @@ impl DedupeStore for Counting {
     fn complete<'a>(&'a self, key: &'a str, window: Duration) -> BoxFuture<'a, crate::Result<()>> {
         self.inner.complete(key, window)
     }
-    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, crate::Result<()>> {
-        self.inner.release(key)
+    fn release<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, crate::Result<()>> {
+        self.inner.release(key, token)
     }
 }
 

@@ -30,16 +30,24 @@ pub enum Claim {
 /// `queue-dedupe-redis`).
 ///
 /// Keys are the caller's (`corekit:dedupe:<topic>:<group>:<id>`). A key is *busy* for the lease
-/// after [`claim`](Self::claim) and *done* for the window after [`complete`](Self::complete).
+/// after [`claim`](Self::claim), held by that claim's token, and *done* for the window after
+/// [`complete`](Self::complete).
 pub trait DedupeStore: Send + Sync + 'static {
     /// Short name (`memory`, `redis`) for logs.
     fn name(&self) -> &'static str;
-    /// Makes `key` busy for `lease` unless it is busy or done already.
-    fn claim<'a>(&'a self, key: &'a str, lease: Duration) -> BoxFuture<'a, Result<Claim>>;
+    /// Makes `key` busy for `lease`, held by `token`, unless it is busy or done already.
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Claim>>;
     /// Marks `key` done for `window`.
     fn complete<'a>(&'a self, key: &'a str, window: Duration) -> BoxFuture<'a, Result<()>>;
-    /// Forgets a busy `key` (its handling failed; the message is tried again).
-    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Forgets `key` if it is still busy under `token` (its handling failed or paused; the
+    /// message is tried again). A claim that expired and was taken by another, or a key marked
+    /// done meanwhile, is left alone.
+    fn release<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<()>>;
 }
 
 /// De-duplication settings of a consumer: the store, how long a handled id is remembered, how
@@ -68,9 +76,9 @@ impl Dedupe {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum State {
-    Busy(Instant),
+    Busy(Instant, String),
     Done(Instant),
 }
 
@@ -99,20 +107,25 @@ impl DedupeStore for MemoryDedupe {
         "memory"
     }
 
-    fn claim<'a>(&'a self, key: &'a str, lease: Duration) -> BoxFuture<'a, Result<Claim>> {
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Claim>> {
         let now = Instant::now();
         let mut ids = self.ids();
         // Amortised: a sweep each time the map doubles keeps it near the live entries.
         if ids.len() >= 1024 && ids.len().is_power_of_two() {
             ids.retain(|_, s| match s {
-                State::Busy(until) | State::Done(until) => *until > now,
+                State::Busy(until, _) | State::Done(until) => *until > now,
             });
         }
         let claim = match ids.get(key) {
             Some(State::Done(until)) if *until > now => Claim::Done,
-            Some(State::Busy(until)) if *until > now => Claim::Busy,
+            Some(State::Busy(until, _)) if *until > now => Claim::Busy,
             _ => {
-                ids.insert(key.to_owned(), State::Busy(now + lease));
+                ids.insert(key.to_owned(), State::Busy(now + lease, token.to_owned()));
                 Claim::New
             }
         };
@@ -125,9 +138,9 @@ impl DedupeStore for MemoryDedupe {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn release<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<()>> {
         let mut ids = self.ids();
-        if matches!(ids.get(key), Some(State::Busy(_))) {
+        if matches!(ids.get(key), Some(State::Busy(_, t)) if t == token) {
             ids.remove(key);
         }
         Box::pin(std::future::ready(Ok(())))
@@ -184,35 +197,32 @@ mod tests {
     async fn a_key_is_new_then_busy_then_done_until_its_window_ends() {
         let store = MemoryDedupe::new();
         let lease = Duration::from_secs(60);
-        assert_eq!(store.claim("k", lease).await.unwrap(), Claim::New);
-        assert_eq!(store.claim("k", lease).await.unwrap(), Claim::Busy);
-        store.release("k").await.unwrap();
-        assert_eq!(store.claim("k", lease).await.unwrap(), Claim::New);
+        let claim = |key: &'static str, token: &'static str, lease| {
+            let store = store.clone();
+            async move { store.claim(key, token, lease).await.unwrap() }
+        };
+        assert_eq!(claim("k", "a", lease).await, Claim::New);
+        assert_eq!(claim("k", "b", lease).await, Claim::Busy);
+        store.release("k", "b").await.unwrap();
+        assert_eq!(claim("k", "b", lease).await, Claim::Busy, "not b's to free");
+        store.release("k", "a").await.unwrap();
+        assert_eq!(claim("k", "c", lease).await, Claim::New);
         store
             .complete("k", Duration::from_millis(50))
             .await
             .unwrap();
-        assert_eq!(store.claim("k", lease).await.unwrap(), Claim::Done);
-        store.release("k").await.unwrap();
+        assert_eq!(claim("k", "d", lease).await, Claim::Done);
+        store.release("k", "c").await.unwrap();
         assert_eq!(
-            store.claim("k", lease).await.unwrap(),
+            claim("k", "d", lease).await,
             Claim::Done,
             "release leaves done"
         );
         tokio::time::sleep(Duration::from_millis(60)).await;
-        assert_eq!(
-            store.claim("k", lease).await.unwrap(),
-            Claim::New,
-            "window over"
-        );
-        assert_eq!(
-            store.claim("other", Duration::ZERO).await.unwrap(),
-            Claim::New
-        );
-        assert_eq!(
-            store.claim("other", lease).await.unwrap(),
-            Claim::New,
-            "lease over"
-        );
+        assert_eq!(claim("k", "e", lease).await, Claim::New, "window over");
+        assert_eq!(claim("o", "a", Duration::ZERO).await, Claim::New);
+        assert_eq!(claim("o", "b", lease).await, Claim::New, "lease over");
+        store.release("o", "a").await.unwrap();
+        assert_eq!(claim("o", "c", lease).await, Claim::Busy, "b's claim kept");
     }
 }

@@ -5,12 +5,13 @@ use crate::queue::BoxFuture;
 use crate::redis::bounded;
 use crate::{Error, ErrorKind, Result};
 use fred::clients::Pool;
-use fred::interfaces::KeysInterface;
+use fred::interfaces::{KeysInterface, LuaInterface};
 use fred::types::{Expiration, SetOptions, Value};
 use std::time::Duration;
 
 /// Handled ids in Redis (single, Cluster or Sentinel URL), shared by every consumer of a
-/// group: a busy key is `SET NX PX lease`, a done one `SET PX window`.
+/// group: a busy key is `SET key busy:<token> NX PX lease`, a done one `SET key done PX
+/// window`; a release deletes the key only while it holds its own token (one script).
 ///
 /// ```no_run
 /// # async fn run() -> corekit::Result<()> {
@@ -69,18 +70,26 @@ impl DedupeStore for RedisDedupe {
         "redis"
     }
 
-    fn claim<'a>(&'a self, key: &'a str, lease: Duration) -> BoxFuture<'a, Result<Claim>> {
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Claim>> {
         Box::pin(async move {
-            if self.set(key, "busy", lease, true).await? {
+            let busy = format!("busy:{token}");
+            if self.set(key, &busy, lease, true).await? {
                 return Ok(Claim::New);
             }
             let state: Option<String> =
                 bounded(self.timeout, "dedupe", self.client.get(key)).await?;
             Ok(match state.as_deref() {
                 Some("done") => Claim::Done,
+                // Ours: an earlier SET that timed out on the way back had been applied.
+                Some(s) if s == busy => Claim::New,
                 Some(_) => Claim::Busy,
                 // Expired between the two calls: free again.
-                None if self.set(key, "busy", lease, true).await? => Claim::New,
+                None if self.set(key, &busy, lease, true).await? => Claim::New,
                 None => Claim::Busy,
             })
         })
@@ -96,15 +105,19 @@ impl DedupeStore for RedisDedupe {
         })
     }
 
-    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn release<'a>(&'a self, key: &'a str, token: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            // Only a busy key: a done one must stay (a late release after another consumer
-            // finished it).
-            let state: Option<String> =
-                bounded(self.timeout, "dedupe", self.client.get(key)).await?;
-            if state.as_deref() == Some("busy") {
-                let _: i64 = bounded(self.timeout, "dedupe", self.client.del(key)).await?;
-            }
+            // Only our own claim: not a done key, nor another consumer's claim taken after
+            // ours expired.
+            const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                                   return redis.call('DEL', KEYS[1]) else return 0 end";
+            let _: i64 = bounded(
+                self.timeout,
+                "dedupe",
+                self.client
+                    .eval(RELEASE, vec![key], vec![format!("busy:{token}")]),
+            )
+            .await?;
             Ok(())
         })
     }

@@ -1,6 +1,6 @@
 //! The forwarder: moves delayed messages from level to level, then to their topic.
 
-use super::{DELAY_GROUP, Route, Waiting, route, to_topic, unix_ms};
+use super::{DELAY_GROUP, LEVELS, Route, Waiting, route, to_topic, unix_ms};
 use crate::queue::{Delivery, Queue};
 use crate::retry::Backoff;
 use crate::{Error, ErrorKind, Result};
@@ -98,7 +98,8 @@ impl DelayForwarder {
         Self { queue, held: 512 }
     }
 
-    /// Messages each level may hold waiting at once (default 512; the level's prefetch).
+    /// Messages each level may hold waiting at once (default 512; the level's prefetch, and a
+    /// bound on what the forwarder holds in memory on every broker).
     pub fn held(mut self, n: u32) -> Self {
         self.held = n.max(1);
         self
@@ -123,16 +124,31 @@ impl DelayForwarder {
         let counters = Arc::new(Counters::default());
         let (stop, stopping) = watch::channel(false);
         let mut held = tokio::task::JoinSet::new();
+        // Bounds what is held on every broker: Kafka and memory have no prefetch of their own.
+        let room = Arc::new(tokio::sync::Semaphore::new(
+            self.held as usize * LEVELS.len(),
+        ));
         let mut shutdown = std::pin::pin!(shutdown);
         let ended = loop {
             while held.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                biased;
+                () = &mut shutdown => break false,
+                permit = room.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break false,
+                },
+            };
             tokio::select! {
                 biased;
                 () = &mut shutdown => break false,
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => {
                         let (queue, counters, stopping) = (self.queue.clone(), counters.clone(), stopping.clone());
-                        held.spawn(async move { forward(&queue, delivery, stopping, &counters).await });
+                        held.spawn(async move {
+                            forward(&queue, delivery, stopping, &counters).await;
+                            drop(permit);
+                        });
                     }
                     Some(Err(e)) => tracing::warn!(error = %e, "queue delay forwarder: receive failed"),
                     None => break true,
@@ -165,13 +181,17 @@ async fn forward(
         }
         return;
     };
-    let hold = |until_ms: u64| {
-        let left = until_ms.saturating_sub(unix_ms(SystemTime::now()));
-        tokio::time::Instant::now() + Duration::from_millis(left)
-    };
+    // Never past the due time nor longer than the longest level, whatever the header says (a
+    // publisher's clock ahead of ours, a forged value).
+    let longest = LEVELS[LEVELS.len() - 1].as_millis() as u64;
+    let now = unix_ms(SystemTime::now());
+    let hop = waiting
+        .hop
+        .min(waiting.due)
+        .min(now.saturating_add(longest));
     // Waiting, not being worked on: a Kafka rebalance need not wait for it.
     delivery.park();
-    let hop_end = hold(waiting.hop);
+    let hop_end = tokio::time::Instant::now() + Duration::from_millis(hop.saturating_sub(now));
     if !crate::queue::dispatch::hold_until(&mut delivery, hop_end, &mut stopping).await {
         return;
     }

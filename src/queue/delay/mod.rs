@@ -20,6 +20,9 @@ use crate::{Error, Result};
 use std::sync::{Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The longest id a delayed message may have: its per-hop id adds up to 12 bytes.
+const MAX_ID: usize = 240;
+
 /// The longest delay [`Queue::publish_after`](super::Queue::publish_after) accepts: 366 days.
 pub const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
 
@@ -27,7 +30,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
 pub const DELAY_GROUP: &str = "corekit-delay";
 
 /// The level lengths, shortest first.
-const LEVELS: [Duration; 4] = [
+pub(crate) const LEVELS: [Duration; 4] = [
     Duration::from_secs(1),
     Duration::from_secs(8),
     Duration::from_secs(64),
@@ -236,6 +239,14 @@ impl super::Queue {
         super::message::validate_topic(topic)?;
         for m in &messages {
             m.validate(self.settings.max_payload)?;
+            // Room for the per-hop suffix within every broker's id limit (AMQP's 255 bytes).
+            if m.id.len() > MAX_ID {
+                return Err(Error::invalid_input(format!(
+                    "message id {:?} is {} bytes; a delayed message's id may be {MAX_ID} at most",
+                    m.id,
+                    m.id.len()
+                )));
+            }
             if let Some(h) = RESERVED.iter().find(|h| m.headers.contains_key(**h)) {
                 return Err(Error::invalid_input(format!(
                     "header {h:?} is reserved by corekit's delayed delivery"
