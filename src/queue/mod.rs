@@ -96,7 +96,7 @@
 //! before acknowledging it gets it handled again (Kafka: everything since the last committed
 //! offset). [`Consumer::dedupe`] (or `QUEUE_DEDUPE_URL` for every consumer of a queue) keeps
 //! the ids a group handled in a [`DedupeStore`]: [`MemoryDedupe`] for one process,
-//! [`RedisDedupe`](crate::queue::RedisDedupe) (feature `queue-dedupe-redis`) shared by all.
+//! [`RedisDedupe`] (feature `queue-dedupe-redis`) shared by all.
 //! Before the handler runs, the message's id is claimed for a lease; a success marks it done
 //! for the window, a failure frees it for the retry. A delivery whose id is done is
 //! acknowledged without running the handler ([`ConsumeReport::duplicates`]); one whose id
