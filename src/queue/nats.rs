@@ -5,6 +5,7 @@ use super::message::{ID_HEADER, from_wire, wire_headers};
 use super::{
     BoxFuture, Broker, Headers, Incoming, IncomingStream, Message, Settle, TopicOptions, bounded,
 };
+use crate::retry::Backoff;
 use crate::{Error, ErrorKind, Result};
 use async_nats::jetstream::{self, AckKind, consumer::pull, stream};
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
@@ -186,6 +187,8 @@ fn nats_error(e: impl std::error::Error + Send + Sync + 'static, what: &str) -> 
         || lower.contains("disconnect")
         // A pull whose server went away (a clustered node died): the client pulls again.
         || lower.contains("missed idle heartbeat")
+        // JetStream's 10008, e.g. a cluster electing its meta leader.
+        || lower.contains("temporarily unavailable")
     {
         ErrorKind::Unavailable
     } else {
@@ -270,25 +273,32 @@ impl NatsBroker {
     ) -> Result<stream::Stream> {
         let name = stream_name(topic);
         let limit = |n: Option<u64>| n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-        let mut stream = self
-            .inner
-            .jetstream
-            .get_or_create_stream(stream::Config {
-                name: name.clone(),
-                subjects: vec![topic.to_owned()],
-                storage: stream::StorageType::File,
-                num_replicas: usize::from(options.replication.max(1)),
-                max_age: options.retention.unwrap_or_default(),
-                max_bytes: limit(options.retention_bytes),
-                max_messages: limit(options.retention_messages),
-                ..Default::default()
+        let config = stream::Config {
+            name: name.clone(),
+            subjects: vec![topic.to_owned()],
+            storage: stream::StorageType::File,
+            num_replicas: usize::from(options.replication.max(1)),
+            max_age: options.retention.unwrap_or_default(),
+            max_bytes: limit(options.retention_bytes),
+            max_messages: limit(options.retention_messages),
+            ..Default::default()
+        };
+        let (stream, info) = self
+            .admin("creating a stream", || async {
+                let mut stream = self
+                    .inner
+                    .jetstream
+                    .get_or_create_stream(config.clone())
+                    .await
+                    .map_err(|e| nats_error(e, "creating a stream"))?;
+                let info = stream
+                    .info()
+                    .await
+                    .map_err(|e| nats_error(e, "reading stream info"))?
+                    .clone();
+                Ok((stream, info))
             })
-            .await
-            .map_err(|e| nats_error(e, "creating a stream"))?;
-        let info = stream
-            .info()
-            .await
-            .map_err(|e| nats_error(e, "reading stream info"))?;
+            .await?;
         if !info.config.subjects.iter().any(|s| s == topic) {
             return Err(Error::new(
                 ErrorKind::Conflict,
@@ -344,20 +354,50 @@ impl NatsBroker {
         prefetch: u32,
     ) -> Result<jetstream::consumer::Consumer<pull::Config>> {
         let stream = self.ensure_stream(topic).await?;
-        stream
-            .get_or_create_consumer(
-                group,
-                pull::Config {
-                    durable_name: Some(group.to_owned()),
-                    filter_subject: topic.to_owned(),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: self.inner.builder.ack_wait,
-                    max_ack_pending: i64::from(prefetch.max(1)),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| nats_error(e, "creating a consumer"))
+        let config = pull::Config {
+            durable_name: Some(group.to_owned()),
+            filter_subject: topic.to_owned(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: self.inner.builder.ack_wait,
+            max_ack_pending: i64::from(prefetch.max(1)),
+            ..Default::default()
+        };
+        self.admin("creating a consumer", || async {
+            stream
+                .get_or_create_consumer(group, config.clone())
+                .await
+                .map_err(|e| nats_error(e, "creating a consumer"))
+        })
+        .await
+    }
+
+    /// Runs an idempotent JetStream API call (create or look up a stream or a consumer) again
+    /// while it times out or JetStream is briefly unavailable. A clustered meta leader under
+    /// load can leave one request unanswered (a stream create waited past 30 s in CI); a fresh
+    /// request is answered, so each attempt gets a quarter of the operation timeout and the
+    /// caller's bound ends the retries.
+    async fn admin<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let attempt_timeout = (self.timeout() / 4).max(Duration::from_secs(1));
+        let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let mut retry = 0;
+        loop {
+            let error = match tokio::time::timeout(attempt_timeout, call()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) if matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Unavailable) => e,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => Error::new(
+                    ErrorKind::Timeout,
+                    format!("{what}: no answer within {attempt_timeout:?}"),
+                ),
+            };
+            retry += 1;
+            tracing::debug!(error = %error, retry, "nats: {what}; asking again");
+            tokio::time::sleep(backoff.delay(retry)).await;
+        }
     }
 }
 
