@@ -31,7 +31,10 @@ pub use consumer::{
     consumer_keeps_per_key_order, consumer_retries_then_dead_letters,
     consumer_survives_panics_and_bad_payloads, graceful_shutdown_finishes_in_flight,
 };
-pub use dedupe::dedupe_skips_handled_ids_and_retries_failed_ones;
+pub use dedupe::{
+    dedupe_holds_a_copy_while_another_lane_handles_it, dedupe_skips_handled_ids_and_retries_failed_ones,
+    dedupe_store_keeps_claims_apart,
+};
 pub use delay::{
     a_consumer_forwards_delayed_messages, a_stopped_forwarder_loses_no_delayed_message,
     delayed_batches_past_times_and_bad_delays, delayed_delivery_waits_then_reaches_every_group,
@@ -113,6 +116,10 @@ pub async fn run_all(queue: Queue) {
     Box::pin(a_stopped_forwarder_loses_no_delayed_message(queue.clone())).await;
     Box::pin(a_consumer_forwards_delayed_messages(queue.clone())).await;
     Box::pin(dedupe_skips_handled_ids_and_retries_failed_ones(
+        queue.clone(),
+    ))
+    .await;
+    Box::pin(dedupe_holds_a_copy_while_another_lane_handles_it(
         queue.clone(),
     ))
     .await;

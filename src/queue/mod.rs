@@ -69,7 +69,9 @@
 //!
 //! - **Kept**: payload, id, key, headers and trace context; the first delivery is attempt 1.
 //! - **When**: never early (the forwarder compares wall clocks: keep hosts on NTP). Late by the
-//!   time one publish takes, in normal operation; while no forwarder runs, messages wait.
+//!   time one publish and its delivery take, in normal operation; while no forwarder runs,
+//!   messages wait. A subscriber that only just started may add its own start-up (a new Kafka
+//!   group's first join: ~3 s on Tansu here) to the first messages it gets, delayed or not.
 //! - **Order**: by due time, as far as the broker orders (Kafka: within a key).
 //! - **Faults**: a message leaves a level only once its next step was accepted, so a broker
 //!   restart or a forwarder that dies loses nothing; the next forwarder may send again what the
@@ -81,10 +83,10 @@
 //!
 //! | broker | the level topics are | what holds a waiting message | lateness measured (1,000 x 2 s, p50 / p99) |
 //! |---|---|---|---|
-//! | memory | in-process topics (lost with the process) | the forwarder | 2-4 ms / 4-7 ms |
-//! | Kafka | topics (the queue's topic options: partitions, retention) | the forwarder; Kafka commits the offset once it moved on | Tansu: 1.6 s / 5 s (publishes at ~150/s here; see BENCHMARKS.md) |
-//! | RabbitMQ | fanout exchanges with the durable queue `<level>.corekit-delay` | the forwarder, unacknowledged | 1 ms / 3-4 ms |
-//! | NATS JetStream | streams (`corekit_delay_1s`, ...) | the forwarder, with ack-wait progress | 1 ms / 3 ms |
+//! | memory | in-process topics (lost with the process) | the forwarder | 4-6 ms / 8-16 ms |
+//! | Kafka | topics (the queue's topic options: partitions, retention) | the forwarder; Kafka commits the offset once it moved on | Tansu: 33-35 ms / 61-68 ms (one publish and one fetch: an immediate message takes ~50 ms from publish to subscriber here) |
+//! | RabbitMQ | fanout exchanges with the durable queue `<level>.corekit-delay` | the forwarder, unacknowledged | 1-2 ms / 5-6 ms |
+//! | NATS JetStream | streams (`corekit_delay_1s`, ...) | the forwarder, with ack-wait progress | 1-2 ms / 3-6 ms |
 //! | core NATS ([`NatsMode::Core`]) | subjects, fire-and-forget | the forwarder only: a message is lost when no forwarder receives it or one stops holding it; use JetStream | — |
 //!
 //! Restarts are tested: 200 messages delayed 3-9 s while NATS, RabbitMQ or durable Kafka was

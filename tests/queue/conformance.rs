@@ -29,6 +29,7 @@ macro_rules! queue_suite {
             a_stopped_forwarder_loses_no_delayed_message,
             a_consumer_forwards_delayed_messages,
             dedupe_skips_handled_ids_and_retries_failed_ones,
+            dedupe_holds_a_copy_while_another_lane_handles_it,
             bad_input_is_rejected_before_the_broker,
             delete_topic_or_unsupported
         );

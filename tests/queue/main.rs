@@ -6,6 +6,7 @@ mod support;
 
 mod conformance;
 mod consumer_kill;
+mod dedupe;
 mod faults;
 mod from_env;
 mod kafka;

@@ -17,6 +17,7 @@ use std::time::Duration;
 struct Counting {
     inner: MemoryDedupe,
     done: Arc<AtomicU32>,
+    busy: Arc<AtomicU32>,
 }
 
 impl DedupeStore for Counting {
@@ -31,9 +32,11 @@ impl DedupeStore for Counting {
     ) -> BoxFuture<'a, crate::Result<Claim>> {
         Box::pin(async move {
             let claim = self.inner.claim(key, token, lease).await?;
-            if claim == Claim::Done {
-                self.done.fetch_add(1, Ordering::SeqCst);
-            }
+            match claim {
+                Claim::Done => self.done.fetch_add(1, Ordering::SeqCst),
+                Claim::Busy => self.busy.fetch_add(1, Ordering::SeqCst),
+                Claim::New => 0,
+            };
             Ok(claim)
         })
     }
@@ -109,4 +112,95 @@ pub async fn dedupe_skips_handled_ids_and_retries_failed_ones(queue: Queue) {
     assert_eq!(report.duplicates, 1, "{report:?}");
     assert_eq!((report.acked, report.retried), (11, 1), "{report:?}");
     cleanup(&queue, &[&t, &queue.dead_letter_topic(&t)]).await;
+}
+
+/// A producer that retried a publish whose acknowledgement it lost leaves one id on the topic
+/// twice. With two lanes the copies arrive together: the second finds the id claimed while
+/// the first is handled, waits, then is acknowledged as a duplicate, so the handler runs once.
+/// (NATS JetStream drops the second publish itself, by its message-id window.)
+pub async fn dedupe_holds_a_copy_while_another_lane_handles_it(queue: Queue) {
+    let t = unique_topic("dedupe_copy");
+    let store = Counting::default();
+    let (duplicates, busy) = (store.done.clone(), store.busy.clone());
+    let consumer = queue
+        .consumer(&t, "g")
+        .concurrency(2)
+        .dedupe(store.clone(), Duration::from_secs(60));
+    queue.ensure_group(&t, "g").await.expect("ensure group");
+    let first = Message::new("retried publish");
+    let copy = first.clone();
+    queue.publish(&t, first).await.expect("publish");
+    queue.publish(&t, copy).await.expect("publish again");
+    queue
+        .publish(&t, Message::new("after"))
+        .await
+        .expect("publish");
+    let server_dedupes = queue.backend_name() == "nats";
+    let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let seen = runs.clone();
+    let report = run_until(
+        consumer,
+        move |m| {
+            let seen = seen.clone();
+            Box::pin(async move {
+                let body = m.text().expect("a UTF-8 payload").to_owned();
+                *seen.lock().expect("lock").entry(body).or_default() += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok(())
+            })
+        },
+        {
+            let runs = runs.clone();
+            move || {
+                runs.lock().expect("lock").contains_key("after")
+                    && (server_dedupes || duplicates.load(Ordering::SeqCst) >= 1)
+            }
+        },
+    )
+    .await;
+    let runs = runs.lock().expect("lock").clone();
+    assert_eq!(runs.get("retried publish"), Some(&1), "{runs:?}");
+    if !server_dedupes {
+        assert!(
+            busy.load(Ordering::SeqCst) >= 1,
+            "the copy found its id claimed while the first was handled"
+        );
+        assert_eq!(report.duplicates, 1, "{report:?}");
+    }
+    cleanup(&queue, &[&t, &queue.dead_letter_topic(&t)]).await;
+}
+
+/// What every [`DedupeStore`] keeps: a claimed id is busy for others until its lease ends or
+/// its holder frees it (only its holder can), done for its window once completed (a late
+/// release leaves it done), then new again. `store` is shared with nothing else: keys are
+/// unique to this call.
+pub async fn dedupe_store_keeps_claims_apart(store: impl DedupeStore) {
+    let (k, o) = (unique_topic("dedupe_k"), unique_topic("dedupe_o"));
+    let lease = Duration::from_secs(60);
+    let claim = |key: &str, token: &'static str, lease| {
+        let (store, key) = (&store, key.to_owned());
+        async move { store.claim(&key, token, lease).await.expect("claim") }
+    };
+    assert_eq!(claim(&k, "a", lease).await, Claim::New);
+    assert_eq!(claim(&k, "b", lease).await, Claim::Busy);
+    store.release(&k, "b").await.expect("release");
+    assert_eq!(claim(&k, "b", lease).await, Claim::Busy, "not b's to free");
+    store.release(&k, "a").await.expect("release");
+    assert_eq!(claim(&k, "c", lease).await, Claim::New);
+    store
+        .complete(&k, Duration::from_millis(300))
+        .await
+        .expect("complete");
+    assert_eq!(claim(&k, "d", lease).await, Claim::Done);
+    store.release(&k, "c").await.expect("release");
+    assert_eq!(claim(&k, "d", lease).await, Claim::Done, "release leaves done");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(claim(&k, "e", lease).await, Claim::New, "window over");
+    assert_eq!(claim(&o, "a", Duration::from_millis(50)).await, Claim::New);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(claim(&o, "b", lease).await, Claim::New, "lease over");
+    store.release(&o, "a").await.expect("release");
+    assert_eq!(claim(&o, "c", lease).await, Claim::Busy, "b's claim kept");
+    store.release(&o, "b").await.expect("release");
+    store.release(&k, "e").await.expect("release");
 }

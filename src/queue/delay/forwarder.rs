@@ -246,7 +246,13 @@ async fn forward(
                 tracing::warn!(topic = %waiting.topic, error = %e, ?delay,
                     "queue delay forwarder: sending a delayed message on failed; holding it");
                 let until = tokio::time::Instant::now() + delay;
+                delivery.park();
                 if !crate::queue::dispatch::hold_until(&mut delivery, until, &mut stopping).await {
+                    return;
+                }
+                // Lost meanwhile (partition moved, channel gone): its next holder sends it, so
+                // two forwarders do not both keep retrying it.
+                if !delivery.start() {
                     return;
                 }
             }
