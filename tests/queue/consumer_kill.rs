@@ -18,7 +18,7 @@ const TOTAL: usize = 200;
 
 /// The settings both processes use: redelivery after 3 s on NATS, a 6 s session on Kafka, so
 /// the dead consumer's messages come back quickly.
-fn config(url: &str) -> QueueConfig {
+pub(crate) fn config(url: &str) -> QueueConfig {
     let vars = [
         ("QUEUE_URL", url),
         ("QUEUE_ACK_WAIT", "3s"),

@@ -8,6 +8,7 @@ mod conformance;
 mod consumer_kill;
 mod dedupe;
 mod faults;
+mod forwarder_kill;
 mod from_env;
 mod kafka;
 mod kafka_durable;
