@@ -215,6 +215,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         Error::invalid_input(message).with_operation(op)
     }
 
+    #[inline]
     pub(super) fn check_size(&self, len: usize, key: &[u8], op: &'static str) -> Result<()> {
         if len > self.inner.max_value_size {
             return Err(Error::invalid_input(format!(
@@ -227,6 +228,7 @@ impl<S: CacheStore, C: Codec> Cache<S, C> {
         Ok(())
     }
 
+    #[inline]
     pub(super) fn effective_ttl(&self, ttl: Option<Duration>) -> Option<Duration> {
         let ttl = ttl?;
         if self.inner.jitter <= 0.0 {

@@ -127,9 +127,11 @@ impl Counters {
     pub(super) fn miss(&self) {
         self.add(|s| &s.misses, 1);
     }
+    #[inline]
     pub(super) fn set(&self) {
         self.sets(1);
     }
+    #[inline]
     pub(super) fn sets(&self, n: u64) {
         self.add(|s| &s.sets, n);
     }

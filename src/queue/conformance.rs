@@ -32,8 +32,8 @@ pub use consumer::{
     consumer_survives_panics_and_bad_payloads, graceful_shutdown_finishes_in_flight,
 };
 pub use dedupe::{
-    dedupe_holds_a_copy_while_another_lane_handles_it, dedupe_skips_handled_ids_and_retries_failed_ones,
-    dedupe_store_keeps_claims_apart,
+    dedupe_holds_a_copy_while_another_lane_handles_it,
+    dedupe_skips_handled_ids_and_retries_failed_ones, dedupe_store_keeps_claims_apart,
 };
 pub use delay::{
     a_consumer_forwards_delayed_messages, a_stopped_forwarder_loses_no_delayed_message,

@@ -193,7 +193,11 @@ pub async fn dedupe_store_keeps_claims_apart(store: impl DedupeStore) {
         .expect("complete");
     assert_eq!(claim(&k, "d", lease).await, Claim::Done);
     store.release(&k, "c").await.expect("release");
-    assert_eq!(claim(&k, "d", lease).await, Claim::Done, "release leaves done");
+    assert_eq!(
+        claim(&k, "d", lease).await,
+        Claim::Done,
+        "release leaves done"
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(claim(&k, "e", lease).await, Claim::New, "window over");
     assert_eq!(claim(&o, "a", Duration::from_millis(50)).await, Claim::New);
