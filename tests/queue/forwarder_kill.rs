@@ -49,18 +49,30 @@ fn forwarder_child() {
     });
 }
 
+/// The child process, SIGKILLed when dropped (also when the test fails before killing it).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill(); // SIGKILL
+        let _ = self.0.wait();
+    }
+}
+
 async fn kill_forwarder(url: String) {
     let levels = unique_topic("fkill_levels");
     let queue = queue(&url, &levels).await;
     let topic = unique_topic("fkill");
     let mut sub = queue.subscribe(&topic, "g").await.unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["forwarder_kill::forwarder_child", "--exact", "--nocapture"])
-        .env(CHILD, format!("{url}|{levels}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Some(Child(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["forwarder_kill::forwarder_child", "--exact", "--nocapture"])
+            .env(CHILD, format!("{url}|{levels}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
     // Due times on whole milliseconds, 20 ms apart, from 2 s ahead.
     let start = now_ms() + 2_000;
     let mut due = BTreeMap::new();
@@ -97,8 +109,7 @@ async fn kill_forwarder(url: String) {
         *arrived.entry(body).or_default() += 1;
         d.ack().await.unwrap();
         if forwarder.is_none() && arrived.len() >= TOTAL as usize / 2 {
-            child.kill().unwrap(); // SIGKILL, while it holds the rest
-            child.wait().unwrap();
+            drop(child.take()); // SIGKILL, while it holds the rest
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let run = queue.delay_forwarder().run(async {
                 let _ = stopped.await;
