@@ -373,9 +373,9 @@ impl NatsBroker {
 
     /// Runs an idempotent JetStream API call (create or look up a stream or a consumer) again
     /// while it times out or JetStream is briefly unavailable. A clustered meta leader under
-    /// load can leave one request unanswered (a stream create waited past 30 s in CI); a fresh
-    /// request is answered, so each attempt gets a quarter of the operation timeout and the
-    /// caller's bound ends the retries.
+    /// load can leave one request unanswered (a stream create waited past 30 s in CI), where a
+    /// new request may be answered: each attempt gets a quarter of the operation timeout, and
+    /// the caller's bound (every caller has one) ends the retries.
     async fn admin<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
     where
         F: Fn() -> Fut,

@@ -115,7 +115,7 @@ pub async fn dedupe_skips_handled_ids_and_retries_failed_ones(queue: Queue) {
 }
 
 /// A producer that retried a publish whose acknowledgement it lost leaves one id on the topic
-/// twice. With two lanes the copies arrive together: the second finds the id claimed while
+/// twice. With two lanes both copies are taken at once: the second finds the id claimed while
 /// the first is handled, waits, then is acknowledged as a duplicate, so the handler runs once.
 /// (NATS JetStream drops the second publish itself, by its message-id window.)
 pub async fn dedupe_holds_a_copy_while_another_lane_handles_it(queue: Queue) {
@@ -138,14 +138,26 @@ pub async fn dedupe_holds_a_copy_while_another_lane_handles_it(queue: Queue) {
     let server_dedupes = queue.backend_name() == "nats";
     let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let seen = runs.clone();
+    let claimed = busy.clone();
     let report = run_until(
         consumer,
         move |m| {
-            let seen = seen.clone();
+            let (seen, claimed) = (seen.clone(), claimed.clone());
             Box::pin(async move {
                 let body = m.text().expect("a UTF-8 payload").to_owned();
+                let first = body == "retried publish";
                 *seen.lock().expect("lock").entry(body).or_default() += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                // Handling lasts until the copy was turned away (or 10 s): the brokers deliver
+                // across partitions in any order, so a fixed time could end before the copy
+                // is taken.
+                let until = std::time::Instant::now() + Duration::from_secs(10);
+                while first
+                    && !server_dedupes
+                    && claimed.load(Ordering::SeqCst) == 0
+                    && std::time::Instant::now() < until
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 Ok(())
             })
         },
